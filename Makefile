@@ -1,0 +1,60 @@
+# Everything a fresh machine needs: `make demo` and `make test` install what they use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+KAFKA  := $(PYTHON) tools/kafka/localkafka.py
+PYTEST_ARGS ?=
+
+.PHONY: install kafka-up kafka-down kafka-logs kafka-status lint format typecheck check test demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	touch $@
+
+kafka-up:
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+kafka-logs:
+	$(KAFKA) logs
+
+kafka-status:
+	$(KAFKA) status
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy --strict aiostream_kafka
+
+# The suite alone, against whatever clusters run (the fixtures start missing ones).
+check: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Lint, types and the whole suite on real brokers. `localkafka.py run` starts the clusters
+# that are not running and stops them afterwards, even on failure, keeping the exit code
+# (pytest's 5, "no tests ran", is a failure like any other non-zero code).
+test: install lint typecheck
+	$(KAFKA) run -- $(BIN)/pytest $(PYTEST_ARGS)
+
+demo: install
+	$(KAFKA) run -- $(BIN)/python -m examples.demo
+
+bench: install
+	$(KAFKA) run -- $(BIN)/python -m benchmarks
+
+clean:
+	-$(KAFKA) down
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

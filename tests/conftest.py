@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kafka_clusters import KafkaClusters
+
+KAFKA_DIRS = ("integration", "reliability")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/integration and tests/reliability talk to real Kafka."""
+    for item in items:
+        if Path(item.path).parent.name in KAFKA_DIRS:
+            item.add_marker(pytest.mark.kafka)
+        if item.get_closest_marker("kafka"):
+            item.fixturenames.insert(0, "kafka")
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaClusters]:
+    """Both local clusters, reused when running and started otherwise.
+
+    Clusters this fixture started are stopped at the end of the session, unless
+    AIOSTREAM_KAFKA_KEEP=1 asks to keep them for the next run.
+    """
+    clusters = KafkaClusters()
+    started = not all(clusters.ready(name) for name in clusters.names)
+    if started:
+        clusters.up()
+    yield clusters
+    if started and os.environ.get("AIOSTREAM_KAFKA_KEEP") != "1":
+        clusters.down()
+
+
+@pytest.fixture
+def primary(kafka: KafkaClusters) -> str:
+    return kafka.primary
+
+
+@pytest.fixture
+def secondary(kafka: KafkaClusters) -> str:
+    return kafka.secondary
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test (or earlier run) has used."""
+    base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-")[:60]
+    return f"t-{base}-{uuid.uuid4().hex[:8]}"

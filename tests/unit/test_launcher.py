@@ -1,0 +1,74 @@
+"""The local-cluster launcher fails with errors that say what to fix."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.kafka_clusters import LAUNCHER
+
+
+def run_launcher(tmp_path: Path, port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "AIOSTREAM_KAFKA_STATE": str(tmp_path),
+            "AIOSTREAM_KAFKA_PRIMARY": f"127.0.0.1:{port}",
+            **env,
+        },
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_taken_port_is_named_with_its_holder_and_the_log_file(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+
+        result = run_launcher(tmp_path, port, "up", "primary")
+
+    assert result.returncode == 1
+    assert f"port 127.0.0.1:{port} is taken by pid {os.getpid()}" in result.stderr
+    assert f"Log file: {tmp_path / 'primary' / 'kafka.log'}" in result.stderr
+    assert "AIOSTREAM_KAFKA_PRIMARY" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_broker_that_dies_at_start_up_is_reported_with_its_log(tmp_path: Path) -> None:
+    port = free_port()
+
+    result = run_launcher(tmp_path, port, "up", "primary", KAFKA_HEAP_OPTS="-Xmx1k")
+
+    assert result.returncode == 1
+    assert f"the broker for 127.0.0.1:{port} exited" in result.stderr
+    assert str(tmp_path / "primary" / "kafka.log") in result.stderr
+    assert "Too small maximum heap" in result.stderr
+
+
+def test_an_unknown_cluster_name_lists_the_known_ones(tmp_path: Path) -> None:
+    result = run_launcher(tmp_path, free_port(), "stop", "tertiary")
+
+    assert result.returncode == 1
+    assert "unknown cluster 'tertiary'; choose one of: primary, secondary" in result.stderr
+
+
+def test_status_of_stopped_clusters_exits_non_zero(tmp_path: Path) -> None:
+    result = run_launcher(tmp_path, free_port(), "status", "primary")
+
+    assert result.returncode == 3
+    assert "stopped" in result.stdout
