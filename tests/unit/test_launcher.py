@@ -72,3 +72,34 @@ def test_status_of_stopped_clusters_exits_non_zero(tmp_path: Path) -> None:
 
     assert result.returncode == 3
     assert "stopped" in result.stdout
+
+
+def free_port_pair() -> int:
+    """A port whose successor (the controller's port) is free as well."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+@pytest.mark.slow
+def test_run_starts_a_cluster_for_a_command_and_leaves_no_jvm_behind(tmp_path: Path) -> None:
+    port = free_port_pair()
+    probe = (
+        "import sys; sys.path.insert(0, 'tools/kafka'); import localkafka; "
+        f"sys.exit(0 if localkafka.broker_count('127.0.0.1', {port}) == 1 else 9)"
+    )
+    secondary = f"127.0.0.1:{free_port_pair()}"
+
+    result = run_launcher(
+        tmp_path, port, "run", "--", sys.executable, "-c", probe, AIOSTREAM_KAFKA_SECONDARY=secondary
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "primary: stopped" in result.stdout
+    survivors = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert survivors.stdout == ""

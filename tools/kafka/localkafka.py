@@ -251,6 +251,11 @@ def running_pid(c: Cluster) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    try:  # a broker this process started is its child: reap it, or it lingers as a zombie
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except OSError:
