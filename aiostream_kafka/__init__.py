@@ -1,5 +1,44 @@
 """aiostream-kafka: an asyncio-native Kafka framework with first-class multi-cluster support."""
 
 from aiostream_kafka.__about__ import __version__
+from aiostream_kafka.app import App
+from aiostream_kafka.config import Cluster
+from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.errors import (
+    AiostreamKafkaError,
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    NotRunningError,
+    UnknownClusterError,
+)
+from aiostream_kafka.instrumentation.monitor import Event, Monitor
+from aiostream_kafka.messages import Message, Messages
+from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
+from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, Topology
+from aiostream_kafka.runtime.backoff import Backoff
 
-__all__ = ["__version__"]
+__all__ = [
+    "AiostreamKafkaError",
+    "App",
+    "Backoff",
+    "Cluster",
+    "ConfigError",
+    "Consumer",
+    "DecodeError",
+    "EncodeError",
+    "Event",
+    "Message",
+    "Messages",
+    "Monitor",
+    "NotRunningError",
+    "Producer",
+    "ProducerRecord",
+    "ProducerRegistry",
+    "Route",
+    "SubscriptionGroup",
+    "Topic",
+    "Topology",
+    "UnknownClusterError",
+    "__version__",
+]

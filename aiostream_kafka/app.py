@@ -1,0 +1,232 @@
+"""The App: settings, routes, producers and the lifecycle that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from aiostream_kafka.config import Cluster, KafkaSettings
+from aiostream_kafka.errors import ConfigError, NotRunningError
+from aiostream_kafka.instrumentation.logging import LoggingListener
+from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.producing.producer import Producer
+from aiostream_kafka.producing.registry import ProducerRegistry
+from aiostream_kafka.routing.route import Handler
+from aiostream_kafka.routing.routes import Routes
+from aiostream_kafka.routing.topology import Topology, build_topology
+from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.listener import Listener
+from aiostream_kafka.runtime.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from aiostream_kafka.routing.routes import RouteOptions
+
+State = Literal["idle", "starting", "running", "stopping", "stopped"]
+
+
+class App:
+    """A Kafka application: where routes are declared and from where they run.
+
+    ``kafka`` is the primary cluster's settings; ``clusters`` names the others. Without
+    ``kafka``, ``primary`` names which of ``clusters`` is the primary.
+    """
+
+    def __init__(
+        self,
+        name: str = "aiostream-kafka",
+        *,
+        kafka: Mapping[str, Any] | None = None,
+        clusters: Mapping[str, Mapping[str, Any]] | None = None,
+        primary: str = "primary",
+        producer_cluster: str | None = None,
+        group_id: str | None = None,
+        concurrency: int = 4,
+        shutdown_timeout: float = 30.0,
+        restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
+        retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
+        producer_format: str = "json",
+        log_events: bool = True,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ConfigError(
+                "App(name=...) must be a non-empty string; it is the default client and group id"
+            )
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
+        if shutdown_timeout <= 0:
+            raise ConfigError(f"App(shutdown_timeout=...) must be positive seconds, not {shutdown_timeout!r}")
+        self.name = name
+        self.group_id = group_id or name
+        self.concurrency = concurrency
+        self.shutdown_timeout = shutdown_timeout
+        self.restart_backoff = restart_backoff
+        self.retry_backoff = retry_backoff
+        self.producer_format = producer_format
+        self._producer_cluster = producer_cluster
+        self._primary, self._named = _clusters(kafka, clusters or {}, primary)
+        self.routes = Routes()
+        self.monitor = Monitor()
+        if log_events:
+            LoggingListener().install(self.monitor)
+        self._topology: Topology | None = None
+        self._producers: ProducerRegistry | None = None
+        self._supervisor: Supervisor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.state: State = "idle"
+
+    # --- declaring -----------------------------------------------------------------------
+
+    def route(self, topic: str, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        """Decorate an ``async def handler(messages)`` to consume ``topic`` in batches."""
+
+        def register(handler: Handler) -> Handler:
+            self.routes.topic(topic, handler=handler, **options)
+            return handler
+
+        return register
+
+    @property
+    def topology(self) -> Topology:
+        """Clusters, subscription groups and topics, validated; building it freezes the routes."""
+        if self._topology is None:
+            self._topology = build_topology(
+                primary=self._primary,
+                named=self._named,
+                routes=list(self.routes),
+                default_group_id=self.group_id,
+                producer_cluster=self._producer_cluster,
+            )
+            self.routes.freeze("the app's topology is already built (routes are fixed once the app starts)")
+        return self._topology
+
+    # --- producing -----------------------------------------------------------------------
+
+    @property
+    def producers(self) -> ProducerRegistry:
+        """Every cluster's producer by name (``app.producers["analytics"]``)."""
+        if self._producers is None:
+            raise NotRunningError(
+                "producers exist while the app runs: await app.start(), use async with app.running(), "
+                "or FastAPI(lifespan=app.lifespan)"
+            )
+        return self._producers
+
+    @property
+    def producer(self) -> Producer:
+        """The primary producer: the primary cluster's, unless ``producer_cluster`` says otherwise."""
+        return self.producers.primary
+
+    # --- running -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect producers and start one listener per subscription group; returns at once."""
+        if self.state != "idle":
+            raise NotRunningError(f"the app is {self.state}; an App starts once")
+        topology = self.topology
+        self.state = "starting"
+        self._producers = ProducerRegistry(
+            topology, self.monitor, client_id=self.name, format=self.producer_format
+        )
+        await self._producers.start()
+        listeners = [
+            Listener(
+                group,
+                self,
+                self.monitor,
+                client_id=self.name,
+                concurrency=self.concurrency,
+                retry_backoff=self.retry_backoff,
+            )
+            for group in topology.subscription_groups
+        ]
+        self._supervisor = Supervisor(listeners, self.monitor, self.restart_backoff)
+        self._task = asyncio.create_task(self._supervisor.run(), name=f"{self.name} supervisor")
+        self._task.add_done_callback(self._supervisor_ended)
+        self.state = "running"
+        self.monitor.emit(
+            "app.started",
+            cluster=topology.primary.name,
+            clusters=list(topology.clusters),
+            subscription_groups=[group.id for group in topology.subscription_groups],
+        )
+
+    def _supervisor_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.monitor.emit(
+                "error.occurred", cluster=self._primary.name, type="supervisor", error=task.exception()
+            )
+
+    async def stop(self) -> None:
+        """Stop fetching, let batches in hand finish (up to ``shutdown_timeout``), commit, flush producers."""
+        if self.state != "running":
+            return
+        self.state = "stopping"
+        primary = self._primary.name
+        self.monitor.emit("app.stopping", cluster=primary)
+        assert self._supervisor is not None
+        assert self._task is not None
+        assert self._producers is not None
+        self._supervisor.request_stop()
+        with anyio.move_on_after(self.shutdown_timeout):
+            await asyncio.wait([self._task])
+        if not self._task.done():  # the batches in hand took too long: abandon them uncommitted
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        with anyio.CancelScope(shield=True):
+            await self._producers.stop()
+        self.state = "stopped"
+        self.monitor.emit("app.stopped", cluster=primary)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[App]:
+        """``async with app.running():`` the app runs inside the block and stops gracefully after it."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stop()
+
+    @asynccontextmanager
+    async def lifespan(self, _asgi_app: Any = None) -> AsyncIterator[None]:
+        """A FastAPI/Starlette lifespan: ``FastAPI(lifespan=app.lifespan)``, or nest it in your own."""
+        async with self.running():
+            yield
+
+    def run(self) -> None:
+        """Run until SIGINT or SIGTERM, then stop gracefully (the CLI's ``run``)."""
+        anyio.run(self._run_until_signalled, backend="asyncio")
+
+    async def _run_until_signalled(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with self.running():
+                async for _ in signals:
+                    break
+
+
+def _clusters(
+    kafka: Mapping[str, Any] | None, clusters: Mapping[str, Mapping[str, Any]], primary: str
+) -> tuple[Cluster, dict[str, Cluster]]:
+    named = {
+        name: Cluster(name, KafkaSettings.parse(settings, where=f"cluster {name!r}"))
+        for name, settings in clusters.items()
+    }
+    if kafka is not None:
+        return Cluster(primary, KafkaSettings.parse(kafka, where="App(kafka=...)")), named
+    if primary in named:
+        return named.pop(primary), named
+    if named:
+        raise ConfigError(
+            f"App(primary={primary!r}) names no cluster in clusters= ({', '.join(named)}); "
+            f"pass kafka={{...}} for the primary or name one of them"
+        )
+    raise ConfigError(
+        "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
+    )

@@ -1,0 +1,74 @@
+"""Payload encoding and decoding with msgspec, built once per route or producer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from aiostream_kafka.errors import ConfigError, EncodeError
+
+Format = Literal["json", "msgpack"]
+Decoder = Callable[[bytes], Any]
+FORMATS = ("json", "msgpack")
+
+
+def build_decoder(payload: Any, format: str, decoder: Decoder | None, *, where: str) -> Decoder | None:
+    """The function that turns a message value into its payload; None keeps raw bytes."""
+    if format not in FORMATS:
+        raise ConfigError(f"{where}: format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if decoder is not None:
+        if not callable(decoder):
+            raise ConfigError(f"{where}: decoder must be callable (bytes -> payload)")
+        return decoder
+    if payload is bytes:
+        return None
+    try:
+        if format == "msgpack":
+            return msgspec.msgpack.Decoder(payload).decode
+        return msgspec.json.Decoder(payload).decode
+    except TypeError as error:
+        raise ConfigError(f"{where}: msgspec cannot decode into payload={payload!r}: {error}") from None
+
+
+class Encoder:
+    """Turns what a user produces into bytes: bytes as they are, str as UTF-8, the rest msgspec."""
+
+    def __init__(self, format: str = "json") -> None:
+        if format not in FORMATS:
+            raise ConfigError(f"producer format must be one of {', '.join(FORMATS)}, not {format!r}")
+        self.format = format
+        self._encode = msgspec.msgpack.encode if format == "msgpack" else msgspec.json.encode
+
+    def value(self, value: Any) -> bytes | None:
+        if value is None or isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return value.encode()
+        try:
+            return self._encode(value)
+        except TypeError as error:
+            raise EncodeError(f"cannot encode {type(value).__name__} as {self.format}: {error}") from None
+
+    @staticmethod
+    def key(key: Any) -> bytes | None:
+        if key is None or isinstance(key, bytes):
+            return key
+        if isinstance(key, str):
+            return key.encode()
+        if isinstance(key, int):
+            return str(key).encode()
+        raise EncodeError(f"a message key must be bytes, str or int, not {type(key).__name__}")
+
+    @staticmethod
+    def headers(headers: Any) -> list[tuple[str, bytes]] | None:
+        if not headers:
+            return None
+        items = headers.items() if hasattr(headers, "items") else headers
+        encoded = []
+        for name, value in items:
+            if not isinstance(name, str):
+                raise EncodeError(f"header names must be str, not {type(name).__name__}")
+            encoded.append((name, value.encode() if isinstance(value, str) else bytes(value)))
+        return encoded

@@ -1,0 +1,39 @@
+"""The framework's exception types.
+
+Every error a user can cause names the thing to fix: the route, the cluster, the key.
+"""
+
+from __future__ import annotations
+
+
+class AiostreamKafkaError(Exception):
+    """Base class of every error raised by aiostream-kafka."""
+
+
+class ConfigError(AiostreamKafkaError, ValueError):
+    """Settings or routes that cannot work; raised before any connection is made."""
+
+
+class UnknownClusterError(ConfigError, KeyError):
+    """A cluster name that is not configured."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class NotRunningError(AiostreamKafkaError, RuntimeError):
+    """Something that needs a started app was used before start or after stop."""
+
+
+class DecodeError(AiostreamKafkaError, ValueError):
+    """A message payload that does not decode into the route's payload type."""
+
+    def __init__(self, message: str, *, topic: str, partition: int, offset: int) -> None:
+        super().__init__(f"{message} (topic {topic!r}, partition {partition}, offset {offset})")
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class EncodeError(AiostreamKafkaError, TypeError):
+    """A value the producer cannot serialise."""

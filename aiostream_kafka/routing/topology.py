@@ -1,0 +1,201 @@
+"""Resolving routes into clusters, subscription groups and topics, checked before connecting.
+
+The grouping rule (DESIGN 4): topics share one consumer, a subscription group, when they
+agree on cluster, consumer group id, explicit subscription group name and consumer
+settings. Topics on different clusters never share one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiostream_kafka.codecs import Decoder, build_decoder
+from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
+from aiostream_kafka.errors import ConfigError, UnknownClusterError
+from aiostream_kafka.routing.route import INITIAL_OFFSETS, Route
+
+DEFAULT_SUBSCRIPTION_GROUP = "default"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A route resolved: its cluster and its payload decoder are known."""
+
+    name: str
+    route: Route
+    cluster: Cluster
+    decoder: Decoder | None
+
+
+@dataclass(frozen=True)
+class SubscriptionGroup:
+    """Topics consumed through one ``AIOKafkaConsumer``: one Listener runs each."""
+
+    name: str
+    cluster: Cluster
+    group_id: str
+    topics: tuple[Topic, ...]
+    consumer_settings: Mapping[str, Any]
+    max_messages: int
+    max_wait_ms: int
+    initial_offset: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.cluster.name}/{self.group_id}/{self.name}"
+
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        return tuple(topic.name for topic in self.topics)
+
+
+@dataclass(frozen=True)
+class Topology:
+    primary: Cluster
+    clusters: Mapping[str, Cluster]
+    producer_cluster: Cluster
+    subscription_groups: tuple[SubscriptionGroup, ...]
+    inactive: tuple[Route, ...] = ()
+
+    def cluster(self, name: str) -> Cluster:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            raise UnknownClusterError(
+                f"no cluster named {name!r}; the app has: {', '.join(self.clusters)}"
+            ) from None
+
+
+def resolve_clusters(primary: Cluster, named: Mapping[str, Cluster]) -> dict[str, Cluster]:
+    """The primary and the named clusters, refusing two names for one set of connection settings."""
+    clusters = {primary.name: primary}
+    by_identity = {primary.settings.identity_key(): primary.name}
+    for name, cluster in named.items():
+        if name in clusters:
+            raise ConfigError(f"cluster {name!r} is defined twice (the primary is named {primary.name!r})")
+        same = by_identity.get(cluster.settings.identity_key())
+        if same is not None:
+            raise ConfigError(
+                f"clusters {same!r} and {name!r} have the same connection settings; they are one "
+                f"cluster, so keep one name"
+            )
+        clusters[name] = cluster
+        by_identity[cluster.settings.identity_key()] = name
+    return clusters
+
+
+def build_topology(
+    *,
+    primary: Cluster,
+    named: Mapping[str, Cluster],
+    routes: Sequence[Route],
+    default_group_id: str,
+    producer_cluster: str | None = None,
+) -> Topology:
+    clusters = resolve_clusters(primary, named)
+    groups: dict[tuple[Any, ...], list[Topic]] = {}
+    group_settings: dict[tuple[Any, ...], dict[str, Any]] = {}
+    routed: dict[tuple[str, str, str], Route] = {}
+    inactive = []
+
+    for route in routes:
+        cluster, settings = _route_cluster(route, clusters)
+        consumer_settings = {**settings.client, **settings.consumer}
+        group_id = route.group_id or consumer_settings.pop("group_id", None) or default_group_id
+        consumer_settings.pop("group_id", None)
+        initial_offset = route.initial_offset or consumer_settings.pop("auto_offset_reset", "earliest")
+        consumer_settings.pop("auto_offset_reset", None)
+        if initial_offset not in INITIAL_OFFSETS:
+            raise ConfigError(f"{route.label}: auto_offset_reset must be 'earliest' or 'latest'")
+        decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
+        if not route.active:
+            inactive.append(route)
+            continue
+
+        seen = routed.get((cluster.name, group_id, route.topic))
+        if seen is not None:
+            raise ConfigError(
+                f"{route.label}: topic {route.topic!r} is routed twice on cluster {cluster.name!r} in "
+                f"consumer group {group_id!r} (to {seen.handler_name} and {route.handler_name}); "
+                f"give one route another group_id, or handle both in one handler"
+            )
+        routed[(cluster.name, group_id, route.topic)] = route
+
+        key = (
+            cluster.name,
+            group_id,
+            route.subscription_group or DEFAULT_SUBSCRIPTION_GROUP,
+            frozen_items(consumer_settings),
+            route.max_messages,
+            route.max_wait_ms,
+            initial_offset,
+        )
+        groups.setdefault(key, []).append(Topic(route.topic, route, cluster, decoder))
+        group_settings[key] = consumer_settings
+
+    subscription_groups = []
+    names_taken: dict[tuple[str, str], list[str]] = {}
+    for key, topics in groups.items():
+        cluster_name, group_id, base_name, _, max_messages, max_wait_ms, initial_offset = key
+        taken = names_taken.setdefault((cluster_name, group_id), [])
+        name = base_name if base_name not in taken else f"{base_name}-{len(taken) + 1}"
+        taken.append(name)
+        subscription_groups.append(
+            SubscriptionGroup(
+                name=name,
+                cluster=clusters[cluster_name],
+                group_id=group_id,
+                topics=tuple(topics),
+                consumer_settings=group_settings[key],
+                max_messages=max_messages,
+                max_wait_ms=max_wait_ms,
+                initial_offset=initial_offset,
+            )
+        )
+
+    if producer_cluster is not None and producer_cluster not in clusters:
+        raise UnknownClusterError(
+            f"producer_cluster={producer_cluster!r} is not a cluster of this app; "
+            f"choose one of: {', '.join(clusters)}"
+        )
+    return Topology(
+        primary=primary,
+        clusters=clusters,
+        producer_cluster=clusters[producer_cluster or primary.name],
+        subscription_groups=tuple(subscription_groups),
+        inactive=tuple(inactive),
+    )
+
+
+def _route_cluster(route: Route, clusters: dict[str, Cluster]) -> tuple[Cluster, KafkaSettings]:
+    """The cluster a route consumes from, and the settings its consumer uses.
+
+    An inline ``kafka={...}`` that matches a known cluster's connection settings is that
+    cluster; otherwise it becomes a cluster of its own, named after its servers, which
+    later inline routes with the same settings join.
+    """
+    if route.cluster is not None:
+        if route.cluster not in clusters:
+            raise UnknownClusterError(
+                f"{route.label}: no cluster named {route.cluster!r}; the app has: {', '.join(clusters)}"
+            )
+        cluster = clusters[route.cluster]
+        return cluster, cluster.settings
+    if route.kafka is None:
+        primary = next(iter(clusters.values()))
+        return primary, primary.settings
+    settings = KafkaSettings.parse(route.kafka, where=f"{route.label}, kafka=")
+    for cluster in clusters.values():
+        if cluster.settings.identity_key() == settings.identity_key():
+            return cluster, settings
+    name = ",".join(settings.bootstrap_servers)
+    if name in clusters:
+        raise ConfigError(
+            f"{route.label}: inline kafka= points at {name} with other security settings than the "
+            f"cluster already known by that address; name the clusters in App(clusters=...)"
+        )
+    cluster = Cluster(name, settings, inline=True)
+    clusters[name] = cluster
+    return cluster, settings

@@ -1,0 +1,55 @@
+"""The Supervisor: every Listener in one anyio task group, restarted with backoff when it crashes.
+
+A listener that crashes (its cluster is down, a hook raised, a bug) is reported and started
+again after an exponential backoff; the others never notice. The backoff starts over once
+a restarted listener has polled successfully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.listener import Listener
+
+
+class Supervisor:
+    def __init__(self, listeners: Sequence[Listener], monitor: Monitor, restart_backoff: Backoff) -> None:
+        self.listeners = tuple(listeners)
+        self._monitor = monitor
+        self._backoff = restart_backoff
+        self._stop = anyio.Event()
+
+    async def run(self) -> None:
+        """Run until ``request_stop`` and every listener has drained."""
+        async with anyio.create_task_group() as group:
+            for listener in self.listeners:
+                group.start_soon(self._supervise, listener)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        for listener in self.listeners:
+            listener.request_stop()
+
+    async def _supervise(self, listener: Listener) -> None:
+        failures = 0
+        tags = {"cluster": listener.group.cluster.name, "subscription_group": listener.group.name}
+        while not self._stop.is_set():
+            listener.healthy = False
+            try:
+                await listener.run()
+            except Exception as error:
+                failures = 1 if listener.healthy else failures + 1
+                delay = self._backoff.delay(failures)
+                self._monitor.emit(
+                    "listener.crashed", **tags, error=error, failures=failures, restart_in=round(delay, 3)
+                )
+                with anyio.move_on_after(delay):
+                    await self._stop.wait()
+                if not self._stop.is_set():
+                    self._monitor.emit("listener.restarted", **tags, failures=failures)
+            else:
+                return
