@@ -1,19 +1,328 @@
-"""The ``aiostream-kafka`` command."""
+"""The ``aiostream-kafka`` command: run an app, or show what it would consume and produce.
+
+Apps are named the way uvicorn names them, ``module:attribute`` (``examples.multi_cluster:app``),
+imported from the current directory. Mistakes in that path or in the app's settings are
+reported in one line on stderr with exit status 2, never as a traceback: they are the
+user's to fix, and the message says what to fix. Any other exception raised by the user's
+module keeps its traceback, because there the traceback is what points at the bug.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
+import types
 from collections.abc import Sequence
+from typing import Any, get_origin
 
 from aiostream_kafka.__about__ import __version__
+from aiostream_kafka.app import App
+from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.routing.route import Route
+from aiostream_kafka.routing.topology import Topology
+
+USAGE_ERROR = 2
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class CliError(Exception):
+    """A mistake the user can fix; ``main`` prints it as ``error: ...`` and exits 2."""
+
+
+# --- finding the app ---------------------------------------------------------------------
+
+
+def load_app(path: str) -> App:
+    """Import ``module:attribute`` and return that App, or raise CliError saying what is wrong."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise CliError(f"{path!r} is not an app path; the expected form is module:attribute (e.g. main:app)")
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        dotted = module_name.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
+        raise CliError(f"{path!r} names a file; give the module instead: {dotted}:{attribute}")
+    module = _import(module_name)
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise CliError(_missing(module, attribute))
+        target = getattr(target, part)
+    if not isinstance(target, App):
+        hint = ""
+        if isinstance(target, types.FunctionType):
+            hint = f"; if it builds the App, call it at module level (app = {attribute}()) and name that"
+        raise CliError(f"{path!r} is {_kind(target)}, not an aiostream_kafka.App instance{hint}")
+    return target
+
+
+def _import(module_name: str) -> types.ModuleType:
+    """Import the user's module, telling a module that is not there from one that fails to import."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        # error.name is what was not found: the module itself (or a parent package), or
+        # something the module imports, which is a failure inside the module.
+        if error.name is not None and (module_name + ".").startswith(error.name + "."):
+            raise CliError(
+                f"module {module_name!r} not found ({error}); run from the directory that contains it, "
+                f"or add that directory to PYTHONPATH"
+            ) from None
+        raise CliError(_failed_import(module_name, error)) from None
+    except ImportError as error:
+        raise CliError(_failed_import(module_name, error)) from None
+
+
+def _failed_import(module_name: str, error: ImportError) -> str:
+    """Name the line of the user's code that failed: the traceback is hidden, the place is not."""
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__) if "importlib" not in frame.filename
+    ]
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"importing module {module_name!r} failed{where}: {type(error).__name__}: {error}"
+
+
+def _missing(module: types.ModuleType, attribute: str) -> str:
+    apps = [name for name, value in vars(module).items() if isinstance(value, App)]
+    found = f"its App instances: {', '.join(apps)}" if apps else "it defines no aiostream_kafka.App"
+    return f"module {module.__name__!r} has no attribute {attribute!r}; {found}"
+
+
+def _kind(value: Any) -> str:
+    """How an error describes what the user pointed at instead of an App."""
+    if isinstance(value, types.ModuleType):
+        return f"the module {value.__name__}"
+    if isinstance(value, type):
+        return f"the class {_qualified(value)}"
+    if isinstance(value, types.FunctionType):
+        return "a function"
+    return f"a {_qualified(type(value))}"
+
+
+def _qualified(cls: type) -> str:
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+# --- describing the topology -------------------------------------------------------------
+
+
+def describe(topology: Topology) -> dict[str, Any]:
+    """Every fact ``info`` shows, as plain data: the JSON output, and what the tables are made of."""
+    return {
+        "clusters": [
+            {
+                "name": cluster.name,
+                "bootstrap_servers": cluster.bootstrap_servers,
+                "primary": cluster is topology.primary,
+                "inline": cluster.inline,
+                "security_protocol": cluster.settings.identity["security_protocol"],
+                "settings": cluster.settings.redacted(),
+            }
+            for cluster in topology.clusters.values()
+        ],
+        "subscription_groups": [
+            {
+                "id": group.id,
+                "cluster": group.cluster.name,
+                "group_id": group.group_id,
+                "topics": list(group.topic_names),
+                "max_messages": group.max_messages,
+                "max_wait_ms": group.max_wait_ms,
+                "initial_offset": group.initial_offset,
+            }
+            for group in topology.subscription_groups
+        ],
+        "topics": [
+            *(
+                _topic(topic.route, group.cluster.name, group.id)
+                for group in topology.subscription_groups
+                for topic in group.topics
+            ),
+            *(_topic(topic.route, topic.cluster.name, None) for topic in topology.inactive),
+        ],
+        "producers": [
+            {
+                "cluster": name,
+                "bootstrap_servers": cluster.bootstrap_servers,
+                "primary": cluster is topology.producer_cluster,
+            }
+            for name, cluster in topology.clusters.items()
+        ],
+    }
+
+
+def _topic(route: Route, cluster: str, subscription_group: str | None) -> dict[str, Any]:
+    return {
+        "topic": route.topic,
+        "cluster": cluster,
+        "subscription_group": subscription_group,
+        "handler": route.handler_name,
+        "payload": _payload_name(route.payload),
+        "format": _format(route),
+        "active": subscription_group is not None,
+    }
+
+
+def _payload_name(payload: Any) -> str:
+    if isinstance(payload, type) and get_origin(payload) is None:
+        return _qualified(payload)
+    return repr(payload).replace("typing.", "")
+
+
+def _format(route: Route) -> str:
+    if route.decoder is not None:
+        return f"decoder {getattr(route.decoder, '__qualname__', repr(route.decoder))}"
+    return "raw" if route.payload is bytes else route.format
+
+
+# --- printing it -------------------------------------------------------------------------
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    """Columns padded to their widest cell, two spaces apart; no trailing spaces."""
+    if not rows:
+        return f"{indent}(none)"
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
+    return "\n".join(
+        (indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))).rstrip()
+        for row in [headers, *rows]
+    )
+
+
+def render_info(app_name: str, facts: dict[str, Any]) -> str:
+    """The human-readable ``info``: one table per kind of thing, in the order data flows."""
+    clusters = [
+        [
+            c["name"],
+            "primary" if c["primary"] else "inline" if c["inline"] else "named",
+            c["bootstrap_servers"],
+            c["security_protocol"],
+            " ".join(
+                f"{key}={value}"
+                for key, value in c["settings"].items()
+                if key not in {"bootstrap_servers", "security_protocol"}
+            ),
+        ]
+        for c in facts["clusters"]
+    ]
+    groups = [
+        [
+            g["id"],
+            g["cluster"],
+            g["group_id"],
+            ", ".join(g["topics"]),
+            str(g["max_messages"]),
+            str(g["max_wait_ms"]),
+            g["initial_offset"],
+        ]
+        for g in facts["subscription_groups"]
+    ]
+    topics = [
+        [
+            t["topic"],
+            t["cluster"],
+            t["subscription_group"] or "(inactive)",
+            t["handler"],
+            t["payload"],
+            t["format"],
+        ]
+        for t in facts["topics"]
+    ]
+    producers = [
+        [
+            p["cluster"],
+            p["bootstrap_servers"],
+            "primary" if p["primary"] else "",
+            ("app.producer, " if p["primary"] else "") + f'app.producers["{p["cluster"]}"]',
+        ]
+        for p in facts["producers"]
+    ]
+    sections = [
+        f"App {app_name!r} (nothing connected; secrets shown as ***)",
+        "",
+        "Clusters",
+        render_table(["NAME", "ROLE", "BOOTSTRAP SERVERS", "SECURITY", "SETTINGS"], clusters),
+        "",
+        "Subscription groups (one consumer each)",
+        render_table(
+            ["ID", "CLUSTER", "GROUP ID", "TOPICS", "MAX MESSAGES", "MAX WAIT MS", "INITIAL OFFSET"], groups
+        ),
+        "",
+        "Topics",
+        render_table(["TOPIC", "CLUSTER", "SUBSCRIPTION GROUP", "HANDLER", "PAYLOAD", "FORMAT"], topics),
+        "",
+        "Producers (one per cluster)",
+        render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "USE AS"], producers),
+    ]
+    return "\n".join(sections)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def _info(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    facts = describe(app.topology)
+    if args.json:
+        print(json.dumps({"app": app.name, **facts}, indent=2, default=repr))
+    else:
+        print(render_info(app.name, facts))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    app = load_app(args.app)
+    app.topology  # noqa: B018 - settings and routes are checked here, before anything connects
+    try:
+        app.run()
+    except KeyboardInterrupt:  # a Ctrl-C before the app's own signal handling is in place
+        return 130
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aiostream-kafka", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="aiostream-kafka", description="Run an aiostream-kafka app, or show its topology."
+    )
     parser.add_argument("--version", action="version", version=f"aiostream-kafka {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the app until SIGINT or SIGTERM")
+    run.add_argument("app", metavar="APP", help="the app to run, as module:attribute")
+    run.add_argument(
+        "--log-level", type=str.lower, choices=LOG_LEVELS, default="info", help="default: %(default)s"
+    )
+    run.set_defaults(handler=_run)
+
+    info = commands.add_parser("info", help="show clusters, subscription groups, topics and producers")
+    info.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")
+    info.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    info.set_defaults(handler=_info)
     return parser
 
 
+def _import_from_cwd() -> None:
+    """``aiostream-kafka run examples.multi_cluster:app`` finds ``examples`` here, as uvicorn does."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    return 0
+    """The console script; returns the exit status rather than exiting, so tests can call it."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, and usage errors
+        return stop.code if isinstance(stop.code, int) else USAGE_ERROR
+    _import_from_cwd()
+    try:
+        status: int = args.handler(args)
+    except (CliError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    return status

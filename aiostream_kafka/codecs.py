@@ -62,7 +62,7 @@ class Encoder:
         raise EncodeError(f"a message key must be bytes, str or int, not {type(key).__name__}")
 
     @staticmethod
-    def headers(headers: Any) -> list[tuple[str, bytes]] | None:
+    def headers(headers: Any) -> list[tuple[str, bytes | None]] | None:
         if not headers:
             return None
         items = headers.items() if hasattr(headers, "items") else headers
@@ -70,5 +70,9 @@ class Encoder:
         for name, value in items:
             if not isinstance(name, str):
                 raise EncodeError(f"header names must be str, not {type(name).__name__}")
-            encoded.append((name, value.encode() if isinstance(value, str) else bytes(value)))
+            if isinstance(value, str):
+                value = value.encode()
+            elif value is not None and not isinstance(value, bytes):
+                raise EncodeError(f"header {name!r} must be str, bytes or None, not {type(value).__name__}")
+            encoded.append((name, value))
         return encoded

@@ -134,6 +134,8 @@ def _normalise_value(key: str, value: Any, where: str) -> Any:
     if isinstance(value, str) and key.endswith(_INT_SUFFIXES) and value.strip().lstrip("-").isdigit():
         return int(value)
     if key == "acks":
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: acks must be 0, 1 or 'all' (or -1), not {value!r}")
         if value in (-1, "-1", "all"):
             return "all"
         if value in (0, 1, "0", "1"):

@@ -69,8 +69,14 @@ class Monitor:
             close = difflib.get_close_matches(name, sorted(EVENTS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown monitor event {name!r}{hint}")
-        self._subscribers.setdefault(name, []).append(subscriber)
-        return lambda: self._subscribers[name].remove(subscriber)
+        subscribers = self._subscribers.setdefault(name, [])
+        subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in subscribers:
+                subscribers.remove(subscriber)
+
+        return unsubscribe
 
     def listens_to(self, name: str) -> bool:
         return bool(self._subscribers.get(name) or self._subscribers.get(ALL))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,12 @@ class Routes:
             raise ConfigError(
                 f"route for topic {topic!r}: a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -"
             )
+        unknown = set(options) - set(RouteOptions.__annotations__)
+        if unknown:
+            name = sorted(unknown)[0]
+            close = difflib.get_close_matches(name, sorted(RouteOptions.__annotations__), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"route for topic {topic!r}: unknown option {name!r}{hint}")
         if "subscription_group" not in options and self._subscription_groups:
             options["subscription_group"] = self._subscription_groups[-1]
         route = Route(topic, handler=handler, consumer=consumer, **options)
@@ -107,11 +114,15 @@ def _check(route: Route) -> None:
         raise ConfigError(
             f"{where}: give either cluster= (a named cluster) or kafka= (inline settings), not both"
         )
-    if not isinstance(route.max_messages, int) or route.max_messages < 1:
+    if not _is_int(route.max_messages) or route.max_messages < 1:
         raise ConfigError(f"{where}: max_messages must be a positive integer, not {route.max_messages!r}")
-    if not isinstance(route.max_wait_ms, int) or route.max_wait_ms < 0:
+    if not _is_int(route.max_wait_ms) or route.max_wait_ms < 0:
         raise ConfigError(f"{where}: max_wait_ms must be a non-negative integer, not {route.max_wait_ms!r}")
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:
         raise ConfigError(
             f"{where}: initial_offset must be 'earliest' or 'latest', not {route.initial_offset!r}"
         )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

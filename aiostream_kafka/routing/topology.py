@@ -57,7 +57,7 @@ class Topology:
     clusters: Mapping[str, Cluster]
     producer_cluster: Cluster
     subscription_groups: tuple[SubscriptionGroup, ...]
-    inactive: tuple[Route, ...] = ()
+    inactive: tuple[Topic, ...] = ()  # resolved like the others, but never consumed
 
     def cluster(self, name: str) -> Cluster:
         try:
@@ -101,7 +101,7 @@ def build_topology(
     inactive = []
 
     for route in routes:
-        cluster, settings = _route_cluster(route, clusters)
+        cluster, settings = _route_cluster(route, clusters, register=route.active)
         consumer_settings = {**settings.client, **settings.consumer}
         group_id = route.group_id or consumer_settings.pop("group_id", None) or default_group_id
         consumer_settings.pop("group_id", None)
@@ -111,7 +111,7 @@ def build_topology(
             raise ConfigError(f"{route.label}: auto_offset_reset must be 'earliest' or 'latest'")
         decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
         if not route.active:
-            inactive.append(route)
+            inactive.append(Topic(route.topic, route, cluster, decoder))
             continue
 
         seen = routed.get((cluster.name, group_id, route.topic))
@@ -136,12 +136,16 @@ def build_topology(
         group_settings[key] = consumer_settings
 
     subscription_groups = []
-    names_taken: dict[tuple[str, str], list[str]] = {}
+    names_taken: dict[tuple[str, str], set[str]] = {}
+    explicit_names = {key[2] for key in groups}  # a generated name never takes a declared one
     for key, topics in groups.items():
         cluster_name, group_id, base_name, _, max_messages, max_wait_ms, initial_offset = key
-        taken = names_taken.setdefault((cluster_name, group_id), [])
-        name = base_name if base_name not in taken else f"{base_name}-{len(taken) + 1}"
-        taken.append(name)
+        taken = names_taken.setdefault((cluster_name, group_id), set())
+        name, n = base_name, 1
+        while name in taken or (name != base_name and name in explicit_names):
+            n += 1
+            name = f"{base_name}-{n}"
+        taken.add(name)
         subscription_groups.append(
             SubscriptionGroup(
                 name=name,
@@ -169,12 +173,15 @@ def build_topology(
     )
 
 
-def _route_cluster(route: Route, clusters: dict[str, Cluster]) -> tuple[Cluster, KafkaSettings]:
+def _route_cluster(
+    route: Route, clusters: dict[str, Cluster], *, register: bool
+) -> tuple[Cluster, KafkaSettings]:
     """The cluster a route consumes from, and the settings its consumer uses.
 
     An inline ``kafka={...}`` that matches a known cluster's connection settings is that
     cluster; otherwise it becomes a cluster of its own, named after its servers, which
-    later inline routes with the same settings join.
+    later inline routes with the same settings join. An inactive route's settings are
+    checked but add no cluster (no producer, no connection for something that never runs).
     """
     if route.cluster is not None:
         if route.cluster not in clusters:
@@ -197,5 +204,6 @@ def _route_cluster(route: Route, clusters: dict[str, Cluster]) -> tuple[Cluster,
             f"cluster already known by that address; name the clusters in App(clusters=...)"
         )
     cluster = Cluster(name, settings, inline=True)
-    clusters[name] = cluster
+    if register:
+        clusters[name] = cluster
     return cluster, settings

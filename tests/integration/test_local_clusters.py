@@ -5,36 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.helpers import produce, read_all
 from tests.kafka_clusters import KafkaClusters
-
-
-async def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partition = TopicPartition(topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        values: list[bytes] = []
-        while await consumer.position(partition) < end:
-            batch = await consumer.getmany(partition, timeout_ms=1000, max_records=100)
-            values += [record.value for record in batch.get(partition, [])]
-        return values
-    finally:
-        await consumer.stop()
-
-
-async def produce(bootstrap: str, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, value)
-    finally:
-        await producer.stop()
 
 
 async def test_a_topic_created_on_the_secondary_is_absent_on_the_primary(

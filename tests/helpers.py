@@ -1,0 +1,84 @@
+"""Small tools the Kafka tests share: waiting for a condition, recording monitor events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from aiostream_kafka import App, Event
+
+
+async def eventually(condition: Callable[[], bool], within: float = 30.0, what: str = "condition") -> None:
+    """Wait until ``condition()`` holds; fail the test, saying what, after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await anyio.sleep(0.05)
+
+
+class Events:
+    """Every monitor event an app emits, for assertions."""
+
+    def __init__(self, app: App) -> None:
+        self.all: list[Event] = []
+        app.monitor.subscribe("*", self.all.append)
+
+    def named(self, name: str, **match: Any) -> list[Event]:
+        return [e for e in self.all if e.name == name and all(e.get(k) == v for k, v in match.items())]
+
+    def count(self, name: str, **match: Any) -> int:
+        return len(self.named(name, **match))
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def committed_offsets(bootstrap: str, group_id: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group_id)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+async def produce(bootstrap: str, topic: str, *values: bytes) -> None:
+    """Write raw values with a plain aiokafka producer, outside any app."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value in partition 0 of ``topic``, read without a consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        values: list[bytes] = []
+        while await consumer.position(partition) < end:
+            batch = await consumer.getmany(partition, timeout_ms=1000, max_records=100)
+            values += [record.value for record in batch.get(partition, [])]
+        return values
+    finally:
+        await consumer.stop()

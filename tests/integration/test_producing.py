@@ -1,0 +1,120 @@
+"""Producing on real Kafka: one producer per cluster, an explicit primary, msgspec encoding."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+
+from aiostream_kafka import App, NotRunningError, ProducerRecord, UnknownClusterError
+from tests.helpers import Events, eventually, read_all
+
+
+class Click(msgspec.Struct):
+    user: str
+    x: int
+
+
+def two_cluster_app(primary: str, secondary: str, **options: object) -> App:
+    return App(
+        "producing",
+        kafka={"bootstrap_servers": primary},
+        clusters={"analytics": {"bootstrap_servers": secondary, "acks": "all", "compression_type": "gzip"}},
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_the_primary_producer_writes_to_the_primary_and_named_ones_to_their_cluster(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    app = two_cluster_app(primary, secondary)
+    async with app.running():
+        to_primary = await app.producer.produce(topic_name, Click("ann", 1), key="ann")
+        to_secondary = await app.producers["analytics"].produce(topic_name, Click("bob", 2))
+
+    assert (to_primary.topic, to_primary.offset) == (topic_name, 0)
+    assert (to_secondary.topic, to_secondary.offset) == (topic_name, 0)
+    assert await read_all(primary, topic_name) == [b'{"user":"ann","x":1}']
+    assert await read_all(secondary, topic_name) == [b'{"user":"bob","x":2}']
+
+
+async def test_the_primary_producer_can_point_at_another_cluster(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    app = two_cluster_app(primary, secondary, producer_cluster="analytics")
+    async with app.running():
+        assert app.producer is app.producers["analytics"]
+        await app.producer.produce(topic_name, b"where am I")
+
+    assert await read_all(secondary, topic_name) == [b"where am I"]
+    assert await read_all(primary, topic_name) == []
+
+
+async def test_key_headers_and_partition_reach_the_broker(primary: str, topic_name: str) -> None:
+    app = App("details", kafka={"bootstrap_servers": primary})
+    received = []
+
+    @app.route(topic_name)
+    async def handle(messages):  # type: ignore[no-untyped-def]
+        received.extend(messages)
+
+    async with app.running():
+        await app.producer.produce(
+            topic_name, "text", key=42, headers={"trace": "abc", "raw": b"\x00"}, partition=0
+        )
+        await eventually(lambda: bool(received), what="the message")
+
+    [message] = received
+    assert (message.key, message.value, message.partition) == (b"42", b"text", 0)
+    assert message.headers == {"trace": b"abc", "raw": b"\x00"}
+
+
+async def test_produce_nowait_and_produce_many_keep_many_messages_in_flight(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    app = two_cluster_app(primary, secondary)
+    async with app.running():
+        futures = [await app.producer.produce_nowait(topic_name, {"n": n}) for n in range(50)]
+        nowait = await asyncio.gather(*futures)
+        many = await app.producers["analytics"].produce_many(
+            ProducerRecord(topic_name, Click("c", n), key=str(n)) for n in range(50)
+        )
+
+    assert [m.offset for m in nowait] == list(range(50))
+    assert [m.offset for m in many] == list(range(50))
+    assert len(await read_all(secondary, topic_name)) == 50
+
+
+async def test_every_producer_is_instrumented_not_only_the_primary(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    app = two_cluster_app(primary, secondary)
+    events = Events(app)
+    async with app.running():
+        await app.producer.produce(topic_name, b"1")
+        await app.producers["analytics"].produce(topic_name, b"2")
+
+    produced = events.named("message.produced", topic=topic_name)
+    assert sorted(e["cluster"] for e in produced) == ["analytics", "primary"]
+
+
+async def test_producers_exist_only_while_the_app_runs(primary: str, topic_name: str) -> None:
+    app = App("lifecycle", kafka={"bootstrap_servers": primary})
+    with pytest.raises(NotRunningError, match=r"await app\.start"):
+        _ = app.producer
+    async with app.running():
+        producer = app.producer
+        with pytest.raises(UnknownClusterError, match="no producer for cluster 'nope'; the app has: primary"):
+            _ = app.producers["nope"]
+    with pytest.raises(NotRunningError, match="stopped"):
+        await producer.produce(topic_name, b"too late")
+
+
+async def test_stop_flushes_what_was_queued(primary: str, topic_name: str) -> None:
+    app = App("flush", kafka={"bootstrap_servers": primary, "linger_ms": 500})
+    async with app.running():
+        for n in range(20):
+            await app.producer.produce_nowait(topic_name, str(n))
+
+    assert len(await read_all(primary, topic_name)) == 20

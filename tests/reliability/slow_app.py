@@ -1,0 +1,26 @@
+"""An app whose handler is slow, for the shutdown test: it runs in a subprocess under the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+
+from aiostream_kafka import App, Messages
+
+MARKERS = Path(os.environ["SLOW_APP_MARKERS"])
+
+app = App(
+    "slow-app",
+    kafka={"bootstrap_servers": os.environ["SLOW_APP_BOOTSTRAP"]},
+    group_id=os.environ["SLOW_APP_GROUP"],
+    shutdown_timeout=20,
+)
+
+
+@app.route(os.environ["SLOW_APP_TOPIC"])
+async def slow(messages: Messages[bytes]) -> None:
+    (MARKERS / "started").write_text(str(messages.first_offset))
+    await anyio.sleep(float(os.environ.get("SLOW_APP_SECONDS", "3")))
+    (MARKERS / "finished").write_text(str(messages.last_offset))

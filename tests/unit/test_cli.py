@@ -1,0 +1,488 @@
+"""The ``aiostream-kafka`` command: ``info`` shows the topology, mistakes get one-line errors.
+
+Apps are small modules written into tmp_path, each under a name no other test uses, so
+Python's import cache never hands one test another's app.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiostream_kafka import App, __version__
+from aiostream_kafka.cli import main, render_table
+
+VENV_BIN = Path(sys.executable).parent
+
+EXAMPLE = """
+from aiostream_kafka import App, Consumer, Messages
+
+app = App(
+    "svc",
+    kafka={"bootstrap_servers": "127.0.0.1:19092"},
+    clusters={
+        "analytics": {
+            "bootstrap_servers": "127.0.0.1:29092",
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "u",
+            "sasl_plain_password": "s3cret",
+        }
+    },
+)
+
+
+@app.route("orders")
+async def on_orders(messages: Messages[bytes]) -> None:
+    pass
+
+
+class ClicksConsumer(Consumer):
+    async def consume(self, messages: Messages[bytes]) -> None:
+        pass
+
+
+app.routes.topic("clicks", consumer=ClicksConsumer, cluster="analytics")
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Apps are imported from tmp_path (also the cwd, as for a user); they are forgotten afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if str(tmp_path) in str(getattr(sys.modules[name], "__file__", "")):
+            del sys.modules[name]
+
+
+def write_module(tmp_path: Path, source: str) -> str:
+    """Write ``source`` as a module with a fresh name and return that name."""
+    name = f"cli_app_{uuid.uuid4().hex[:10]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    return name
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def section(out: str, title: str) -> dict[str, list[str]]:
+    """The rows of one ``info`` table, split into cells and keyed by their first cell."""
+    lines = out.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 2 :]:  # skip the title and the header row
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        rows[cells[0]] = cells
+    return rows
+
+
+def assert_usage_error(status: int, out: str, err: str, *fragments: str) -> None:
+    assert status == 2
+    assert out == ""
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1, "one line, no traceback"
+    for fragment in fragments:
+        assert fragment in err
+
+
+# --- --version and info ------------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(capsys, "--version")
+
+    assert status == 0
+    assert out.strip() == f"aiostream-kafka {__version__}"
+
+
+def test_info_shows_clusters_groups_topics_and_producers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    status, out, err = run_cli(capsys, "info", f"{module}:app")
+
+    assert (status, err) == (0, "")
+    assert "App 'svc'" in out
+    clusters = section(out, "Clusters")
+    assert clusters["primary"][:4] == ["primary", "primary", "127.0.0.1:19092", "PLAINTEXT"]
+    assert clusters["analytics"][:4] == ["analytics", "named", "127.0.0.1:29092", "SASL_PLAINTEXT"]
+    assert "sasl_mechanism=PLAIN" in clusters["analytics"][4]
+
+    groups = section(out, "Subscription groups")
+    assert groups["primary/svc/default"] == [
+        "primary/svc/default",
+        "primary",
+        "svc",
+        "orders",
+        "100",
+        "500",
+        "earliest",
+    ]
+    assert groups["analytics/svc/default"][:4] == ["analytics/svc/default", "analytics", "svc", "clicks"]
+
+    topics = section(out, "Topics")
+    assert topics["orders"] == [
+        "orders",
+        "primary",
+        "primary/svc/default",
+        f"{module}.on_orders",
+        "bytes",
+        "raw",
+    ]
+    assert topics["clicks"][:4] == [
+        "clicks",
+        "analytics",
+        "analytics/svc/default",
+        f"{module}.ClicksConsumer",
+    ]
+
+    producers = section(out, "Producers")
+    assert producers["primary"] == [
+        "primary",
+        "127.0.0.1:19092",
+        "primary",
+        'app.producer, app.producers["primary"]',
+    ]
+    assert producers["analytics"] == ["analytics", "127.0.0.1:29092", 'app.producers["analytics"]']
+
+
+def test_info_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    _, text, text_err = run_cli(capsys, "info", f"{module}:app")
+    _, js, js_err = run_cli(capsys, "info", "--json", f"{module}:app")
+
+    assert "s3cret" not in text + text_err + js + js_err
+    assert "sasl_plain_password=***" in text
+    assert json.loads(js)["clusters"][1]["settings"]["sasl_plain_password"] == "***"
+
+
+def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    status, out, _ = run_cli(capsys, "info", f"{module}:app", "--json")
+
+    assert status == 0
+    facts: dict[str, Any] = json.loads(out)
+    assert facts["app"] == "svc"
+    assert [(c["name"], c["bootstrap_servers"], c["primary"], c["inline"]) for c in facts["clusters"]] == [
+        ("primary", "127.0.0.1:19092", True, False),
+        ("analytics", "127.0.0.1:29092", False, False),
+    ]
+    assert facts["clusters"][1]["security_protocol"] == "SASL_PLAINTEXT"
+    assert facts["subscription_groups"] == [
+        {
+            "id": "primary/svc/default",
+            "cluster": "primary",
+            "group_id": "svc",
+            "topics": ["orders"],
+            "max_messages": 100,
+            "max_wait_ms": 500,
+            "initial_offset": "earliest",
+        },
+        {
+            "id": "analytics/svc/default",
+            "cluster": "analytics",
+            "group_id": "svc",
+            "topics": ["clicks"],
+            "max_messages": 100,
+            "max_wait_ms": 500,
+            "initial_offset": "earliest",
+        },
+    ]
+    assert [(t["topic"], t["cluster"], t["handler"], t["active"]) for t in facts["topics"]] == [
+        ("orders", "primary", f"{module}.on_orders", True),
+        ("clicks", "analytics", f"{module}.ClicksConsumer", True),
+    ]
+    assert facts["producers"] == [
+        {"cluster": "primary", "bootstrap_servers": "127.0.0.1:19092", "primary": True},
+        {"cluster": "analytics", "bootstrap_servers": "127.0.0.1:29092", "primary": False},
+    ]
+
+
+def test_info_marks_inline_clusters_inactive_routes_payloads_and_the_producer_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(
+        tmp_path,
+        """
+        import msgspec
+        from aiostream_kafka import App, Messages
+
+        class Order(msgspec.Struct):
+            id: int
+
+        app = App(
+            "svc",
+            kafka={"bootstrap_servers": "127.0.0.1:19092"},
+            clusters={"analytics": {"bootstrap_servers": "127.0.0.1:29092"}},
+            producer_cluster="analytics",
+        )
+
+        async def handle(messages: Messages[Order]) -> None:
+            pass
+
+        app.routes.topic("legacy", handler=handle, payload=Order, format="msgpack",
+                         kafka={"bootstrap.servers": "127.0.0.1:39092"})
+        app.routes.topic("old", handler=handle, cluster="analytics", active=False)
+        """,
+    )
+
+    status, out, _ = run_cli(capsys, "info", f"{module}:app")
+
+    assert status == 0
+    assert section(out, "Clusters")["127.0.0.1:39092"][1] == "inline"
+    topics = section(out, "Topics")
+    assert topics["legacy"][4:] == [f"{module}.Order", "msgpack"]
+    assert topics["old"][:3] == ["old", "analytics", "(inactive)"]
+    producers = section(out, "Producers")
+    assert producers["analytics"][2] == "primary"
+    assert "primary" not in producers["primary"][1:]
+
+    _, js, _ = run_cli(capsys, "info", "--json", f"{module}:app")
+    old = next(t for t in json.loads(js)["topics"] if t["topic"] == "old")
+    assert (old["active"], old["subscription_group"], old["cluster"]) == (False, None, "analytics")
+
+
+def test_info_of_an_app_without_routes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = write_module(
+        tmp_path,
+        """
+        from aiostream_kafka import App
+        app = App("empty", kafka={"bootstrap_servers": "127.0.0.1:19092"})
+        """,
+    )
+
+    status, out, _ = run_cli(capsys, "info", f"{module}:app")
+
+    assert status == 0
+    assert "Topics\n  (none)\n" in out
+
+
+def test_render_table_pads_columns_without_trailing_spaces() -> None:
+    table = render_table(["A", "LONGER"], [["wide cell", "x"], ["b", ""]])
+
+    assert table.split("\n") == ["  A          LONGER", "  wide cell  x", "  b"]
+    assert render_table(["A"], []) == "  (none)"
+
+
+# --- mistakes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["no_colon_here", "module:", ":app"])
+def test_a_path_that_is_not_module_colon_attribute(capsys: pytest.CaptureFixture[str], path: str) -> None:
+    assert_usage_error(*run_cli(capsys, "info", path), repr(path), "module:attribute")
+
+
+def test_a_file_name_instead_of_a_module(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error(
+        *run_cli(capsys, "info", "examples/multi_cluster.py:app"), "examples.multi_cluster:app"
+    )
+
+
+@pytest.mark.parametrize("module", ["no_such_module_xyz", "no_such_package_xyz.sub"])
+def test_a_module_that_does_not_exist(capsys: pytest.CaptureFixture[str], module: str) -> None:
+    assert_usage_error(
+        *run_cli(capsys, "info", f"{module}:app"), f"module {module!r} not found", "No module named"
+    )
+
+
+def test_an_import_error_inside_the_module_is_not_module_not_found(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, "from json import no_such_name\n")
+
+    status, out, err = run_cli(capsys, "info", f"{module}:app")
+
+    assert_usage_error(
+        status, out, err, f"importing module {module!r} failed", "cannot import name 'no_such_name'"
+    )
+    assert f"{module}.py:1" in err
+    assert "not found" not in err
+
+
+def test_a_missing_dependency_of_the_module_is_named_as_a_failure_inside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, "import some_missing_dependency_xyz\n")
+
+    status, out, err = run_cli(capsys, "info", f"{module}:app")
+
+    assert_usage_error(
+        status,
+        out,
+        err,
+        f"importing module {module!r} failed",
+        "No module named 'some_missing_dependency_xyz'",
+    )
+    assert f"module {module!r} not found" not in err
+
+
+def test_a_missing_attribute_lists_the_apps_the_module_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, EXAMPLE + "\nother = App('other', kafka={'bootstrap_servers': 'h:1'})\n")
+
+    assert_usage_error(
+        *run_cli(capsys, "info", f"{module}:application"),
+        f"module {module!r} has no attribute 'application'",
+        "App instances: app, other",
+    )
+
+
+def test_a_missing_attribute_in_a_module_without_apps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, "x = 1\n")
+
+    assert_usage_error(*run_cli(capsys, "info", f"{module}:app"), "has no attribute 'app'", "defines no")
+
+
+@pytest.mark.parametrize(
+    ("attribute", "kind"),
+    [("name", "is a str"), ("make", "is a function"), ("App", "is the class aiostream_kafka.app.App")],
+)
+def test_an_attribute_that_is_not_an_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], attribute: str, kind: str
+) -> None:
+    module = write_module(
+        tmp_path,
+        """
+        from aiostream_kafka import App
+        name = "svc"
+        def make() -> App:
+            return App("svc", kafka={"bootstrap_servers": "h:1"})
+        """,
+    )
+
+    assert_usage_error(
+        *run_cli(capsys, "info", f"{module}:{attribute}"), kind, "not an aiostream_kafka.App instance"
+    )
+
+
+def test_a_config_error_in_the_topology_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(
+        tmp_path,
+        """
+        from aiostream_kafka import App
+        app = App("svc", kafka={"bootstrap_servers": "127.0.0.1:19092"})
+
+        @app.route("orders", cluster="warehouse")
+        async def on_orders(messages):
+            pass
+        """,
+    )
+
+    status, out, err = run_cli(capsys, "info", f"{module}:app")
+
+    assert_usage_error(status, out, err, "no cluster named 'warehouse'")
+    assert err == "error: route for topic 'orders': no cluster named 'warehouse'; the app has: primary\n"
+
+
+def test_a_config_error_while_importing_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(
+        tmp_path,
+        """
+        from aiostream_kafka import App
+        app = App("svc", kafka={"bootstrap.server": "127.0.0.1:19092"})
+        """,
+    )
+
+    assert_usage_error(
+        *run_cli(capsys, "info", f"{module}:app"),
+        "unknown Kafka setting 'bootstrap.server'",
+        "bootstrap_servers",
+    )
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["no_colon_here", "no_such_module_xyz:app"])
+def test_run_with_a_bad_path_exits_2(capsys: pytest.CaptureFixture[str], path: str) -> None:
+    assert_usage_error(*run_cli(capsys, "run", path))
+
+
+def test_run_checks_the_topology_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = write_module(
+        tmp_path, EXAMPLE + "\napp.routes.topic('x', consumer=ClicksConsumer, cluster='nope')\n"
+    )
+
+    assert_usage_error(*run_cli(capsys, "run", f"{module}:app"), "no cluster named 'nope'")
+
+
+def test_run_configures_logging_and_runs_the_app(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+    ran: list[App] = []
+    logging_config: list[dict[str, Any]] = []
+    monkeypatch.setattr(App, "run", lambda self: ran.append(self))
+    monkeypatch.setattr("logging.basicConfig", lambda **kwargs: logging_config.append(kwargs))
+
+    status, _, err = run_cli(capsys, "run", f"{module}:app", "--log-level", "DEBUG")
+
+    assert (status, err) == (0, "")
+    assert [app.name for app in ran] == ["svc"]
+    assert logging_config[0]["level"] == "DEBUG"
+
+
+def test_run_refuses_an_unknown_log_level(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(capsys, "run", "mod:app", "--log-level", "loud")
+
+    assert status == 2
+    assert "--log-level" in err
+
+
+# --- the installed command -----------------------------------------------------------------
+
+
+def test_the_console_script_imports_apps_from_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text(EXAMPLE)
+
+    result = subprocess.run(
+        [str(VENV_BIN / "aiostream-kafka"), "info", "mod:app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "mod.on_orders" in result.stdout
+    assert "s3cret" not in result.stdout
+
+
+def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiostream_kafka", "info", "no_colon"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: 'no_colon' is not an app path")
