@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.kafka_clusters import LAUNCHER
+from tests.kafka_clusters import LAUNCHER, localkafka
 
 
 def run_launcher(tmp_path: Path, port: int, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -103,3 +105,18 @@ def test_run_starts_a_cluster_for_a_command_and_leaves_no_jvm_behind(tmp_path: P
     assert "primary: stopped" in result.stdout
     survivors = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert survivors.stdout == ""
+
+
+@pytest.mark.slow
+def test_a_cluster_id_starting_with_a_dash_is_not_read_as_an_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(localkafka, "STATE", tmp_path)
+    dash_id = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    monkeypatch.setattr(localkafka.uuid, "uuid4", lambda: dash_id)
+    cluster = localkafka.cluster("primary")
+    localkafka.write_config(cluster)
+
+    localkafka.format_storage(cluster, localkafka.classpath())
+
+    assert "cluster.id=-AAAAAAAAAAAAAAAAAAAAA" in (cluster.data_dir / "meta.properties").read_text()

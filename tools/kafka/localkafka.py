@@ -309,8 +309,7 @@ def format_storage(c: Cluster, cp: str) -> None:
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # "=": a random id may start with "-"
             "-c",
             str(c.config_file),
         ],
@@ -464,11 +463,11 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise LauncherError("run needs a command, for example: localkafka.py run -- pytest")
     clusters = selected([])
     missing = [c for c in clusters if running_pid(c) is None and broker_count(c.host, c.port) == 0]
-    if missing:
-        cmd_up(argparse.Namespace(names=[c.name for c in missing]))
     try:
+        if missing:
+            cmd_up(argparse.Namespace(names=[c.name for c in missing]))
         code = subprocess.call(command)
-    finally:
+    finally:  # also when only some of them came up
         if missing:
             cmd_down(argparse.Namespace(names=[c.name for c in missing]))
     raise SystemExit(code)
