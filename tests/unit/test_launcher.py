@@ -120,3 +120,29 @@ def test_a_cluster_id_starting_with_a_dash_is_not_read_as_an_option(
     localkafka.format_storage(cluster, localkafka.classpath())
 
     assert "cluster.id=-AAAAAAAAAAAAAAAAAAAAA" in (cluster.data_dir / "meta.properties").read_text()
+
+
+@pytest.mark.slow
+def test_another_process_can_stop_a_broker_that_run_started(tmp_path: Path) -> None:
+    """The outage tests do this: 'run' owns the JVM, a separate 'stop' must still see it exit."""
+    port = free_port_pair()
+    stop_from_elsewhere = (
+        "import subprocess, sys; "
+        f"stop = [sys.executable, {str(LAUNCHER)!r}, 'stop', 'primary']; "
+        "sys.exit(subprocess.run(stop, timeout=60).returncode)"
+    )
+    secondary = f"127.0.0.1:{free_port_pair()}"
+
+    result = run_launcher(
+        tmp_path,
+        port,
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        stop_from_elsewhere,
+        AIOSTREAM_KAFKA_SECONDARY=secondary,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "primary: stopped" in result.stdout
