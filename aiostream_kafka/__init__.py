@@ -14,6 +14,7 @@ from aiostream_kafka.errors import (
 )
 from aiostream_kafka.instrumentation.monitor import Event, Monitor
 from aiostream_kafka.messages import Message, Messages
+from aiostream_kafka.processing import DeadLetterQueue, Retry
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
 from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, Topology
 from aiostream_kafka.runtime.backoff import Backoff
@@ -25,6 +26,7 @@ __all__ = [
     "Cluster",
     "ConfigError",
     "Consumer",
+    "DeadLetterQueue",
     "DecodeError",
     "EncodeError",
     "Event",
@@ -35,6 +37,7 @@ __all__ = [
     "Producer",
     "ProducerRecord",
     "ProducerRegistry",
+    "Retry",
     "Route",
     "SubscriptionGroup",
     "Topic",

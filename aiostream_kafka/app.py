@@ -49,6 +49,7 @@ class App:
         group_id: str | None = None,
         concurrency: int = 4,
         shutdown_timeout: float = 30.0,
+        revoke_timeout: float = 10.0,
         restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
         retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
         producer_format: str = "json",
@@ -66,6 +67,7 @@ class App:
         self.group_id = group_id or name
         self.concurrency = concurrency
         self.shutdown_timeout = shutdown_timeout
+        self.revoke_timeout = revoke_timeout
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
         self.producer_format = producer_format
@@ -79,6 +81,9 @@ class App:
         self._producers: ProducerRegistry | None = None
         self._supervisor: Supervisor | None = None
         self._task: asyncio.Task[None] | None = None
+        self._ended = anyio.Event()
+        #: A fatal error (MemoryError, ...) that ended the Supervisor; ``run()`` re-raises it.
+        self.failure: BaseException | None = None
         self.state: State = "idle"
 
     # --- declaring -----------------------------------------------------------------------
@@ -143,6 +148,7 @@ class App:
                 client_id=self.name,
                 concurrency=self.concurrency,
                 retry_backoff=self.retry_backoff,
+                revoke_timeout=self.revoke_timeout,
             )
             for group in topology.subscription_groups
         ]
@@ -158,10 +164,10 @@ class App:
         )
 
     def _supervisor_ended(self, task: asyncio.Task[None]) -> None:
+        self._ended.set()
         if not task.cancelled() and task.exception() is not None:
-            self.monitor.emit(
-                "error.occurred", cluster=self._primary.name, type="supervisor", error=task.exception()
-            )
+            self.failure = _unwrap(task.exception())
+            self.monitor.emit("error.occurred", cluster=self._primary.name, type="fatal", error=self.failure)
 
     async def stop(self) -> None:
         """Stop fetching, let batches in hand finish (up to ``shutdown_timeout``), commit, flush producers."""
@@ -205,10 +211,23 @@ class App:
         anyio.run(self._run_until_signalled, backend="asyncio")
 
     async def _run_until_signalled(self) -> None:
+        """Until a signal, or until a fatal error ends the Supervisor (then re-raised)."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with self.running():
-                async for _ in signals:
-                    break
+            async with self.running(), anyio.create_task_group() as waiting:
+
+                async def until_signal() -> None:
+                    async for _ in signals:
+                        break
+                    waiting.cancel_scope.cancel()
+
+                async def until_supervisor_ends() -> None:
+                    await self._ended.wait()
+                    waiting.cancel_scope.cancel()
+
+                waiting.start_soon(until_signal)
+                waiting.start_soon(until_supervisor_ends)
+        if self.failure is not None:
+            raise self.failure
 
 
 def _clusters(
@@ -230,3 +249,10 @@ def _clusters(
     raise ConfigError(
         "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
     )
+
+
+def _unwrap(error: BaseException | None) -> BaseException | None:
+    """The one error inside (nested) task-group exception groups, so users see the real thing."""
+    while error is not None and len(getattr(error, "exceptions", ())) == 1:
+        error = error.exceptions[0]  # type: ignore[attr-defined]
+    return error

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiostream_kafka.messages import Messages
+from aiostream_kafka.messages import AfterBatch, Message, Messages, SeekTarget, check_pause, check_seek_target
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
     from aiostream_kafka.producing.producer import Producer
     from aiostream_kafka.producing.registry import ProducerRegistry
+
+
+class PartitionControl(Protocol):
+    """What a Listener lets a Consumer do to the partitions it serves."""
+
+    def current(self, topic: str, partition: int) -> Messages[Any] | None: ...
+
+    def request(self, topic: str, partition: int, action: AfterBatch) -> None: ...
+
+    def is_revoked(self, topic: str, partition: int) -> bool: ...
 
 
 class Consumer:
@@ -25,10 +35,44 @@ class Consumer:
     topic: str
     cluster: str
 
-    def bind(self, app: App, topic: str, cluster: str) -> None:
+    _control: PartitionControl | None = None
+
+    def bind(self, app: App, topic: str, cluster: str, control: PartitionControl | None = None) -> None:
         self.app = app
         self.topic = topic
         self.cluster = cluster
+        self._control = control
+
+    def _controlled(self) -> PartitionControl:
+        if self._control is None:
+            raise RuntimeError(f"{type(self).__name__} is not running under a listener")
+        return self._control
+
+    def mark_as_consumed(self, message: Message[Any]) -> None:
+        """Mark ``message`` (and its predecessors) done on the batch in hand for its partition."""
+        batch = self._controlled().current(message.topic, message.partition)
+        if batch is None:
+            raise ValueError(
+                f"no batch of {message.topic}[{message.partition}] is being consumed to mark {message!r}"
+            )
+        batch.mark_as_consumed(message)
+
+    def pause(self, partition: int, for_ms: int | None = None) -> None:
+        """Pause one of this topic's partitions (after its batch in hand, if any)."""
+        check_pause(for_ms)
+        self._controlled().request(self.topic, partition, ("pause", for_ms))
+
+    def resume(self, partition: int) -> None:
+        self._controlled().request(self.topic, partition, ("resume", None))
+
+    def seek(self, partition: int, target: SeekTarget) -> None:
+        """Continue ``partition`` from an offset, ``"earliest"``, ``"latest"`` or a datetime."""
+        check_seek_target(target)
+        self._controlled().request(self.topic, partition, ("seek", target))
+
+    def is_revoked(self, partition: int) -> bool:
+        """True once a rebalance is taking ``partition`` away (the ``revoked`` hook follows)."""
+        return self._controlled().is_revoked(self.topic, partition)
 
     @property
     def producer(self) -> Producer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar, overload
 
@@ -90,13 +90,41 @@ class Message(Generic[T]):
         return f"<Message {self.cluster}/{self.topic}[{self.partition}]@{self.offset}>"
 
 
-class Messages(Sequence[Message[T]]):
-    """A batch from one partition of one topic, in offset order."""
+SeekTarget = int | str | datetime
+"""An offset, ``"earliest"``, ``"latest"``, or a time (the first message at or after it)."""
 
-    __slots__ = ("_messages", "attempt", "cluster", "partition", "topic")
+#: What the handler asked to happen to its partition once the batch returns.
+AfterBatch = tuple[str, SeekTarget | int | None]
+
+
+class Messages(Sequence[Message[T]]):
+    """A batch from one partition of one topic, in offset order.
+
+    Besides the messages, it is the handler's handle on its partition: mark progress
+    (``mark_as_consumed``), ``pause`` / ``resume`` / ``seek`` once the batch returns, and
+    ``revoked`` to stop early when the partition is being taken away.
+    """
+
+    __slots__ = (
+        "_is_revoked",
+        "_marked",
+        "_messages",
+        "after_batch",
+        "attempt",
+        "cluster",
+        "partition",
+        "topic",
+    )
 
     def __init__(
-        self, messages: Sequence[Message[T]], *, topic: str, partition: int, cluster: str, attempt: int = 1
+        self,
+        messages: Sequence[Message[T]],
+        *,
+        topic: str,
+        partition: int,
+        cluster: str,
+        attempt: int = 1,
+        is_revoked: Callable[[], bool] | None = None,
     ) -> None:
         self._messages = messages
         self.topic = topic
@@ -104,6 +132,51 @@ class Messages(Sequence[Message[T]]):
         self.cluster = cluster
         #: 1 on first delivery; 2 and up when the same batch is tried again after a failure.
         self.attempt = attempt
+        self._is_revoked = is_revoked
+        self._marked: int | None = None
+        self.after_batch: AfterBatch | None = None
+
+    @property
+    def revoked(self) -> bool:
+        """True once a rebalance is taking this partition away: finish up, or stop early."""
+        return self._is_revoked() if self._is_revoked is not None else False
+
+    def mark_as_consumed(self, message: Message[T]) -> None:
+        """Record that ``message`` and everything before it in the partition are done.
+
+        With ``manual_offset_management=True`` only marked offsets are committed; with
+        automatic offsets, marks tell a failing batch where to resume (and, for a DLQ,
+        which message is the culprit). Marking an earlier message than one already
+        marked changes nothing.
+        """
+        if message.topic != self.topic or message.partition != self.partition:
+            raise ValueError(
+                f"{message!r} is not in this batch ({self.topic}[{self.partition}]); mark it on its own batch"
+            )
+        if self._marked is None or message.offset + 1 > self._marked:
+            self._marked = message.offset + 1
+
+    @property
+    def marked_offset(self) -> int | None:
+        """The next offset to commit after the marks so far (None: nothing marked)."""
+        return self._marked
+
+    def pause(self, for_ms: int | None = None) -> None:
+        """Once this batch returns, pause the partition (``for_ms``, or until ``resume``).
+
+        It resumes at the message after this batch; the rest of the poll is not handed out.
+        """
+        check_pause(for_ms)
+        self.after_batch = ("pause", for_ms)
+
+    def resume(self) -> None:
+        """Cancel a ``pause`` or ``seek`` asked for during this batch."""
+        self.after_batch = None
+
+    def seek(self, target: SeekTarget) -> None:
+        """Once this batch returns, continue the partition from ``target`` instead."""
+        check_seek_target(target)
+        self.after_batch = ("seek", target)
 
     @property
     def first_offset(self) -> int:
@@ -134,3 +207,17 @@ class Messages(Sequence[Message[T]]):
     def __repr__(self) -> str:
         span = f"{self.first_offset}..{self.last_offset}" if self._messages else "empty"
         return f"<Messages {self.cluster}/{self.topic}[{self.partition}] {span} ({len(self)})>"
+
+
+def check_seek_target(target: object) -> None:
+    if isinstance(target, bool) or not (
+        (isinstance(target, int) and target >= 0)
+        or target in ("earliest", "latest")
+        or isinstance(target, datetime)
+    ):
+        raise ValueError(f"seek({target!r}): an offset >= 0, 'earliest', 'latest' or a datetime")
+
+
+def check_pause(for_ms: object) -> None:
+    if for_ms is not None and (isinstance(for_ms, bool) or not isinstance(for_ms, int) or for_ms < 0):
+        raise ValueError(f"pause(for_ms={for_ms!r}): milliseconds as a whole number >= 0, or None")

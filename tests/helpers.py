@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aiostream_kafka import App, Event
@@ -66,8 +66,8 @@ async def produce(bootstrap: str, topic: str, *values: bytes) -> None:
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    """Every value in partition 0 of ``topic``, read without a consumer group."""
+async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record in partition 0 of ``topic``, read without a consumer group."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -75,10 +75,15 @@ async def read_all(bootstrap: str, topic: str) -> list[bytes]:
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         end = (await consumer.end_offsets([partition]))[partition]
-        values: list[bytes] = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         while await consumer.position(partition) < end:
             batch = await consumer.getmany(partition, timeout_ms=1000, max_records=100)
-            values += [record.value for record in batch.get(partition, [])]
-        return values
+            records += batch.get(partition, [])
+        return records
     finally:
         await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value in partition 0 of ``topic``."""
+    return [record.value for record in await read_records(bootstrap, topic)]

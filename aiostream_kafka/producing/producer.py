@@ -16,7 +16,7 @@ from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import NotRunningError
 from aiostream_kafka.instrumentation.monitor import Monitor
 
-Headers = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
+Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from typing import Any
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.messages import Messages
+from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.retry import Retry
 
 Handler = Callable[[Messages[Any]], Awaitable[None]]
 
@@ -31,6 +33,9 @@ class Route:
     max_wait_ms: int = 500
     initial_offset: str | None = None  # the cluster's auto_offset_reset, else "earliest"
     active: bool = True
+    retry: Retry | None = None  # the app's retry_backoff when None
+    dead_letter_queue: DeadLetterQueue | None = None
+    manual_offset_management: bool = False
 
     @property
     def label(self) -> str:

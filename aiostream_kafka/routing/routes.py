@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.routing.route import INITIAL_OFFSETS, Handler, Route
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ class RouteOptions(TypedDict, total=False):
     max_wait_ms: int
     initial_offset: str
     active: bool
+    retry: Retry
+    dead_letter_queue: DeadLetterQueue
+    manual_offset_management: bool
 
 
 class Routes:
@@ -118,6 +123,13 @@ def _check(route: Route) -> None:
         raise ConfigError(f"{where}: max_messages must be a positive integer, not {route.max_messages!r}")
     if not _is_int(route.max_wait_ms) or route.max_wait_ms < 0:
         raise ConfigError(f"{where}: max_wait_ms must be a non-negative integer, not {route.max_wait_ms!r}")
+    if route.retry is not None and not isinstance(route.retry, Retry):
+        raise ConfigError(f"{where}: retry= takes aiostream_kafka.Retry(...), not {route.retry!r}")
+    if route.dead_letter_queue is not None and not isinstance(route.dead_letter_queue, DeadLetterQueue):
+        raise ConfigError(
+            f"{where}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), "
+            f"not {route.dead_letter_queue!r}"
+        )
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:
         raise ConfigError(
             f"{where}: initial_offset must be 'earliest' or 'latest', not {route.initial_offset!r}"

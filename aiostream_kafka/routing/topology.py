@@ -28,6 +28,12 @@ class Topic:
     cluster: Cluster
     decoder: Decoder | None
 
+    @property
+    def dead_letter_cluster(self) -> str:
+        """Where this topic's DLQ lives: the cluster named, else the topic's own cluster."""
+        queue = self.route.dead_letter_queue
+        return queue.cluster if queue is not None and queue.cluster else self.cluster.name
+
 
 @dataclass(frozen=True)
 class SubscriptionGroup:
@@ -110,8 +116,10 @@ def build_topology(
         if initial_offset not in INITIAL_OFFSETS:
             raise ConfigError(f"{route.label}: auto_offset_reset must be 'earliest' or 'latest'")
         decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
+        topic = Topic(route.topic, route, cluster, decoder)
+        _check_dead_letter_queue(topic, clusters)
         if not route.active:
-            inactive.append(Topic(route.topic, route, cluster, decoder))
+            inactive.append(topic)
             continue
 
         seen = routed.get((cluster.name, group_id, route.topic))
@@ -132,7 +140,7 @@ def build_topology(
             route.max_wait_ms,
             initial_offset,
         )
-        groups.setdefault(key, []).append(Topic(route.topic, route, cluster, decoder))
+        groups.setdefault(key, []).append(topic)
         group_settings[key] = consumer_settings
 
     subscription_groups = []
@@ -207,3 +215,19 @@ def _route_cluster(
     if register:
         clusters[name] = cluster
     return cluster, settings
+
+
+def _check_dead_letter_queue(topic: Topic, clusters: Mapping[str, Cluster]) -> None:
+    queue = topic.route.dead_letter_queue
+    if queue is None:
+        return
+    if topic.dead_letter_cluster not in clusters:
+        raise UnknownClusterError(
+            f"{topic.route.label}: the dead-letter queue names cluster {queue.cluster!r}; "
+            f"the app has: {', '.join(clusters)}"
+        )
+    if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster.name:
+        raise ConfigError(
+            f"{topic.route.label}: the dead-letter queue is the topic itself, so a failing message "
+            f"would come back forever; give the DLQ its own topic"
+        )

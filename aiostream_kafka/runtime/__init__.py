@@ -1,7 +1,5 @@
-"""Running the topology: the Supervisor, one Listener per subscription group, their consumers."""
+"""Running the topology: the Supervisor, one Listener per subscription group, their consumers.
 
-from aiostream_kafka.runtime.backoff import Backoff
-from aiostream_kafka.runtime.listener import Listener
-from aiostream_kafka.runtime.supervisor import Supervisor
-
-__all__ = ["Backoff", "Listener", "Supervisor"]
+(Nothing is imported here, so that ``runtime.backoff`` can be used by modules the
+listener itself depends on.)
+"""

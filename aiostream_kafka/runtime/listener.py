@@ -1,26 +1,37 @@
 """A Listener: one subscription group's consumer loop (poll, process per partition, commit).
 
-Each poll's records are split per partition and handed to the handlers in offset order,
-partitions concurrently up to a bound, one partition never concurrently with itself.
-Offsets are committed once per poll, only for batches whose handler returned. A batch that
-fails rewinds and pauses only its own partition; it is tried again after a backoff while
-the other partitions keep flowing.
+Each poll's records are split per partition and handed to the handlers in batches of at
+most ``max_messages``, in offset order; partitions run concurrently up to a bound, one
+partition never concurrently with itself. What a handler finished is committed before the
+same partition's next batch starts, and once more at the end of the poll, so a crash
+repeats at most one batch per partition.
+
+A failing batch rewinds and pauses only its own partition and is tried again after a
+backoff; with a dead-letter queue, the message it keeps failing on is sent there and the
+partition moves on. Fatal errors (MemoryError, KeyboardInterrupt, SystemExit) are never
+retried: they stop the listener and the Supervisor lets them through.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.instrumentation.monitor import Monitor
-from aiostream_kafka.messages import Message, Messages
+from aiostream_kafka.messages import AfterBatch, Message, Messages
+from aiostream_kafka.processing.dead_letter import dispatch
+from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
 from aiostream_kafka.runtime.backoff import Backoff
 
@@ -29,8 +40,18 @@ if TYPE_CHECKING:
 
 Invoke = Callable[[Messages[Any]], Awaitable[None]]
 
-#: How long the cleanup after a stop (hooks, last commit, leaving the group) may take.
+#: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0
+
+
+@dataclass
+class _Route:
+    """A topic as this listener runs it: its handler and its failure bookkeeping."""
+
+    topic: Topic
+    invoke: Invoke
+    policy: FailurePolicy
+    instance: Consumer | None
 
 
 class Listener:
@@ -43,6 +64,7 @@ class Listener:
         client_id: str,
         concurrency: int,
         retry_backoff: Backoff,
+        revoke_timeout: float = 10.0,
     ) -> None:
         self.group = group
         self._app = app
@@ -50,7 +72,7 @@ class Listener:
         self._client_id = client_id
         self._concurrency = concurrency
         self._retry_backoff = retry_backoff
-        self._topics = {topic.name: topic for topic in group.topics}
+        self._revoke_timeout = revoke_timeout
         self._tags = {
             "cluster": group.cluster.name,
             "group": group.group_id,
@@ -59,12 +81,21 @@ class Listener:
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
         self._in_batch = False
-        #: Held while a poll's batches are processed and committed; a revoke waits for it.
-        self._processing = anyio.Lock()
-        self._attempts: dict[TopicPartition, int] = {}
-        self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._reset()
         #: Set once the listener has polled; the Supervisor uses it to reset its backoff.
         self.healthy = False
+
+    def _reset(self) -> None:
+        self._routes: dict[str, _Route] = {}
+        self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._dead: dict[TopicPartition, set[int]] = {}  # dead-lettered, not yet committed past
+        self._current: dict[TopicPartition, Messages[Any]] = {}  # the batch a handler holds
+        self._in_flight: dict[TopicPartition, anyio.Event] = {}  # set when the partition's work ends
+        self._scopes: dict[TopicPartition, anyio.CancelScope] = {}
+        self._revoked: set[TopicPartition] = set()
+        self._pause_tokens: dict[TopicPartition, object] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._background: anyio.abc.TaskGroup | None = None
 
     def request_stop(self) -> None:
         """Stop after the batches in hand; a listener waiting on Kafka stops at once."""
@@ -72,8 +103,11 @@ class Listener:
         if self._scope is not None and not self._in_batch:
             self._scope.cancel()
 
+    # --- the loop ------------------------------------------------------------------------
+
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
+        self._reset()
+        consumer = self._consumer = AIOKafkaConsumer(
             **{
                 "client_id": self._client_id,
                 **self.group.cluster.settings.connection_kwargs(),
@@ -83,48 +117,41 @@ class Listener:
                 "auto_offset_reset": self.group.initial_offset,
             }
         )
-        instances, invokers = self._handlers()
-        self._attempts.clear()
-        self._done.clear()
+        self._routes = {topic.name: self._route(topic) for topic in self.group.topics}
+        instances = [route.instance for route in self._routes.values() if route.instance is not None]
         try:
             with anyio.CancelScope() as self._scope:
                 if self._stopping:
                     self._scope.cancel()
-                consumer.subscribe(list(self._topics), listener=_RebalanceListener(self, consumer, instances))
+                consumer.subscribe(list(self._routes), listener=_RebalanceListener(self, consumer))
                 await consumer.start()
-                for instance in instances.values():
+                for instance in instances:
                     await instance.on_start()
-                self._monitor.emit("listener.started", **self._tags, topics=list(self._topics))
-                async with anyio.create_task_group() as resumes:
-                    await self._loop(consumer, invokers, resumes)
-                    resumes.cancel_scope.cancel()
+                self._monitor.emit("listener.started", **self._tags, topics=list(self._routes))
+                async with anyio.create_task_group() as self._background:
+                    await self._loop(consumer)
+                    self._background.cancel_scope.cancel()
         finally:
             self._scope = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
                 await self._commit(consumer)
-                for instance in instances.values():
-                    await _quietly(instance.shutdown(), self._monitor, self._tags)
+                for instance in instances:
+                    await self._quietly(instance.shutdown())
                 await consumer.stop()
             self._monitor.emit("listener.stopped", **self._tags)
 
-    def _handlers(self) -> tuple[dict[str, Consumer], dict[str, Invoke]]:
-        instances: dict[str, Consumer] = {}
-        invokers: dict[str, Invoke] = {}
-        for topic in self.group.topics:
-            route = topic.route
-            if route.consumer is not None:
-                instance = route.consumer()
-                instance.bind(self._app, topic.name, topic.cluster.name)
-                instances[topic.name] = instance
-                invokers[topic.name] = instance.consume
-            else:
-                assert route.handler is not None
-                invokers[topic.name] = route.handler
-        return instances, invokers
+    def _route(self, topic: Topic) -> _Route:
+        route = topic.route
+        backoff = route.retry.as_backoff() if route.retry is not None else self._retry_backoff
+        policy = FailurePolicy(backoff, route.dead_letter_queue)
+        if route.consumer is None:
+            assert route.handler is not None
+            return _Route(topic, route.handler, policy, None)
+        instance = route.consumer()
+        instance.bind(self._app, topic.name, topic.cluster.name, self)
+        return _Route(topic, instance.consume, policy, instance)
 
-    async def _loop(
-        self, consumer: AIOKafkaConsumer, invokers: dict[str, Invoke], resumes: anyio.abc.TaskGroup
-    ) -> None:
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         limiter = anyio.CapacityLimiter(self._concurrency)
         max_records = self.group.max_messages * self._concurrency
         while not self._stopping:
@@ -134,81 +161,271 @@ class Listener:
                 continue
             self._in_batch = True
             try:
-                async with self._processing:
-                    async with anyio.create_task_group() as partitions:
-                        for tp, batch in records.items():
-                            partitions.start_soon(
-                                self._process_partition, consumer, tp, batch, invokers, limiter, resumes
-                            )
-                    await self._commit(consumer)
+                self._in_flight.update({tp: anyio.Event() for tp in records})
+                async with anyio.create_task_group() as partitions:
+                    for tp, batch in records.items():
+                        partitions.start_soon(self._partition, consumer, tp, batch, limiter)
+                await self._commit(consumer)
             finally:
                 self._in_batch = False
+                for tp in records:
+                    self._in_flight.pop(tp, None)
 
-    async def _process_partition(
+    async def _partition(
         self,
         consumer: AIOKafkaConsumer,
         tp: TopicPartition,
         records: Sequence[ConsumerRecord[bytes, bytes]],
-        invokers: dict[str, Invoke],
         limiter: anyio.CapacityLimiter,
-        resumes: anyio.abc.TaskGroup,
     ) -> None:
-        topic = self._topics[tp.topic]
-        size = self.group.max_messages
-        for start in range(0, len(records), size):
-            chunk = records[start : start + size]
-            attempt = self._attempts.get(tp, 0) + 1
-            messages = _messages(topic, tp, chunk, attempt)
-            where = {**self._tags, "topic": tp.topic, "partition": tp.partition}
-            self._monitor.emit("batch.received", **where, count=len(chunk), first_offset=chunk[0].offset)
-            began = time.perf_counter()
-            async with limiter:
-                try:
-                    await invokers[tp.topic](messages)
-                except Exception as error:
-                    self._retry_later(consumer, tp, chunk[0].offset, attempt, error, where, resumes)
-                    return
-            self._attempts.pop(tp, None)
-            self._done[tp] = chunk[-1].offset + 1
-            self._monitor.emit(
-                "batch.processed",
-                **where,
-                count=len(chunk),
-                first_offset=chunk[0].offset,
-                last_offset=chunk[-1].offset,
-                duration=time.perf_counter() - began,
-            )
+        try:
+            with anyio.CancelScope() as self._scopes[tp]:
+                await self._batches(consumer, tp, records, limiter)
+        finally:
+            self._scopes.pop(tp, None)
+            self._in_flight[tp].set()
 
-    def _retry_later(
+    async def _batches(
         self,
         consumer: AIOKafkaConsumer,
         tp: TopicPartition,
-        offset: int,
-        attempt: int,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        route = self._routes[tp.topic]
+        size = self.group.max_messages
+        for start in range(0, len(records), size):
+            if tp in self._revoked:
+                return  # leaving this partition: the rest is for its next owner
+            chunk = records[start : start + size]
+            dead = self._dead.get(tp)
+            live = [r for r in chunk if r.offset not in dead] if dead else chunk
+            if not live:
+                self._done[tp] = chunk[-1].offset + 1
+                continue
+            messages = self._messages(route, tp, live)
+            where = {**self._tags, "topic": tp.topic, "partition": tp.partition}
+            self._monitor.emit("batch.received", **where, count=len(live), first_offset=live[0].offset)
+            began = time.perf_counter()
+            self._current[tp] = messages
+            try:
+                async with limiter:
+                    await route.invoke(messages)
+            except Exception as error:
+                if is_fatal(error):
+                    raise
+                await self._failed(consumer, tp, route, messages, error, where)
+                return
+            finally:
+                self._current.pop(tp, None)
+            route.policy.succeeded(tp.partition)
+            progress = (
+                messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
+            )
+            if progress is not None:
+                self._done[tp] = max(progress, self._done.get(tp, 0))
+            self._monitor.emit(
+                "batch.processed",
+                **where,
+                count=len(live),
+                first_offset=live[0].offset,
+                last_offset=live[-1].offset,
+                attempt=messages.attempt,
+                duration=time.perf_counter() - began,
+            )
+            if messages.after_batch is not None:
+                await self._after_batch(consumer, tp, messages.after_batch, next_offset=chunk[-1].offset + 1)
+                return
+            if start + size < len(records):
+                await self._commit(consumer, only=[tp])
+
+    def _messages(
+        self, route: _Route, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> Messages[Any]:
+        cluster = route.topic.cluster.name
+        decoder = route.topic.decoder
+        return Messages(
+            [
+                Message(
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    key=r.key,
+                    value=r.value,
+                    raw_headers=r.headers,
+                    timestamp_ms=r.timestamp,
+                    cluster=cluster,
+                    decoder=decoder,
+                )
+                for r in records
+            ],
+            topic=tp.topic,
+            partition=tp.partition,
+            cluster=cluster,
+            attempt=route.policy.attempt(tp.partition),
+            is_revoked=lambda: tp in self._revoked,
+        )
+
+    # --- failures ------------------------------------------------------------------------
+
+    async def _failed(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        route: _Route,
+        messages: Messages[Any],
         error: Exception,
         where: dict[str, Any],
-        resumes: anyio.abc.TaskGroup,
     ) -> None:
-        """Rewind the partition to the failed batch and pause only it for a while."""
-        self._attempts[tp] = attempt
-        delay = self._retry_backoff.delay(attempt)
-        self._monitor.emit("batch.failed", **where, offset=offset, attempt=attempt, error=error)
-        consumer.seek(tp, offset)
-        consumer.pause(tp)
-        self._monitor.emit("retry.scheduled", **where, offset=offset, attempt=attempt + 1, delay=delay)
-        resumes.start_soon(self._resume_later, consumer, tp, delay)
+        """Keep what the handler marked, then retry later or give the culprit up, per the route."""
+        marked = messages.marked_offset
+        if marked is not None:
+            self._done[tp] = max(marked, self._done.get(tp, 0))
+        first_unprocessed = next((m.offset for m in messages if marked is None or m.offset >= marked), None)
+        if first_unprocessed is None:  # it raised after marking the whole batch: nothing to redo
+            self._monitor.emit("error.occurred", **where, type="handler.after_marking_all", error=error)
+            consumer.seek(tp, messages.last_offset + 1)
+            return
+        poison = (
+            error.offset
+            if isinstance(error, DecodeError)
+            and (error.topic, error.partition) == (tp.topic, tp.partition)
+            and any(m.offset == error.offset for m in messages)
+            else None
+        )
+        decision = route.policy.failed(tp.partition, first_unprocessed, error, poison_offset=poison)
+        self._monitor.emit(
+            "batch.failed", **where, offset=first_unprocessed, attempt=decision.attempts, error=error
+        )
+        if decision.action == "retry":
+            self._pause(consumer, tp, seek_to=first_unprocessed, delay=decision.delay)
+            self._monitor.emit(
+                "retry.scheduled",
+                **where,
+                offset=first_unprocessed,
+                attempt=decision.attempts + 1,
+                delay=decision.delay,
+            )
+            return
 
-    async def _resume_later(self, consumer: AIOKafkaConsumer, tp: TopicPartition, delay: float) -> None:
+        culprit = next(m for m in messages if m.offset == decision.offset)
+        queue = route.topic.route.dead_letter_queue
+        assert queue is not None
+        if decision.action == "dispatch":
+            try:
+                await dispatch(
+                    self._app.producers[route.topic.dead_letter_cluster],
+                    queue,
+                    culprit,
+                    error=error,
+                    attempts=decision.attempts,
+                    group_id=self.group.group_id,
+                )
+            except Exception as dispatch_error:
+                if is_fatal(dispatch_error):
+                    raise
+                self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
+                delay = route.policy.backoff.delay(decision.attempts)
+                self._pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
+                return
+        self._monitor.emit(
+            "dlq.dispatched",
+            **where,
+            offset=culprit.offset,
+            dlq_topic=queue.topic,
+            dlq_cluster=route.topic.dead_letter_cluster if queue.topic else None,
+            attempts=decision.attempts,
+            error=error,
+        )
+        if culprit.offset == first_unprocessed:  # resume right after it
+            self._done[tp] = max(culprit.offset + 1, self._done.get(tp, 0))
+            consumer.seek(tp, culprit.offset + 1)
+        else:  # a poison message after unmarked work: that work comes again, without the culprit
+            self._dead.setdefault(tp, set()).add(culprit.offset)
+            consumer.seek(tp, first_unprocessed)
+
+    # --- pause, resume, seek -------------------------------------------------------------
+
+    def _pause(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, *, seek_to: int | None, delay: float | None
+    ) -> None:
+        """Pause ``tp`` (rewound to ``seek_to``) until ``delay`` seconds pass or it is resumed."""
+        if seek_to is not None:
+            consumer.seek(tp, seek_to)
+        consumer.pause(tp)
+        token = self._pause_tokens[tp] = object()
+        if delay is not None and self._background is not None:
+            self._background.start_soon(self._resume_later, consumer, tp, delay, token)
+
+    async def _resume_later(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, delay: float, token: object
+    ) -> None:
         await anyio.sleep(delay)
+        if self._pause_tokens.get(tp) is token:
+            self._resume(consumer, tp)
+
+    def _resume(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        self._pause_tokens.pop(tp, None)
         if tp in consumer.assignment():
             consumer.resume(tp)
+
+    async def _after_batch(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, action: AfterBatch, *, next_offset: int | None
+    ) -> None:
+        kind, argument = action
+        if kind == "pause":
+            delay = None if argument is None else int(argument) / 1000  # type: ignore[arg-type]
+            self._pause(consumer, tp, seek_to=next_offset, delay=delay)
+        elif kind == "resume":
+            self._resume(consumer, tp)
+        elif tp in consumer.assignment():
+            await self._seek(consumer, tp, argument)
+
+    async def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition, target: object) -> None:
+        if target == "earliest":
+            await consumer.seek_to_beginning(tp)
+        elif target == "latest":
+            await consumer.seek_to_end(tp)
+        elif isinstance(target, datetime):
+            found = await consumer.offsets_for_times({tp: int(target.timestamp() * 1000)})
+            if found.get(tp) is None:
+                await consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, found[tp].offset)
+        else:
+            assert isinstance(target, int)
+            consumer.seek(tp, target)
+
+    # PartitionControl, for Consumer.pause / resume / seek / mark_as_consumed / is_revoked:
+
+    def current(self, topic: str, partition: int) -> Messages[Any] | None:
+        return self._current.get(TopicPartition(topic, partition))
+
+    def request(self, topic: str, partition: int, action: AfterBatch) -> None:
+        tp = TopicPartition(topic, partition)
+        batch = self._current.get(tp)
+        if batch is not None:  # that partition's handler is running: act when it returns
+            batch.after_batch = None if action[0] == "resume" else action
+            if action[0] != "resume":
+                return
+        consumer, background = self._consumer, self._background
+        if consumer is None or background is None:
+            raise RuntimeError(f"the listener for {topic} is not running")
+        if tp not in consumer.assignment():
+            raise ValueError(f"partition {partition} of {topic!r} is not assigned to this consumer")
+        background.start_soon(lambda: self._after_batch(consumer, tp, action, next_offset=None))
+
+    def is_revoked(self, topic: str, partition: int) -> bool:
+        return TopicPartition(topic, partition) in self._revoked
+
+    # --- offsets and rebalances ----------------------------------------------------------
 
     async def _commit(self, consumer: AIOKafkaConsumer, only: Iterable[TopicPartition] | None = None) -> None:
         partitions = set(self._done) if only is None else set(only) & set(self._done)
         if not partitions:
             return
-        offsets = {tp: self._done.pop(tp) for tp in partitions}
         assigned = consumer.assignment()
+        offsets = {tp: self._done.pop(tp) for tp in partitions}
         offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
         if not offsets:
             return
@@ -219,78 +436,70 @@ class Listener:
             # starts from the last commit and sees these messages again; at-least-once holds.
             self._monitor.emit("error.occurred", **self._tags, type="commit", error=error)
             return
+        for tp, offset in offsets.items():
+            dead = self._dead.get(tp)
+            if dead:
+                dead.difference_update({o for o in dead if o < offset})
         self._monitor.emit(
             "offsets.committed",
             **self._tags,
             offsets={f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()},
         )
 
-    async def on_revoked(
-        self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition], instances: dict[str, Consumer]
-    ) -> None:
-        """Let the batch in hand finish, commit what is done for ``revoked``, then tell the consumers."""
-        async with self._processing:
-            await self._commit(consumer, only=revoked)
-            for tp in revoked:
-                self._attempts.pop(tp, None)
-            for topic, instance in instances.items():
-                partitions = sorted(tp.partition for tp in revoked if tp.topic == topic)
-                if partitions:
-                    await _quietly(instance.revoked(partitions), self._monitor, self._tags)
-        self._monitor.emit("partitions.revoked", **self._tags, partitions=_names(revoked))
+    async def on_revoked(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
+        """Finish (within ``revoke_timeout``) or abandon the revoked partitions' batches, commit
+        what is done, then tell the consumers. Other partitions keep going meanwhile."""
+        self._revoked |= revoked
+        busy = {tp: self._in_flight[tp] for tp in revoked if tp in self._in_flight}
+        with anyio.move_on_after(self._revoke_timeout):
+            for event in busy.values():
+                await event.wait()
+        abandoned = sorted(f"{tp.topic}/{tp.partition}" for tp, event in busy.items() if not event.is_set())
+        for tp, event in busy.items():
+            if not event.is_set():
+                scope = self._scopes.get(tp)
+                if scope is not None:
+                    scope.cancel()
+                await event.wait()
+        await self._commit(consumer, only=revoked)
+        for tp in revoked:
+            self._routes[tp.topic].policy.forget(tp.partition)
+            self._dead.pop(tp, None)
+            self._pause_tokens.pop(tp, None)
+        for name, route in self._routes.items():
+            partitions = sorted(tp.partition for tp in revoked if tp.topic == name)
+            if partitions and route.instance is not None:
+                await self._quietly(route.instance.revoked(partitions))
+        self._monitor.emit(
+            "partitions.revoked", **self._tags, partitions=_names(revoked), abandoned=abandoned
+        )
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._revoked -= assigned
+        self._monitor.emit("partitions.assigned", **self._tags, partitions=_names(assigned))
+
+    async def _quietly(self, hook: Awaitable[None]) -> None:
+        """Run a user hook whose failure must not stop the listener; report it instead."""
+        try:
+            await hook
+        except Exception as error:
+            if is_fatal(error):
+                raise
+            self._monitor.emit("error.occurred", **self._tags, type="consumer.hook", error=error)
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(
-        self, listener: Listener, consumer: AIOKafkaConsumer, instances: dict[str, Consumer]
-    ) -> None:
+    def __init__(self, listener: Listener, consumer: AIOKafkaConsumer) -> None:
         self._listener = listener
         self._consumer = consumer
-        self._instances = instances
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if revoked:
-            await self._listener.on_revoked(self._consumer, revoked, self._instances)
+            await self._listener.on_revoked(self._consumer, revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        listener = self._listener
-        listener._monitor.emit("partitions.assigned", **listener._tags, partitions=_names(assigned))
-
-
-def _messages(
-    topic: Topic, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]], attempt: int
-) -> Messages[Any]:
-    cluster = topic.cluster.name
-    decoder = topic.decoder
-    return Messages(
-        [
-            Message(
-                topic=r.topic,
-                partition=r.partition,
-                offset=r.offset,
-                key=r.key,
-                value=r.value,
-                raw_headers=r.headers,
-                timestamp_ms=r.timestamp,
-                cluster=cluster,
-                decoder=decoder,
-            )
-            for r in records
-        ],
-        topic=tp.topic,
-        partition=tp.partition,
-        cluster=cluster,
-        attempt=attempt,
-    )
+        self._listener.on_assigned(assigned)
 
 
 def _names(partitions: Iterable[TopicPartition]) -> list[str]:
     return sorted(f"{tp.topic}/{tp.partition}" for tp in partitions)
-
-
-async def _quietly(hook: Awaitable[None], monitor: Monitor, tags: dict[str, str]) -> None:
-    """Run a user hook whose failure must not stop the listener; report it instead."""
-    try:
-        await hook
-    except Exception as error:
-        monitor.emit("error.occurred", **tags, type="consumer.hook", error=error)

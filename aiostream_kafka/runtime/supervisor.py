@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import anyio
 
 from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.processing.policy import is_fatal
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.listener import Listener
 
@@ -42,6 +43,8 @@ class Supervisor:
             try:
                 await listener.run()
             except Exception as error:
+                if is_fatal(error):
+                    raise  # the process is in trouble: restarting would only hide it
                 failures = 1 if listener.healthy else failures + 1
                 delay = self._backoff.delay(failures)
                 self._monitor.emit(

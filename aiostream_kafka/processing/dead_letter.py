@@ -1,0 +1,90 @@
+"""Dead-letter queues: where a message goes once its handler has failed on it often enough."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.structs import RecordMetadata
+
+from aiostream_kafka.errors import ConfigError, DecodeError
+from aiostream_kafka.messages import Message
+from aiostream_kafka.producing.producer import Producer
+
+
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    """``DeadLetterQueue("orders.dlq", max_retries=3)``: after 1 + ``max_retries`` failed attempts
+    the first unprocessed message goes to ``topic``, its offset is marked and processing moves on.
+
+    - ``cluster``: where the DLQ topic lives; by default the source topic's own cluster
+      (Karafka sends it to the primary, which surprises multi-cluster users).
+    - ``topic=None``: skip the message without dispatching it anywhere.
+    - ``independent``: the attempt counter starts over whenever the handler marked progress
+      since the last failure, so each message gets its own ``max_retries``.
+    - ``retry_decode_errors``: a payload that cannot be decoded will not decode next time
+      either, so by default it goes to the DLQ at once; set True to retry it like any error.
+    """
+
+    topic: str | None
+    max_retries: int = 3
+    cluster: str | None = None
+    independent: bool = False
+    retry_decode_errors: bool = False
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.max_retries, int)
+            or isinstance(self.max_retries, bool)
+            or self.max_retries < 0
+        ):
+            raise ConfigError(f"DeadLetterQueue(max_retries={self.max_retries!r}): need a whole number >= 0")
+        if self.topic is not None and (not isinstance(self.topic, str) or not self.topic):
+            raise ConfigError(f"DeadLetterQueue(topic={self.topic!r}): a topic name, or None to skip")
+        if self.cluster is not None and (not isinstance(self.cluster, str) or not self.cluster):
+            raise ConfigError(
+                f"DeadLetterQueue(cluster={self.cluster!r}): a cluster name, "
+                f"or None for the source topic's own cluster"
+            )
+
+
+def dead_letter_headers(
+    message: Message[object], *, error: BaseException, attempts: int, group_id: str
+) -> list[tuple[str, bytes | None]]:
+    """The original headers, then where the message came from and why it failed."""
+    ours: list[tuple[str, bytes | None]] = [
+        ("source_topic", message.topic.encode()),
+        ("source_partition", str(message.partition).encode()),
+        ("source_offset", str(message.offset).encode()),
+        ("source_cluster", message.cluster.encode()),
+        ("source_consumer_group", group_id.encode()),
+        ("source_key", message.key),
+        ("error_type", f"{type(error).__module__}.{type(error).__qualname__}".encode()),
+        ("error_message", _clipped(str(error), 4096)),
+        ("attempts", str(attempts).encode()),
+        ("decode_error", b"true" if isinstance(error, DecodeError) else b"false"),
+    ]
+    return [*message.raw_headers, *ours]
+
+
+async def dispatch(
+    producer: Producer,
+    queue: DeadLetterQueue,
+    message: Message[object],
+    *,
+    error: BaseException,
+    attempts: int,
+    group_id: str,
+) -> RecordMetadata:
+    """Send ``message`` as it arrived (key and value bytes untouched) to the DLQ topic."""
+    assert queue.topic is not None
+    return await producer.produce(
+        queue.topic,
+        message.value,
+        key=message.key,
+        headers=dead_letter_headers(message, error=error, attempts=attempts, group_id=group_id),
+    )
+
+
+def _clipped(text: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of UTF-8, never cutting a character in half."""
+    return text.encode(errors="replace")[:limit].decode(errors="ignore").encode()
