@@ -1,0 +1,118 @@
+"""What every reliability scenario shares: a known workload, a durable sink, a one-line report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.helpers import create_topic
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "tests" / "reliability" / "results.jsonl"
+
+
+class Item(msgspec.Struct):
+    id: int
+
+
+async def produce_workload(
+    bootstrap: str, topic: str, count: int, partitions: int, *, poison: Iterable[int] = ()
+) -> list[int]:
+    """``count`` items, id i on partition i % partitions (so per-partition order is id order)."""
+    await create_topic(bootstrap, topic, partitions)
+    poisoned = set(poison)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for i in range(count):
+            value = b"\xffnot json" if i in poisoned else msgspec.json.encode(Item(i))
+            await producer.send(topic, value, key=str(i).encode(), partition=i % partitions)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return list(range(count))
+
+
+class Sink:
+    """Processed messages in a SQLite file, committed per batch: it survives ``kill -9``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS processed "
+                "(id INTEGER, partition INTEGER, offset INTEGER, worker TEXT, seq INTEGER PRIMARY KEY)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def record(self, rows: Sequence[tuple[int, int, int, str]]) -> None:
+        with self._connect() as db:
+            db.executemany("INSERT INTO processed (id, partition, offset, worker) VALUES (?, ?, ?, ?)", rows)
+
+    def rows(self) -> list[tuple[int, int, int, str]]:
+        with self._connect() as db:
+            return list(db.execute("SELECT id, partition, offset, worker FROM processed ORDER BY seq"))
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(DISTINCT id) FROM processed").fetchone()[0])
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: str
+    produced: int
+    processed: int
+    unique: int
+    duplicates: int
+    lost: int
+    dead_lettered: int = 0
+
+    @classmethod
+    def of(
+        cls, scenario: str, produced: Sequence[int], sink: Sink, dead_lettered: Iterable[int] = ()
+    ) -> Report:
+        ids = [row[0] for row in sink.rows()]
+        unique = set(ids)
+        dead = set(dead_lettered)
+        lost = len(set(produced) - unique - dead)
+        return cls(scenario, len(produced), len(ids), len(unique), len(ids) - len(unique), lost, len(dead))
+
+    def line(self) -> str:
+        dlq = f" dead_lettered={self.dead_lettered}" if self.dead_lettered else ""
+        return (
+            f"[{self.scenario}] produced={self.produced} processed={self.processed} unique={self.unique} "
+            f"duplicates={self.duplicates} lost={self.lost}{dlq}"
+        )
+
+    def write(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Show the line in the test run's output, and keep it in tests/reliability/results.jsonl."""
+        with capsys.disabled():
+            print(f"\n{self.line()}")
+        with RESULTS.open("a") as out:
+            out.write(json.dumps(self.__dict__) + "\n")
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The sink app in its own process, run through the CLI like a real deployment."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aiostream_kafka", "run", "tests.reliability.sink_app:app"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
