@@ -12,6 +12,7 @@ from aiostream_kafka.errors import (
     NotRunningError,
     UnknownClusterError,
 )
+from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
 from aiostream_kafka.instrumentation.monitor import Event, Monitor
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing import DeadLetterQueue, Retry
@@ -30,10 +31,12 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Event",
+    "LoggingListener",
     "Message",
     "Messages",
     "Monitor",
     "NotRunningError",
+    "OpenTelemetryListener",
     "Producer",
     "ProducerRecord",
     "ProducerRegistry",

@@ -14,6 +14,7 @@ from aiostream_kafka.config import Cluster, KafkaSettings
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
 from aiostream_kafka.routing.route import Handler
@@ -35,7 +36,9 @@ class App:
     """A Kafka application: where routes are declared and from where they run.
 
     ``kafka`` is the primary cluster's settings; ``clusters`` names the others. Without
-    ``kafka``, ``primary`` names which of ``clusters`` is the primary.
+    ``kafka``, ``primary`` names which of ``clusters`` is the primary. Events are logged
+    (``log_events``) and traced and measured through OpenTelemetry (``opentelemetry``: True
+    for the global providers, an ``OpenTelemetryListener`` for your own, False for none).
     """
 
     def __init__(
@@ -50,10 +53,12 @@ class App:
         concurrency: int = 4,
         shutdown_timeout: float = 30.0,
         revoke_timeout: float = 10.0,
+        statistics_interval: float | None = 5.0,
         restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
         retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
         producer_format: str = "json",
         log_events: bool = True,
+        opentelemetry: bool | OpenTelemetryListener = True,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError(
@@ -68,6 +73,7 @@ class App:
         self.concurrency = concurrency
         self.shutdown_timeout = shutdown_timeout
         self.revoke_timeout = revoke_timeout
+        self.statistics_interval = statistics_interval
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
         self.producer_format = producer_format
@@ -77,6 +83,11 @@ class App:
         self.monitor = Monitor()
         if log_events:
             LoggingListener().install(self.monitor)
+        if opentelemetry:
+            telemetry = (
+                opentelemetry if isinstance(opentelemetry, OpenTelemetryListener) else OpenTelemetryListener()
+            )
+            telemetry.install(self.monitor)
         self._topology: Topology | None = None
         self._producers: ProducerRegistry | None = None
         self._supervisor: Supervisor | None = None
@@ -149,6 +160,7 @@ class App:
                 concurrency=self.concurrency,
                 retry_backoff=self.retry_backoff,
                 revoke_timeout=self.revoke_timeout,
+                statistics_interval=self.statistics_interval,
             )
             for group in topology.subscription_groups
         ]

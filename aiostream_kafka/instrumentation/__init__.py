@@ -2,5 +2,6 @@
 
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import EVENTS, Event, Monitor
+from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 
-__all__ = ["EVENTS", "Event", "LoggingListener", "Monitor"]
+__all__ = ["EVENTS", "Event", "LoggingListener", "Monitor", "OpenTelemetryListener"]

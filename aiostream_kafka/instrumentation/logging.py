@@ -1,10 +1,16 @@
-"""Logs what the Monitor sees, so that nothing goes wrong silently."""
+"""Logs what the Monitor sees, so that nothing goes wrong silently.
+
+One line per notable event; the event's fields are also on the record (``extra``), so a
+JSON formatter gets ``record.cluster``, ``record.topic``, ``record.partition``,
+``record.duration`` and the rest as fields. ``record.event`` is the event name.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from aiostream_kafka.instrumentation.monitor import ALL, Event, Monitor
+from aiostream_kafka.instrumentation.monitor import EVENTS, Event, Monitor
 
 log = logging.getLogger("aiostream_kafka")
 
@@ -25,23 +31,36 @@ _LEVELS = {
     "dlq.dispatched": logging.WARNING,
 }
 
+#: One of these per message produced: far too many for a log, whatever the level.
+PER_MESSAGE = frozenset({"message.producing", "message.produced"})
+
+#: Fields that are objects for subscribers, not text for a log line.
+_NOT_LOGGED = frozenset({"error", "messages", "headers", "context"})
+#: LogRecord's own attributes, which ``extra`` may not overwrite.
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
 
 class LoggingListener:
-    """Subscribes to every event; errors at ERROR, lifecycle at INFO, the hot path at DEBUG."""
+    """Errors at ERROR, lifecycle at INFO, retries and DLQ at WARNING, the hot path at DEBUG."""
 
     def __init__(self, logger: logging.Logger = log) -> None:
         self.logger = logger
 
     def install(self, monitor: Monitor) -> None:
-        monitor.subscribe(ALL, self)
+        for name in sorted(EVENTS - PER_MESSAGE):
+            monitor.subscribe(name, self)
 
     def __call__(self, event: Event) -> None:
         level = _LEVELS.get(event.name, logging.DEBUG)
         if not self.logger.isEnabledFor(level):
             return
+        fields = {k: v for k, v in event.payload.items() if k not in _NOT_LOGGED}
         error = event.get("error")
-        details = " ".join(f"{k}={v}" for k, v in event.payload.items() if k != "error")
-        message = f"{event.name} {details}"
+        message = " ".join([event.name, *(f"{k}={v}" for k, v in fields.items())])
         if isinstance(error, BaseException):
             message += f" error={type(error).__name__}: {error}"
-        self.logger.log(level, message, exc_info=error if isinstance(error, BaseException) else None)
+        extra: dict[str, Any] = {"event": event.name}
+        extra.update((k if k not in _RESERVED else f"event_{k}", v) for k, v in fields.items())
+        self.logger.log(
+            level, message, exc_info=error if isinstance(error, BaseException) else None, extra=extra
+        )

@@ -2,15 +2,17 @@
 
 The runtime only emits; logging, tracing, metrics and the Web UI subscribe. Emitting an
 event nobody listens to costs one dict lookup, so the hot path can emit freely.
+The event names and their fields are a contract, documented in docs/events.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
+import inspect
 import logging
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from time import time as _now
 from typing import Any
 
 from aiostream_kafka.errors import ConfigError
@@ -30,6 +32,7 @@ EVENTS = frozenset(
         "batch.processed",
         "batch.failed",
         "offsets.committed",
+        "message.producing",
         "message.produced",
         "produce.failed",
         "dlq.dispatched",
@@ -43,11 +46,18 @@ ALL = "*"
 log = logging.getLogger("aiostream_kafka.monitor")
 
 
-@dataclass(frozen=True)
 class Event:
-    name: str
-    payload: Mapping[str, Any]
-    time: float = field(default_factory=time.time)
+    """One thing that happened: its name, its fields (``event["topic"]``) and when (epoch s)."""
+
+    __slots__ = ("name", "payload", "time")
+
+    def __init__(self, name: str, payload: Mapping[str, Any], time: float | None = None) -> None:
+        self.name = name
+        self.payload = payload
+        self.time = _now() if time is None else time
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, {dict(self.payload)!r})"
 
     def __getitem__(self, key: str) -> Any:
         return self.payload[key]
@@ -56,32 +66,81 @@ class Event:
         return self.payload.get(key, default)
 
 
-Subscriber = Callable[[Event], None]
+Subscriber = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
+
+
+def method_name(event: str) -> str:
+    """``batch.processed`` -> ``on_batch_processed``: what a listener class implements."""
+    return "on_" + event.replace(".", "_")
 
 
 class Monitor:
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Subscriber]] = {}
+        self._subscribers: dict[str, list[Callable[[Event], None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def subscribe(self, name: str, subscriber: Subscriber) -> Callable[[], None]:
-        """Call ``subscriber`` for every ``name`` event (``"*"``: every event); returns an unsubscribe."""
+    def subscribe(self, name: str | object, subscriber: Subscriber | None = None) -> Callable[[], None]:
+        """Call ``subscriber`` for every ``name`` event (``"*"``: every event); returns an unsubscribe.
+
+        ``subscriber`` may be a plain or an ``async`` function (the latter runs as its own
+        task). Or pass one object instead of both arguments: each of its ``on_<event>``
+        methods (``on_batch_processed``) is subscribed to that event.
+        """
+        if subscriber is None:
+            return self._subscribe_object(name)
+        if not isinstance(name, str):
+            raise ConfigError(f"subscribe(name, subscriber): the name must be a str, not {name!r}")
         if name != ALL and name not in EVENTS:
-            close = difflib.get_close_matches(name, sorted(EVENTS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown monitor event {name!r}{hint}")
+            raise ConfigError(f"unknown monitor event {name!r}{_hint(name, sorted(EVENTS))}")
+        call = self._scheduling(subscriber) if inspect.iscoroutinefunction(subscriber) else subscriber
         subscribers = self._subscribers.setdefault(name, [])
-        subscribers.append(subscriber)
+        subscribers.append(call)  # type: ignore[arg-type]
 
         def unsubscribe() -> None:
-            if subscriber in subscribers:
-                subscribers.remove(subscriber)
+            if call in subscribers:
+                subscribers.remove(call)
 
         return unsubscribe
 
+    def _subscribe_object(self, listener: object) -> Callable[[], None]:
+        names = {method_name(event): event for event in EVENTS}
+        methods = [
+            attr for attr in dir(listener) if attr.startswith("on_") and callable(getattr(listener, attr))
+        ]
+        unknown = [m for m in methods if m not in names]
+        if unknown:
+            hint = _hint(unknown[0], sorted(names))
+            raise ConfigError(f"{type(listener).__name__}.{unknown[0]} matches no monitor event{hint}")
+        if not methods:
+            raise ConfigError(
+                f"{type(listener).__name__} has no on_<event> methods (e.g. on_batch_processed)"
+            )
+        unsubscribes = [self.subscribe(names[m], getattr(listener, m)) for m in methods]
+
+        def unsubscribe_all() -> None:
+            for unsubscribe in unsubscribes:
+                unsubscribe()
+
+        return unsubscribe_all
+
+    def _scheduling(self, subscriber: Callable[[Event], Awaitable[None]]) -> Callable[[Event], None]:
+        def schedule(event: Event) -> None:
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(_run(subscriber, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+        return schedule
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("an async monitor subscriber failed", exc_info=task.exception())
+
     def listens_to(self, name: str) -> bool:
+        """Whether an ``emit(name, ...)`` would reach anyone: check before building costly payloads."""
         return bool(self._subscribers.get(name) or self._subscribers.get(ALL))
 
-    def emit(self, name: str, **payload: Any) -> None:
+    def emit(self, name: str, /, **payload: Any) -> None:
         specific = self._subscribers.get(name)
         everything = self._subscribers.get(ALL)
         if not specific and not everything:
@@ -90,5 +149,16 @@ class Monitor:
         for subscriber in (*(specific or ()), *(everything or ())):
             try:
                 subscriber(event)
-            except Exception:  # an observer must never break the data path
+            except Exception:
+                # An observer must never break the data path, and its failure is only logged:
+                # emitting an event about it could fail the same way, forever.
                 log.exception("monitor subscriber %r failed on %s", subscriber, name)
+
+
+def _hint(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+async def _run(subscriber: Callable[[Event], Awaitable[None]], event: Event) -> None:
+    await subscriber(event)

@@ -42,6 +42,7 @@ class Producer:
         self._kafka: AIOKafkaProducer | None = None
         self._lock = anyio.Lock()
         self._closed = False
+        self._server = cluster.settings.bootstrap_servers[0]
 
     @property
     def connected(self) -> bool:
@@ -79,10 +80,14 @@ class Producer:
         timestamp_ms: int | None = None,
     ) -> RecordMetadata:
         """Send one message and wait until the broker has it."""
-        delivery = await self.produce_nowait(
-            topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms
-        )
-        return await delivery
+        delivery, context = await self._send(topic, value, key, headers, partition, timestamp_ms)
+        try:
+            metadata = await delivery
+        except Exception as error:
+            self._failed(topic, error, context)
+            raise
+        self._delivered(topic, metadata, context)
+        return metadata
 
     async def produce_nowait(
         self,
@@ -97,53 +102,99 @@ class Producer:
         """Queue one message; the returned future resolves when the broker has it.
 
         Waits only while the producer's buffer is full, so many sends can be in flight.
+        ``message.produced`` / ``produce.failed`` follow for it only while something observes
+        each message (a delivery callback per message is costly); its future always tells.
         """
+        delivery, context = await self._send(topic, value, key, headers, partition, timestamp_ms)
+        if self._monitor.listens_to("message.produced"):
+            delivery.add_done_callback(lambda done: self._report(topic, done, context))
+        return delivery
+
+    async def produce_many(self, records: Iterable[ProducerRecord]) -> list[RecordMetadata]:
+        """Send many messages in flight at once and wait for all of them, in order.
+
+        Raises the first failure, after every message has been accounted for.
+        """
+        sent = [
+            (r.topic, *await self._send(r.topic, r.value, r.key, r.headers, r.partition, r.timestamp_ms))
+            for r in records
+        ]
+        outcomes = await asyncio.gather(*(delivery for _, delivery, _ in sent), return_exceptions=True)
+        failure: BaseException | None = None
+        for (topic, _, context), outcome in zip(sent, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                self._failed(topic, outcome, context)
+                failure = failure or outcome
+            else:
+                self._delivered(topic, outcome, context)
+        if failure is not None:
+            raise failure
+        return outcomes
+
+    async def _send(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        headers: Headers | None,
+        partition: int | None,
+        timestamp_ms: int | None,
+    ) -> tuple[asyncio.Future[RecordMetadata], dict[str, Any] | None]:
         kafka = await self._connection()
+        encoded_headers = self._encoder.headers(headers)
+        context: dict[str, Any] | None = None
+        if self._monitor.listens_to("message.producing"):
+            # Subscribers may add headers (trace context) and keep state for this send in context.
+            encoded_headers = encoded_headers or []
+            context = {}
+            self._monitor.emit(
+                "message.producing",
+                cluster=self.cluster.name,
+                topic=topic,
+                partition=partition,
+                server=self._server,
+                headers=encoded_headers,
+                context=context,
+            )
         try:
             delivery: asyncio.Future[RecordMetadata] = await kafka.send(
                 topic,
                 self._encoder.value(value),
                 key=self._encoder.key(key),
-                headers=self._encoder.headers(headers),
+                headers=encoded_headers or None,
                 partition=partition,
                 timestamp_ms=timestamp_ms,
             )
         except Exception as error:
-            self._monitor.emit("produce.failed", cluster=self.cluster.name, topic=topic, error=error)
+            self._failed(topic, error, context)
             raise
-        if self._monitor.listens_to("message.produced") or self._monitor.listens_to("produce.failed"):
-            delivery.add_done_callback(lambda done: self._report(topic, done))
-        return delivery
+        return delivery, context
 
-    async def produce_many(self, records: Iterable[ProducerRecord]) -> list[RecordMetadata]:
-        """Send many messages in flight at once and wait for all of them, in order."""
-        deliveries = [
-            await self.produce_nowait(
-                r.topic,
-                r.value,
-                key=r.key,
-                headers=r.headers,
-                partition=r.partition,
-                timestamp_ms=r.timestamp_ms,
-            )
-            for r in records
-        ]
-        return list(await asyncio.gather(*deliveries))
-
-    def _report(self, topic: str, delivery: asyncio.Future[RecordMetadata]) -> None:
+    def _report(
+        self, topic: str, delivery: asyncio.Future[RecordMetadata], context: dict[str, Any] | None
+    ) -> None:
         if delivery.cancelled():
             return
         error = delivery.exception()
         if error is not None:
-            self._monitor.emit("produce.failed", cluster=self.cluster.name, topic=topic, error=error)
-            return
-        metadata = delivery.result()
+            self._failed(topic, error, context)
+        else:
+            self._delivered(topic, delivery.result(), context)
+
+    def _delivered(self, topic: str, metadata: RecordMetadata, context: dict[str, Any] | None) -> None:
+        if self._monitor.listens_to("message.produced"):
+            self._monitor.emit(
+                "message.produced",
+                cluster=self.cluster.name,
+                topic=topic,
+                partition=metadata.partition,
+                offset=metadata.offset,
+                context=context,
+            )
+
+    def _failed(self, topic: str, error: BaseException, context: dict[str, Any] | None) -> None:
         self._monitor.emit(
-            "message.produced",
-            cluster=self.cluster.name,
-            topic=topic,
-            partition=metadata.partition,
-            offset=metadata.offset,
+            "produce.failed", cluster=self.cluster.name, topic=topic, error=error, context=context
         )
 
     async def flush(self) -> None:

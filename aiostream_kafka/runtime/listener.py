@@ -65,6 +65,7 @@ class Listener:
         concurrency: int,
         retry_backoff: Backoff,
         revoke_timeout: float = 10.0,
+        statistics_interval: float | None = 5.0,
     ) -> None:
         self.group = group
         self._app = app
@@ -73,6 +74,8 @@ class Listener:
         self._concurrency = concurrency
         self._retry_backoff = retry_backoff
         self._revoke_timeout = revoke_timeout
+        self._statistics_interval = statistics_interval
+        self._server = group.cluster.settings.bootstrap_servers[0]
         self._tags = {
             "cluster": group.cluster.name,
             "group": group.group_id,
@@ -94,6 +97,9 @@ class Listener:
         self._scopes: dict[TopicPartition, anyio.CancelScope] = {}
         self._revoked: set[TopicPartition] = set()
         self._pause_tokens: dict[TopicPartition, object] = {}
+        self._positions: dict[TopicPartition, int] = {}  # next offset after the last handled batch
+        self._processed = 0
+        self._last_commit: float | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._background: anyio.abc.TaskGroup | None = None
 
@@ -129,6 +135,8 @@ class Listener:
                     await instance.on_start()
                 self._monitor.emit("listener.started", **self._tags, topics=list(self._routes))
                 async with anyio.create_task_group() as self._background:
+                    if self._statistics_interval:
+                        self._background.start_soon(self._statistics, consumer, self._statistics_interval)
                     await self._loop(consumer)
                     self._background.cancel_scope.cancel()
         finally:
@@ -205,7 +213,14 @@ class Listener:
                 continue
             messages = self._messages(route, tp, live)
             where = {**self._tags, "topic": tp.topic, "partition": tp.partition}
-            self._monitor.emit("batch.received", **where, count=len(live), first_offset=live[0].offset)
+            self._monitor.emit(
+                "batch.received",
+                **where,
+                count=len(live),
+                first_offset=live[0].offset,
+                server=self._server,
+                messages=messages,
+            )
             began = time.perf_counter()
             self._current[tp] = messages
             try:
@@ -219,6 +234,8 @@ class Listener:
             finally:
                 self._current.pop(tp, None)
             route.policy.succeeded(tp.partition)
+            self._positions[tp] = chunk[-1].offset + 1
+            self._processed += len(live)
             progress = (
                 messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
             )
@@ -418,6 +435,31 @@ class Listener:
     def is_revoked(self, topic: str, partition: int) -> bool:
         return TopicPartition(topic, partition) in self._revoked
 
+    # --- statistics ----------------------------------------------------------------------
+
+    async def _statistics(self, consumer: AIOKafkaConsumer, interval: float) -> None:
+        """Every ``interval`` seconds: throughput, lag per partition, paused partitions, last commit."""
+        counted, since = self._processed, time.monotonic()
+        while True:
+            await anyio.sleep(interval)
+            now = time.monotonic()
+            lag = {}
+            for tp in consumer.assignment():
+                high, position = consumer.highwater(tp), self._positions.get(tp)
+                if high is not None and position is not None:
+                    lag[f"{tp.topic}/{tp.partition}"] = max(0, high - position)
+            self._monitor.emit(
+                "statistics.emitted",
+                **self._tags,
+                messages_per_second=round((self._processed - counted) / (now - since), 2),
+                processed=self._processed,
+                lag=lag,
+                assigned=_names(consumer.assignment()),
+                paused=_names(consumer.paused()),
+                last_commit=self._last_commit,
+            )
+            counted, since = self._processed, now
+
     # --- offsets and rebalances ----------------------------------------------------------
 
     async def _commit(self, consumer: AIOKafkaConsumer, only: Iterable[TopicPartition] | None = None) -> None:
@@ -436,6 +478,7 @@ class Listener:
             # starts from the last commit and sees these messages again; at-least-once holds.
             self._monitor.emit("error.occurred", **self._tags, type="commit", error=error)
             return
+        self._last_commit = time.time()
         for tp, offset in offsets.items():
             dead = self._dead.get(tp)
             if dead:
@@ -466,6 +509,7 @@ class Listener:
             self._routes[tp.topic].policy.forget(tp.partition)
             self._dead.pop(tp, None)
             self._pause_tokens.pop(tp, None)
+            self._positions.pop(tp, None)
         for name, route in self._routes.items():
             partitions = sorted(tp.partition for tp in revoked if tp.topic == name)
             if partitions and route.instance is not None:

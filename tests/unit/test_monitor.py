@@ -126,7 +126,9 @@ def test_the_app_monitor_logs_events_unless_told_not_to() -> None:
     kafka = {"bootstrap_servers": "127.0.0.1:19092"}
 
     assert App("svc", kafka=kafka).monitor.listens_to("app.started")
-    assert not App("svc", kafka=kafka, log_events=False).monitor.listens_to("app.started")
+    assert not App("svc", kafka=kafka, log_events=False, opentelemetry=False).monitor.listens_to(
+        "app.started"
+    )
 
 
 # --- Backoff -----------------------------------------------------------------------------

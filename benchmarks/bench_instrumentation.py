@@ -1,0 +1,268 @@
+"""The cost of instrumentation when nobody installed an OpenTelemetry SDK.
+
+Two variants: instrumentation off (``log_events=False, opentelemetry=False``) and the
+defaults on (the logging listener and the OpenTelemetry listener over the API's no-op
+providers).
+
+1. Hot path (the verdict): CPU instructions per message, counted by valgrind's callgrind.
+   The framework's own per-message work runs without Kafka I/O: the Listener's real batch
+   path (Message objects, Monitor events and their subscribers, the handler) fed
+   500-record batches, and the Producer's real ``produce_nowait`` path over a send that
+   completes at once. Each is run at two sizes and the counts subtracted, so start-up
+   cancels out exactly; the count repeats to the instruction. Kafka I/O is the same for
+   both variants and only dilutes the difference, so this is an upper bound on the
+   end-to-end cost. (Timings cannot resolve a few percent here: on this 2-core machine
+   shared with two brokers, the same code swings by 5-20% from run to run.)
+2. End to end on the local primary cluster, for the record (no verdict): throughput with
+   real fetches and sends, median of alternating runs, with the spread.
+
+Target: a cost under 3%.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import RecordMetadata
+
+from aiostream_kafka import App, Backoff, Messages
+from aiostream_kafka.producing.producer import Producer
+from aiostream_kafka.runtime.listener import Listener
+from benchmarks.common import PRIMARY, median, unique, write_results
+from tests.helpers import create_topic
+
+BATCH = 500
+E2E_MESSAGES = int(os.environ.get("BENCH_MESSAGES", "50000"))
+E2E_ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+PARTITIONS = 6
+TARGET_COST = 0.03
+VARIANTS = ("off", "on")
+
+
+def make_app(variant: str) -> App:
+    on = variant == "on"
+    return App(
+        unique(f"bench-{variant}"),
+        kafka={"bootstrap_servers": PRIMARY},
+        log_events=on,
+        opentelemetry=on,
+        statistics_interval=5.0 if on else None,
+    )
+
+
+# --- 1. the hot path ---------------------------------------------------------------------
+
+
+async def _noop(messages: Messages[bytes]) -> None:
+    return None
+
+
+def consume_path(variant: str) -> Callable[[], Awaitable[None]]:
+    """One 500-record batch through the Listener's batch path, as a poll would hand it over."""
+    app = make_app(variant)
+    app.routes.topic("bench", handler=_noop, max_messages=BATCH)
+    group = app.topology.subscription_groups[0]
+    listener = Listener(group, app, app.monitor, client_id="bench", concurrency=1, retry_backoff=Backoff())
+    listener._routes = {topic.name: listener._route(topic) for topic in group.topics}
+    tp = TopicPartition("bench", 0)
+    records = [
+        ConsumerRecord("bench", 0, offset, 0, 0, None, b'{"id": 1}', None, 0, 9, [])
+        for offset in range(BATCH)
+    ]
+    limiter = anyio.CapacityLimiter(1)
+    return lambda: listener._batches(None, tp, records, limiter)
+
+
+class _InstantKafka:
+    """An AIOKafkaProducer stand-in whose sends are delivered at once."""
+
+    def __init__(self) -> None:
+        self._metadata = RecordMetadata("bench", 0, TopicPartition("bench", 0), 0, 0, 0, 0)
+
+    async def send(self, topic: str, value: Any, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
+        delivered: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        delivered.set_result(self._metadata)
+        return delivered
+
+
+def produce_path(variant: str) -> Callable[[], Awaitable[None]]:
+    """``produce_nowait`` of one message through the Producer's real path."""
+    app = make_app(variant)
+    producer = Producer(app.topology.primary, app.monitor, client_id="bench")
+    producer._kafka = _InstantKafka()  # type: ignore[assignment]
+
+    async def one() -> None:
+        await producer.produce_nowait("bench", b"x", partition=0)
+
+    return one
+
+
+SIZES = {"consume": (10, 30), "produce": (2000, 6000)}  # calls: batches of 500, or messages
+PER_CALL = {"consume": BATCH, "produce": 1}
+
+
+def count_instructions(workload: str, variant: str, calls: int) -> int:
+    """Instructions of a whole ``--hot`` run under callgrind (deterministic with a fixed hash seed)."""
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-m", "benchmarks.bench_instrumentation", "--hot", workload, variant, str(calls)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, check=True,
+    )  # fmt: skip
+    found = re.search(r"I\s+refs:\s+([\d,]+)", result.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{result.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+async def hot_path() -> dict[str, Any]:
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("the hot-path measurement needs valgrind (Debian: apt install valgrind)")
+    runs = [(w, v, n) for w in SIZES for v in VARIANTS for n in SIZES[w]]
+    counts: dict[tuple[str, str, int], int] = {}
+    limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+
+    async def count(run: tuple[str, str, int]) -> None:
+        async with limiter:
+            counts[run] = await anyio.to_thread.run_sync(count_instructions, *run)
+
+    async with anyio.create_task_group() as group:
+        for run in runs:
+            group.start_soon(count, run)
+    figures: dict[str, Any] = {}
+    for workload, (small, large) in SIZES.items():
+        per_message = {
+            v: (counts[(workload, v, large)] - counts[(workload, v, small)])
+            / ((large - small) * PER_CALL[workload])
+            for v in VARIANTS
+        }
+        ratio = per_message["off"] / per_message["on"]  # throughput on / off, as instructions go
+        figures[workload] = {
+            "instructions_per_message_off": round(per_message["off"]),
+            "instructions_per_message_on": round(per_message["on"]),
+            "ratio_on_over_off": round(ratio, 4),
+            "cost": round(1 - ratio, 4),
+            "within_target": 1 - ratio < TARGET_COST,
+        }
+    return figures
+
+
+async def hot_loop(workload: str, variant: str, calls: int) -> None:
+    call = (consume_path if workload == "consume" else produce_path)(variant)
+    for _ in range(calls):
+        await call()
+
+
+# --- 2. end to end on the primary cluster -------------------------------------------------
+
+
+async def fill(topic: str) -> None:
+    await create_topic(PRIMARY, topic, PARTITIONS)
+    producer = AIOKafkaProducer(bootstrap_servers=PRIMARY, linger_ms=10)
+    await producer.start()
+    try:
+        for i in range(E2E_MESSAGES):
+            await producer.send(topic, b'{"id": %d}' % i, partition=i % PARTITIONS)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def consume_e2e(topic: str, variant: str) -> float:
+    app = make_app(variant)
+    count, first, done = 0, 0.0, anyio.Event()
+
+    async def handle(messages: Messages[bytes]) -> None:
+        nonlocal count, first
+        first = first or time.perf_counter()
+        count += len(messages)
+        if count >= E2E_MESSAGES:
+            done.set()
+
+    app.routes.topic(topic, handler=handle, max_messages=BATCH)
+    async with app.running():
+        with anyio.fail_after(300):
+            await done.wait()
+        return E2E_MESSAGES / (time.perf_counter() - first)
+
+
+async def produce_e2e(topic: str, variant: str) -> float:
+    app = make_app(variant)
+    async with app.running():
+        await app.producer.produce(topic, b"warm-up")
+        began = time.perf_counter()
+        for i in range(E2E_MESSAGES):
+            await app.producer.produce_nowait(topic, b"x", partition=i % PARTITIONS)
+        await app.producer.flush()
+        return E2E_MESSAGES / (time.perf_counter() - began)
+
+
+async def end_to_end() -> dict[str, Any]:
+    source, sink = unique("bench-e2e-in"), unique("bench-e2e-out")
+    await fill(source)
+    await create_topic(PRIMARY, sink, PARTITIONS)
+    figures: dict[str, Any] = {}
+    for workload, run in (
+        ("consume", lambda v: consume_e2e(source, v)),
+        ("produce", lambda v: produce_e2e(sink, v)),
+    ):
+        rates: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+        for round_ in range(E2E_ROUNDS):
+            for variant in VARIANTS if round_ % 2 == 0 else reversed(VARIANTS):
+                rates[variant].append(await run(variant))
+        ratios = sorted(on / off for on, off in zip(rates["on"], rates["off"], strict=True))
+        figures[workload] = {
+            "baseline_off_msgs_per_s": round(median(rates["off"])),
+            "instrumented_on_msgs_per_s": round(median(rates["on"])),
+            "ratio_on_over_off": round(median(ratios), 4),
+            "ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+        }
+    return figures
+
+
+async def run() -> dict[str, Any]:
+    return {
+        "target_cost": TARGET_COST,
+        "hot_path": {"measure": "callgrind instructions per message", "sizes": SIZES, **await hot_path()},
+        "end_to_end": {"messages": E2E_MESSAGES, "rounds": E2E_ROUNDS, **await end_to_end()},
+    }
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--hot"]:  # one measured run, under valgrind (see count_instructions)
+        workload, variant, calls = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        anyio.run(hot_loop, workload, variant, calls)
+        return
+    figures = anyio.run(run)
+    path = write_results("instrumentation", figures)
+    print("instrumentation cost with no OpenTelemetry SDK, on vs off (target: cost under 3%)")
+    print(f"  {'hot path (instructions/message)':<34} {'off':>9} {'on':>9} {'on/off':>7} {'cost':>7}")
+    for workload in ("consume", "produce"):
+        f = figures["hot_path"][workload]
+        verdict = "ok" if f["within_target"] else "OVER"
+        print(
+            f"  {workload:<34} {f['instructions_per_message_off']:>9} {f['instructions_per_message_on']:>9}"
+            f" {f['ratio_on_over_off']:>7.3f} {f['cost']:>7.1%}  {verdict}"
+        )
+    print(f"  {'end to end (msg/s, for the record)':<34} {'off':>9} {'on':>9} {'on/off':>7}  spread")
+    for workload in ("consume", "produce"):
+        f = figures["end_to_end"][workload]
+        low, high = f["ratio_range"]
+        print(
+            f"  {workload:<34} {f['baseline_off_msgs_per_s']:>9} {f['instrumented_on_msgs_per_s']:>9}"
+            f" {f['ratio_on_over_off']:>7.3f}  {low:.2f}-{high:.2f}"
+        )
+    print(f"  written to {path}")
+
+
+if __name__ == "__main__":
+    main()

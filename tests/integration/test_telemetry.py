@@ -1,0 +1,183 @@
+"""OpenTelemetry on real Kafka: one trace across both clusters, metrics labelled by cluster."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from aiostream_kafka import App, Event, Messages, OpenTelemetryListener
+from tests.helpers import eventually
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
+
+
+@pytest.fixture
+def metric_reader() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    yield provider, reader
+    provider.shutdown()
+
+
+def points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any], Any]]:
+    data = reader.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        value = getattr(point, "value", None)
+                        found.append(
+                            (dict(point.attributes or {}), value if value is not None else point.count)
+                        )
+    return found
+
+
+def relay_app(
+    primary: str, secondary: str, topic: str, telemetry: OpenTelemetryListener
+) -> tuple[App, list[bytes | None]]:
+    app = App(
+        "telemetry",
+        kafka={"bootstrap_servers": primary},
+        clusters={"analytics": {"bootstrap_servers": secondary}},
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        opentelemetry=telemetry,
+        statistics_interval=0.2,
+    )
+    arrived: list[bytes | None] = []
+
+    @app.route(topic)
+    async def relay(messages: Messages[bytes]) -> None:
+        for message in messages:
+            await app.producers["analytics"].produce(f"{topic}-relayed", message.value)
+
+    @app.route(f"{topic}-relayed", cluster="analytics")
+    async def arrive(messages: Messages[bytes]) -> None:
+        arrived.extend(m.value for m in messages)
+
+    return app, arrived
+
+
+async def test_a_message_relayed_across_clusters_is_one_trace(
+    primary: str,
+    secondary: str,
+    topic_name: str,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = spans
+    app, arrived = relay_app(primary, secondary, topic_name, OpenTelemetryListener(tracer_provider=provider))
+
+    async with app.running():
+        await app.producer.produce(topic_name, b"hop")
+        await eventually(lambda: arrived == [b"hop"], what="the relayed message")
+        await eventually(lambda: len(exporter.get_finished_spans()) >= 4, what="four spans")
+
+    by_name: dict[str, ReadableSpan] = {span.name: span for span in exporter.get_finished_spans()}
+    publish = by_name[f"{topic_name} publish"]
+    process = by_name[f"{topic_name} process"]
+    relayed_publish = by_name[f"{topic_name}-relayed publish"]
+    relayed_process = by_name[f"{topic_name}-relayed process"]
+    chain = [publish, process, relayed_publish, relayed_process]
+
+    assert len({span.context.trace_id for span in chain}) == 1
+    parents = [span.parent.span_id if span.parent else None for span in chain]
+    assert parents == [
+        None,
+        publish.context.span_id,
+        process.context.span_id,
+        relayed_publish.context.span_id,
+    ]
+    assert [link.context.span_id for link in process.links] == [publish.context.span_id]
+
+    assert [s.kind for s in chain] == [SpanKind.PRODUCER, SpanKind.CONSUMER] * 2
+    assert [s.attributes["aiostream_kafka.cluster"] for s in chain] == [
+        "primary",
+        "primary",
+        "analytics",
+        "analytics",
+    ]
+    assert [s.attributes["server.port"] for s in chain] == [19092, 19092, 29092, 29092]
+    assert process.attributes["messaging.system"] == "kafka"
+    assert process.attributes["messaging.destination.name"] == topic_name
+    assert process.attributes["messaging.destination.partition.id"] == "0"
+    assert process.attributes["messaging.consumer.group.name"] == app.group_id
+    assert process.attributes["messaging.batch.message_count"] == 1
+    assert publish.attributes["messaging.kafka.offset"] == 0
+
+
+async def test_metrics_carry_the_cluster_of_each_producer_and_consumer(
+    primary: str,
+    secondary: str,
+    topic_name: str,
+    metric_reader: tuple[MeterProvider, InMemoryMetricReader],
+) -> None:
+    provider, reader = metric_reader
+    app, arrived = relay_app(primary, secondary, topic_name, OpenTelemetryListener(meter_provider=provider))
+    statistics: list[Event] = []
+    app.monitor.subscribe("statistics.emitted", statistics.append)
+
+    async with app.running():
+        await app.producer.produce(topic_name, b"counted")
+        await eventually(lambda: arrived == [b"counted"], what="the relayed message")
+        await eventually(
+            lambda: any(e["cluster"] == "analytics" and e["lag"] for e in statistics), what="lag statistics"
+        )
+
+    consumed = {
+        a["aiostream_kafka.cluster"]: v for a, v in points(reader, "messaging.client.consumed.messages")
+    }
+    sent = {a["aiostream_kafka.cluster"]: v for a, v in points(reader, "messaging.client.sent.messages")}
+    assert consumed == {"primary": 1, "analytics": 1}
+    assert sent == {"primary": 1, "analytics": 1}
+    durations = points(reader, "messaging.process.duration")
+    assert sorted(a["aiostream_kafka.cluster"] for a, _ in durations) == ["analytics", "primary"]
+    lag = {
+        (a["aiostream_kafka.cluster"], a["messaging.destination.name"]): v
+        for a, v in points(reader, "aiostream_kafka.consumer.lag")
+    }
+    assert lag[("analytics", f"{topic_name}-relayed")] == 0
+
+
+async def test_a_failing_monitor_subscriber_does_not_stop_consumption(
+    primary: str, topic_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App("broken-observer", kafka={"bootstrap_servers": primary}, group_id=f"g-{uuid.uuid4().hex[:8]}")
+    handled: list[bytes | None] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("observer bug")
+
+    async def broken_async(event: Event) -> None:
+        raise RuntimeError("async observer bug")
+
+    app.monitor.subscribe("*", broken)
+    app.monitor.subscribe("batch.processed", broken_async)
+
+    @app.route(topic_name)
+    async def handle(messages: Messages[bytes]) -> None:
+        handled.extend(m.value for m in messages)
+
+    async with app.running():
+        for value in (b"1", b"2", b"3"):
+            await app.producer.produce(topic_name, value)
+        await eventually(lambda: handled == [b"1", b"2", b"3"], what="all three despite the observers")
+
+    assert "observer bug" in caplog.text
+    assert "async observer bug" in caplog.text
