@@ -17,7 +17,7 @@ from aiostream_kafka.instrumentation.monitor import Event, Monitor
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing import DeadLetterQueue, Retry
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
-from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, Topology
+from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, TopicConfig, Topology
 from aiostream_kafka.runtime.backoff import Backoff
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Route",
     "SubscriptionGroup",
     "Topic",
+    "TopicConfig",
     "Topology",
     "UnknownClusterError",
     "__version__",

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
+from aiostream_kafka.admin.check import check
+from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.config import Cluster, KafkaSettings
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
@@ -17,6 +19,7 @@ from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
+from aiostream_kafka.routing.declared import Topics
 from aiostream_kafka.routing.route import Handler
 from aiostream_kafka.routing.routes import Routes
 from aiostream_kafka.routing.topology import Topology, build_topology
@@ -59,6 +62,7 @@ class App:
         producer_format: str = "json",
         log_events: bool = True,
         opentelemetry: bool | OpenTelemetryListener = True,
+        auto_create_topics: bool = False,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError(
@@ -77,9 +81,11 @@ class App:
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
         self.producer_format = producer_format
+        self.auto_create_topics = auto_create_topics
         self._producer_cluster = producer_cluster
         self._primary, self._named = _clusters(kafka, clusters or {}, primary)
         self.routes = Routes()
+        self.topics = Topics()
         self.monitor = Monitor()
         if log_events:
             LoggingListener().install(self.monitor)
@@ -90,6 +96,7 @@ class App:
             telemetry.install(self.monitor)
         self._topology: Topology | None = None
         self._producers: ProducerRegistry | None = None
+        self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
         self._task: asyncio.Task[None] | None = None
         self._ended = anyio.Event()
@@ -118,6 +125,7 @@ class App:
                 routes=list(self.routes),
                 default_group_id=self.group_id,
                 producer_cluster=self._producer_cluster,
+                declarations=list(self.topics),
             )
             self.routes.freeze("the app's topology is already built (routes are fixed once the app starts)")
         return self._topology
@@ -138,6 +146,24 @@ class App:
     def producer(self) -> Producer:
         """The primary producer: the primary cluster's, unless ``producer_cluster`` says otherwise."""
         return self.producers.primary
+
+    # --- administering ---------------------------------------------------------------------
+
+    @property
+    def admin(self) -> AdminRegistry:
+        """Administration of every cluster: the primary's by default (``await app.admin.list_topics()``),
+        any by name (``app.admin.cluster("analytics")``). Needs no running app; closed by ``stop()``."""
+        if self._admin is None:
+            self._admin = AdminRegistry(self.topology, client_id=f"{self.name}-admin")
+        return self._admin
+
+    async def check(self, *, within: float = 10.0) -> list[str]:
+        """Each cluster answers within ``within`` seconds; each routed and dead-letter topic exists
+        on its own cluster. Raises ``CheckError`` listing every problem. With
+        ``auto_create_topics`` declared topics that are missing are created instead (returned
+        as notes)."""
+        async with AdminRegistry(self.topology, client_id=f"{self.name}-check", timeout=within) as admins:
+            return await check(self.topology, admins, within=within, auto_create=self.auto_create_topics)
 
     # --- running -------------------------------------------------------------------------
 
@@ -199,6 +225,8 @@ class App:
             await asyncio.wait([self._task])
         with anyio.CancelScope(shield=True):
             await self._producers.stop()
+            if self._admin is not None:
+                await self._admin.close()
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary)
 

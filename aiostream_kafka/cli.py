@@ -20,7 +20,10 @@ import types
 from collections.abc import Sequence
 from typing import Any, get_origin
 
+import anyio
+
 from aiostream_kafka.__about__ import __version__
+from aiostream_kafka.admin.migration import migrate, plan
 from aiostream_kafka.app import App
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.routing.route import Route
@@ -152,6 +155,22 @@ def describe(topology: Topology) -> dict[str, Any]:
             }
             for name, cluster in topology.clusters.items()
         ],
+        "declared_topics": [
+            {
+                "topic": d.name,
+                "cluster": d.cluster.name,
+                "partitions": d.config.partitions,
+                "replication_factor": d.config.replication_factor,
+                "settings": d.config.wanted_settings(),
+                "source": d.source,
+            }
+            for d in topology.declared
+        ],
+        "on_several_clusters": {
+            name: clusters
+            for name in dict.fromkeys([t.name for t in topology.topics] + [d.name for d in topology.declared])
+            if len(clusters := topology.clusters_of(name)) > 1
+        },
     }
 
 
@@ -258,7 +277,34 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
         "Producers (one per cluster)",
         render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "USE AS"], producers),
     ]
+    if facts["declared_topics"]:
+        declared = [
+            [
+                d["topic"],
+                d["cluster"],
+                str(d["partitions"]),
+                str(d["replication_factor"]),
+                _settings(d["settings"]),
+            ]
+            for d in facts["declared_topics"]
+        ]
+        sections += [
+            "",
+            "Declared topics (aiostream-kafka topics plan / migrate)",
+            render_table(["TOPIC", "CLUSTER", "PARTITIONS", "REPLICATION", "SETTINGS"], declared),
+        ]
+    if facts["on_several_clusters"]:
+        sections += ["", "Warnings"]
+        sections += [
+            f"  topic {name!r} is used on {len(clusters)} clusters ({', '.join(clusters)}): "
+            f"check that each route points at the cluster you mean"
+            for name, clusters in facts["on_several_clusters"].items()
+        ]
     return "\n".join(sections)
+
+
+def _settings(settings: dict[str, str]) -> str:
+    return " ".join(f"{key}={value}" for key, value in settings.items())
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -274,10 +320,51 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    for note in anyio.run(lambda: app.check(within=args.timeout)):
+        print(note)
+    clusters = ", ".join(app.topology.clusters)
+    print(f"ok: every cluster answered ({clusters}) and every topic is on its cluster")
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    return int(anyio.run(_topics_command, app, args.action, args.cluster))
+
+
+async def _topics_command(app: App, action: str, cluster: str | None) -> int:
+    async with app.admin:
+        if action == "list":
+            names = [cluster] if cluster else list(app.topology.clusters)
+            for name in names:
+                admin = app.admin.cluster(name)
+                for topic, description in (await admin.describe_topics(await admin.list_topics())).items():
+                    print(f"{name}\t{topic}\t{description.partitions} partitions")
+            return 0
+        changes = await plan(app.topology, app.admin, cluster=cluster)
+        if action == "migrate":
+            for change in await migrate(changes, app.admin):
+                print(f"done: {change}")
+            refused = [change for change in changes if change.action == "refused"]
+            for change in refused:
+                print(f"refused: {change}")
+            return 1 if refused else 0
+        for change in changes:
+            print(change)
+        if not changes:
+            print("nothing to do: every declared topic matches on every cluster")
+        return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     app = load_app(args.app)
     app.topology  # noqa: B018 - settings and routes are checked here, before anything connects
+    if args.check:
+        for note in anyio.run(lambda: app.check(within=args.check_timeout)):
+            print(note)
     try:
         app.run()
     except KeyboardInterrupt:  # a Ctrl-C before the app's own signal handling is in place
@@ -297,7 +384,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--log-level", type=str.lower, choices=LOG_LEVELS, default="info", help="default: %(default)s"
     )
+    run.add_argument(
+        "--check", action="store_true", help="first check clusters and topics (see `check`); stop if wrong"
+    )
+    run.add_argument("--check-timeout", type=float, default=10.0, metavar="SECONDS", help="default: 10")
     run.set_defaults(handler=_run)
+
+    check = commands.add_parser(
+        "check", help="check that every cluster answers and every topic is on its cluster, then exit"
+    )
+    check.add_argument("app", metavar="APP", help="the app to check, as module:attribute")
+    check.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="per cluster; default 10"
+    )
+    check.set_defaults(handler=_check)
+
+    topics = commands.add_parser("topics", help="declared topics: plan, migrate (never deletes), list")
+    topics.add_argument("action", choices=["plan", "migrate", "list"])
+    topics.add_argument("app", metavar="APP", help="the app, as module:attribute")
+    topics.add_argument("--cluster", metavar="NAME", help="only this cluster (default: every cluster)")
+    topics.set_defaults(handler=_topics)
 
     info = commands.add_parser("info", help="show clusters, subscription groups, topics and producers")
     info.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.errors import ConfigError, DecodeError
 from aiostream_kafka.messages import Message
-from aiostream_kafka.producing.producer import Producer
+
+if TYPE_CHECKING:  # routes import this module; producing imports routing
+    from aiostream_kafka.producing.producer import Producer
 
 
 @dataclass(frozen=True)

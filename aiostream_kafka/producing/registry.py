@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 
 from aiostream_kafka.errors import UnknownClusterError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.producing.producer import Producer
-from aiostream_kafka.routing.topology import Topology
+
+if TYPE_CHECKING:  # (a runtime import would be circular: routing -> processing -> producing)
+    from aiostream_kafka.routing.topology import Topology
 
 
 class ProducerRegistry(Mapping[str, Producer]):

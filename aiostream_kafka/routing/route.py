@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.messages import Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
 
 Handler = Callable[[Messages[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """How a topic should look on its cluster; ``aiostream-kafka topics migrate`` makes it so.
+
+    ``settings`` are Kafka topic configs (``{"retention.ms": 86400000}``). Partitions only
+    grow; the replication factor is set at creation.
+    """
+
+    partitions: int = 1
+    replication_factor: int = 1
+    settings: Mapping[str, str | int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("partitions", "replication_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"TopicConfig({name}={value!r}): a whole number >= 1")
+        if not isinstance(self.settings, Mapping) or not all(isinstance(k, str) for k in self.settings):
+            raise ConfigError(
+                f"TopicConfig(settings={self.settings!r}): a mapping of Kafka topic config names"
+            )
+
+    def wanted_settings(self) -> dict[str, str]:
+        """The settings as the broker reports them: strings (booleans as true/false)."""
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.settings.items()}
+
 
 INITIAL_OFFSETS = ("earliest", "latest")
 
@@ -36,6 +65,7 @@ class Route:
     retry: Retry | None = None  # the app's retry_backoff when None
     dead_letter_queue: DeadLetterQueue | None = None
     manual_offset_management: bool = False
+    config: TopicConfig | None = None  # declare the topic (see TopicConfig)
 
     @property
     def label(self) -> str:

@@ -14,7 +14,7 @@ from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
-from aiostream_kafka.routing.route import INITIAL_OFFSETS, Handler, Route
+from aiostream_kafka.routing.route import INITIAL_OFFSETS, Handler, Route, TopicConfig
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -39,6 +39,7 @@ class RouteOptions(TypedDict, total=False):
     retry: Retry
     dead_letter_queue: DeadLetterQueue
     manual_offset_management: bool
+    config: TopicConfig
 
 
 class Routes:
@@ -130,6 +131,8 @@ def _check(route: Route) -> None:
             f"{where}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), "
             f"not {route.dead_letter_queue!r}"
         )
+    if route.config is not None and not isinstance(route.config, TopicConfig):
+        raise ConfigError(f"{where}: config= takes aiostream_kafka.TopicConfig(...), not {route.config!r}")
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:
         raise ConfigError(
             f"{where}: initial_offset must be 'earliest' or 'latest', not {route.initial_offset!r}"

@@ -14,7 +14,8 @@ from typing import Any
 from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
-from aiostream_kafka.routing.route import INITIAL_OFFSETS, Route
+from aiostream_kafka.routing.declared import TopicDeclaration
+from aiostream_kafka.routing.route import INITIAL_OFFSETS, Route, TopicConfig
 
 DEFAULT_SUBSCRIPTION_GROUP = "default"
 
@@ -58,12 +59,34 @@ class SubscriptionGroup:
 
 
 @dataclass(frozen=True)
+class DeclaredTopic:
+    """A topic as it should exist on one cluster (from a route's ``config=`` or ``app.topics``)."""
+
+    name: str
+    cluster: Cluster
+    config: TopicConfig
+    source: str  # for messages: which route or declaration asked for it
+
+
+@dataclass(frozen=True)
 class Topology:
     primary: Cluster
     clusters: Mapping[str, Cluster]
     producer_cluster: Cluster
     subscription_groups: tuple[SubscriptionGroup, ...]
     inactive: tuple[Topic, ...] = ()  # resolved like the others, but never consumed
+    declared: tuple[DeclaredTopic, ...] = ()
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        """Every consumed topic, in route order."""
+        return tuple(topic for group in self.subscription_groups for topic in group.topics)
+
+    def clusters_of(self, topic: str) -> list[str]:
+        """The clusters this app consumes ``topic`` from or declares it on."""
+        names = [t.cluster.name for t in self.topics if t.name == topic]
+        names += [d.cluster.name for d in self.declared if d.name == topic]
+        return sorted(set(names))
 
     def cluster(self, name: str) -> Cluster:
         try:
@@ -99,6 +122,7 @@ def build_topology(
     routes: Sequence[Route],
     default_group_id: str,
     producer_cluster: str | None = None,
+    declarations: Sequence[TopicDeclaration] = (),
 ) -> Topology:
     clusters = resolve_clusters(primary, named)
     groups: dict[tuple[Any, ...], list[Topic]] = {}
@@ -178,7 +202,40 @@ def build_topology(
         producer_cluster=clusters[producer_cluster or primary.name],
         subscription_groups=tuple(subscription_groups),
         inactive=tuple(inactive),
+        declared=_declared(subscription_groups, declarations, clusters, primary),
     )
+
+
+def _declared(
+    groups: Sequence[SubscriptionGroup],
+    declarations: Sequence[TopicDeclaration],
+    clusters: Mapping[str, Cluster],
+    primary: Cluster,
+) -> tuple[DeclaredTopic, ...]:
+    """Route configs and ``app.topics`` declarations, one per (cluster, topic), conflicts refused."""
+    wanted: list[DeclaredTopic] = [
+        DeclaredTopic(topic.name, topic.cluster, topic.route.config, topic.route.label)
+        for group in groups
+        for topic in group.topics
+        if topic.route.config is not None
+    ]
+    for declaration in declarations:
+        where = f"app.topics.declare({declaration.name!r})"
+        if declaration.cluster is not None and declaration.cluster not in clusters:
+            raise UnknownClusterError(
+                f"{where}: no cluster named {declaration.cluster!r}; the app has: {', '.join(clusters)}"
+            )
+        cluster = clusters[declaration.cluster] if declaration.cluster else primary
+        wanted.append(DeclaredTopic(declaration.name, cluster, declaration.config, where))
+    unique: dict[tuple[str, str], DeclaredTopic] = {}
+    for topic in wanted:
+        seen = unique.setdefault((topic.cluster.name, topic.name), topic)
+        if seen.config != topic.config:
+            raise ConfigError(
+                f"topic {topic.name!r} on cluster {topic.cluster.name!r} is declared twice with different "
+                f"settings ({seen.source} and {topic.source}); keep one"
+            )
+    return tuple(unique.values())
 
 
 def _route_cluster(

@@ -1,0 +1,25 @@
+"""Administration of every cluster: topics, configs, consumer groups, offsets, reading messages."""
+
+from aiostream_kafka.admin.client import Admin, ClusterUnreachableError, GroupActiveError
+from aiostream_kafka.admin.registry import AdminRegistry
+from aiostream_kafka.admin.types import (
+    Broker,
+    ClusterInfo,
+    ConsumerGroupInfo,
+    PartitionLag,
+    TopicDescription,
+    TopicSpec,
+)
+
+__all__ = [
+    "Admin",
+    "AdminRegistry",
+    "Broker",
+    "ClusterInfo",
+    "ClusterUnreachableError",
+    "ConsumerGroupInfo",
+    "GroupActiveError",
+    "PartitionLag",
+    "TopicDescription",
+    "TopicSpec",
+]

@@ -1,0 +1,87 @@
+"""Boot-time validation: the multi-cluster mistakes found before the first message, not after.
+
+Each cluster must answer within a timeout; each routed topic and each dead-letter topic
+must exist on *its* cluster. A topic missing there but present on another cluster is the
+classic mismatched-cluster mistake, and the error says so, naming both.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from aiostream_kafka.admin.client import ClusterUnreachableError
+from aiostream_kafka.admin.registry import AdminRegistry
+from aiostream_kafka.admin.types import TopicSpec
+from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.routing.topology import DeclaredTopic, Topology
+
+
+class CheckError(ConfigError):
+    """Everything ``check`` found wrong, one problem per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the app's Kafka setup has problems:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+async def check(
+    topology: Topology, admins: AdminRegistry, *, within: float = 10.0, auto_create: bool = False
+) -> list[str]:
+    """Raise ``CheckError`` listing every problem; return notes on what ``auto_create`` created."""
+    problems: list[str] = []
+    existing: dict[str, set[str]] = {}
+    for name, cluster in topology.clusters.items():
+        try:
+            with anyio.fail_after(within):
+                existing[name] = set(await admins.cluster(name).list_topics())
+        except ClusterUnreachableError as error:  # it names the cluster, servers and timeout itself
+            problems.append(str(error))
+        except Exception as error:
+            problems.append(
+                f"cluster {name!r} ({cluster.bootstrap_servers}) did not answer within {within:g}s: {error}"
+            )
+
+    needed: list[tuple[str, str, str]] = []  # (cluster, topic, who needs it)
+    for topic in topology.topics:
+        needed.append((topic.cluster.name, topic.name, topic.route.label))
+        queue = topic.route.dead_letter_queue
+        if queue is not None and queue.topic is not None:
+            needed.append(
+                (topic.dead_letter_cluster, queue.topic, f"the dead-letter queue of {topic.route.label}")
+            )
+    needed += [(d.cluster.name, d.name, d.source) for d in topology.declared]
+
+    notes: list[str] = []
+    declared = {(d.cluster.name, d.name): d for d in topology.declared}
+    for home, name, who in dict.fromkeys(needed):
+        if home not in existing or name in existing[home]:
+            continue
+        declaration = declared.get((home, name))
+        if auto_create and declaration is not None:
+            await _create(admins, declaration)
+            existing[home].add(name)
+            notes.append(f"created topic {name!r} on cluster {home!r} ({declaration.source})")
+            continue
+        servers = topology.clusters[home].bootstrap_servers
+        elsewhere = sorted(c for c, topics in existing.items() if c != home and name in topics)
+        if elsewhere:
+            problems.append(
+                f"{who}: topic {name!r} is not on cluster {home!r} ({servers}) but is on "
+                f"{', '.join(repr(c) for c in elsewhere)}: is it pointed at the wrong cluster?"
+            )
+        else:
+            hint = (
+                "run `aiostream-kafka topics migrate`"
+                if declaration
+                else "declare it and run `topics migrate`"
+            )
+            problems.append(f"{who}: topic {name!r} does not exist on cluster {home!r} ({servers}); {hint}")
+    if problems:
+        raise CheckError(problems)
+    return notes
+
+
+async def _create(admins: AdminRegistry, declared: DeclaredTopic) -> None:
+    config = declared.config
+    spec = TopicSpec(declared.name, config.partitions, config.replication_factor, config.wanted_settings())
+    await admins.cluster(declared.cluster.name).create_topics([spec])

@@ -1,0 +1,86 @@
+"""Declared topics: validated with the routes, and shown (with multi-cluster warnings) by ``info``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from aiostream_kafka import App, ConfigError, Messages, TopicConfig, UnknownClusterError
+from aiostream_kafka.cli import describe, render_info
+
+
+async def handle(messages: Messages[Any]) -> None: ...
+
+
+def make_app() -> App:
+    return App(
+        "svc",
+        kafka={"bootstrap_servers": "127.0.0.1:19092"},
+        clusters={"analytics": {"bootstrap_servers": "127.0.0.1:29092"}},
+        log_events=False,
+        opentelemetry=False,
+    )
+
+
+@pytest.mark.parametrize("options", [{"partitions": 0}, {"replication_factor": True}, {"settings": {1: "x"}}])
+def test_a_topic_config_that_cannot_be_is_rejected(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=r"TopicConfig\("):
+        TopicConfig(**options)
+
+
+def test_settings_are_compared_as_the_broker_reports_them() -> None:
+    config = TopicConfig(settings={"retention.ms": 1000, "compression.type": "zstd", "preallocate": True})
+
+    assert config.wanted_settings() == {
+        "retention.ms": "1000",
+        "compression.type": "zstd",
+        "preallocate": "true",
+    }
+
+
+def test_route_configs_and_declarations_land_on_their_clusters() -> None:
+    app = make_app()
+    app.routes.topic("clicks", handler=handle, cluster="analytics", config=TopicConfig(partitions=6))
+    app.topics.declare("audit")
+    app.topics.declare("audit", cluster="analytics", partitions=3)
+
+    declared = sorted((d.cluster.name, d.name, d.config.partitions) for d in app.topology.declared)
+
+    assert declared == [("analytics", "audit", 3), ("analytics", "clicks", 6), ("primary", "audit", 1)]
+
+
+def test_the_same_topic_declared_twice_differently_on_one_cluster_is_an_error() -> None:
+    app = make_app()
+    app.routes.topic("clicks", handler=handle, config=TopicConfig(partitions=6))
+    app.topics.declare("clicks", partitions=3)
+
+    with pytest.raises(
+        ConfigError, match=r"topic 'clicks' on cluster 'primary' is declared twice.*route for topic"
+    ):
+        _ = app.topology
+
+
+def test_a_declaration_on_an_unknown_cluster_names_the_known_ones() -> None:
+    app = make_app()
+    app.topics.declare("audit", cluster="billing")
+
+    with pytest.raises(
+        UnknownClusterError, match=r"app.topics.declare\('audit'\): no cluster named 'billing'"
+    ):
+        _ = app.topology
+
+
+def test_info_lists_declared_topics_and_warns_about_a_topic_on_several_clusters() -> None:
+    app = make_app()
+    app.routes.topic("orders", handler=handle)
+    app.routes.topic("orders", handler=handle, cluster="analytics", config=TopicConfig(partitions=2))
+
+    facts = describe(app.topology)
+    text = render_info(app.name, facts)
+
+    assert facts["on_several_clusters"] == {"orders": ["analytics", "primary"]}
+    assert "topic 'orders' is used on 2 clusters (analytics, primary)" in text
+    assert "Declared topics" in text
+    assert json.loads(json.dumps(facts, default=repr))["declared_topics"][0]["partitions"] == 2
