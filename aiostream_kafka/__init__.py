@@ -14,6 +14,7 @@ from aiostream_kafka.errors import (
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
 from aiostream_kafka.instrumentation.monitor import Event, Monitor
+from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing import DeadLetterQueue, Retry
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
@@ -31,6 +32,9 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Event",
+    "Job",
+    "JobEnvelope",
+    "Jobs",
     "LoggingListener",
     "Message",
     "Messages",
@@ -47,5 +51,6 @@ __all__ = [
     "TopicConfig",
     "Topology",
     "UnknownClusterError",
+    "UnknownJobError",
     "__version__",
 ]

@@ -17,6 +17,7 @@ from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
+from aiostream_kafka.jobs.registry import Jobs
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
 from aiostream_kafka.routing.declared import Topics
@@ -63,6 +64,7 @@ class App:
         log_events: bool = True,
         opentelemetry: bool | OpenTelemetryListener = True,
         auto_create_topics: bool = False,
+        jobs_cluster: str | None = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError(
@@ -86,6 +88,9 @@ class App:
         self._primary, self._named = _clusters(kafka, clusters or {}, primary)
         self.routes = Routes()
         self.topics = Topics()
+        self.jobs = Jobs(self, cluster=jobs_cluster)
+        #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
+        self.job = self.jobs.job
         self.monitor = Monitor()
         if log_events:
             LoggingListener().install(self.monitor)
@@ -119,7 +124,7 @@ class App:
     def topology(self) -> Topology:
         """Clusters, subscription groups and topics, validated; building it freezes the routes."""
         if self._topology is None:
-            self._topology = build_topology(
+            topology = build_topology(
                 primary=self._primary,
                 named=self._named,
                 routes=list(self.routes),
@@ -127,6 +132,8 @@ class App:
                 producer_cluster=self._producer_cluster,
                 declarations=list(self.topics),
             )
+            self.jobs.check(topology)
+            self._topology = topology
             self.routes.freeze("the app's topology is already built (routes are fixed once the app starts)")
         return self._topology
 

@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, get_origin
 
 import anyio
@@ -26,6 +26,7 @@ from aiostream_kafka.__about__ import __version__
 from aiostream_kafka.admin.migration import migrate, plan
 from aiostream_kafka.app import App
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.jobs import Job
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import Topology
 
@@ -113,9 +114,10 @@ def _qualified(cls: type) -> str:
 # --- describing the topology -------------------------------------------------------------
 
 
-def describe(topology: Topology) -> dict[str, Any]:
+def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
     """Every fact ``info`` shows, as plain data: the JSON output, and what the tables are made of."""
     return {
+        "jobs": [{"name": job.name, "topic": job.topic, "cluster": job.cluster} for job in jobs],
         "clusters": [
             {
                 "name": cluster.name,
@@ -293,6 +295,9 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
             "Declared topics (aiostream-kafka topics plan / migrate)",
             render_table(["TOPIC", "CLUSTER", "PARTITIONS", "REPLICATION", "SETTINGS"], declared),
         ]
+    if facts["jobs"]:
+        jobs = [[j["name"], j["topic"], j["cluster"]] for j in facts["jobs"]]
+        sections += ["", "Jobs (enqueued to)", render_table(["JOB", "TOPIC", "CLUSTER"], jobs)]
     if facts["on_several_clusters"]:
         sections += ["", "Warnings"]
         sections += [
@@ -312,7 +317,7 @@ def _settings(settings: dict[str, str]) -> str:
 
 def _info(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    facts = describe(app.topology)
+    facts = describe(app.topology, app.jobs)
     if args.json:
         print(json.dumps({"app": app.name, **facts}, indent=2, default=repr))
     else:

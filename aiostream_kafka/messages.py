@@ -164,7 +164,8 @@ class Messages(Sequence[Message[T]]):
     def pause(self, for_ms: int | None = None) -> None:
         """Once this batch returns, pause the partition (``for_ms``, or until ``resume``).
 
-        It resumes at the message after this batch; the rest of the poll is not handed out.
+        It resumes after this batch, or with ``manual_offset_management`` at the first message
+        not marked; the rest of the poll is not handed out.
         """
         check_pause(for_ms)
         self.after_batch = ("pause", for_ms)

@@ -87,3 +87,20 @@ async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes,
 async def read_all(bootstrap: str, topic: str) -> list[bytes]:
     """Every value in partition 0 of ``topic``."""
     return [record.value for record in await read_records(bootstrap, topic)]
+
+
+async def wait_for_records(
+    bootstrap: str, topic: str, count: int = 1, within: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Partition 0 of ``topic`` once it holds at least ``count`` records (it may not exist yet)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            records = await read_records(bootstrap, topic)
+        except KeyError:  # the topic does not exist yet
+            records = []
+        if len(records) >= count:
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {count} record(s) on {topic}")
+        await anyio.sleep(0.2)

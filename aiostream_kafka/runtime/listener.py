@@ -251,7 +251,16 @@ class Listener:
                 duration=time.perf_counter() - began,
             )
             if messages.after_batch is not None:
-                await self._after_batch(consumer, tp, messages.after_batch, next_offset=chunk[-1].offset + 1)
+                # With manual offsets, what the handler did not mark is not done: resume there.
+                resume_at = (
+                    next(
+                        (m.offset for m in messages if progress is None or m.offset >= progress),
+                        chunk[-1].offset + 1,
+                    )
+                    if route.topic.route.manual_offset_management
+                    else chunk[-1].offset + 1
+                )
+                await self._after_batch(consumer, tp, messages.after_batch, next_offset=resume_at)
                 return
             if start + size < len(records):
                 await self._commit(consumer, only=[tp])

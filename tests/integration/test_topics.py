@@ -6,6 +6,7 @@ import time
 import uuid
 from pathlib import Path
 
+import anyio
 import pytest
 
 from aiostream_kafka import App, DeadLetterQueue, Messages, TopicConfig
@@ -177,3 +178,17 @@ def test_the_topics_commands_plan_migrate_and_list(
     assert main(["check", target]) == 0
     assert main(["topics", "plan", target, "--cluster", "nowhere"]) == 2
     assert "no cluster named 'nowhere'" in capsys.readouterr().err
+
+
+def test_run_with_check_refuses_to_start_an_app_routed_to_the_wrong_cluster(
+    primary: str, secondary: str, topic_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    anyio.run(create_topic, primary, topic_name)  # on the primary, while the route says analytics
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = write_app(tmp_path, primary, secondary, topic_name)
+
+    assert main(["run", target, "--check"]) == 2
+
+    error = capsys.readouterr().err
+    assert f"topic {topic_name!r} is not on cluster 'analytics' ({secondary}) but is on 'primary'" in error

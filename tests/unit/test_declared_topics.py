@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -84,3 +85,40 @@ def test_info_lists_declared_topics_and_warns_about_a_topic_on_several_clusters(
     assert "topic 'orders' is used on 2 clusters (analytics, primary)" in text
     assert "Declared topics" in text
     assert json.loads(json.dumps(facts, default=repr))["declared_topics"][0]["partitions"] == 2
+
+
+def test_info_lists_jobs_with_the_cluster_they_are_enqueued_to() -> None:
+    app = make_app()
+
+    @app.job(topic="jobs.default", name="send_email")
+    async def send_email(to: str) -> None: ...
+
+    @app.job(topic="jobs.analytics", cluster="analytics", name="crunch")
+    async def crunch(n: int) -> None: ...
+
+    facts = describe(app.topology, app.jobs)
+
+    assert facts["jobs"] == [
+        {"name": "send_email", "topic": "jobs.default", "cluster": "primary"},
+        {"name": "crunch", "topic": "jobs.analytics", "cluster": "analytics"},
+    ]
+    assert re.search(r"^\s+crunch\s+jobs\.analytics\s+analytics$", render_info(app.name, facts), re.M)
+
+
+def test_a_job_on_an_unknown_cluster_is_refused_with_the_topology() -> None:
+    app = make_app()
+
+    @app.job(cluster="billing")
+    async def bill() -> None: ...
+
+    with pytest.raises(UnknownClusterError, match=r"job '.*bill': no cluster named 'billing'"):
+        _ = app.topology
+
+
+def test_a_job_parameter_may_not_shadow_enqueue_options() -> None:
+    app = make_app()
+
+    async def remind(at: str) -> None: ...
+
+    with pytest.raises(ConfigError, match="a parameter may not be called 'at'"):
+        app.job()(remind)

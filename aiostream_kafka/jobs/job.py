@@ -1,0 +1,97 @@
+"""A job: an ``async def`` function that runs in a worker, enqueued with checked arguments."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import typing
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.jobs.envelope import JobEnvelope
+
+if TYPE_CHECKING:
+    from aiostream_kafka.jobs.registry import Jobs
+
+RESERVED = ("delay", "at")
+
+
+class Job:
+    """``await send_email.enqueue(to=..., subject=...)`` queues a run; ``await send_email(...)``
+    runs it here and now (handy in tests)."""
+
+    def __init__(
+        self,
+        function: Callable[..., Awaitable[None]],
+        *,
+        name: str,
+        topic: str,
+        cluster: str | None,
+        jobs: Jobs,
+    ) -> None:
+        if not inspect.iscoroutinefunction(function):
+            raise ConfigError(f"job {name!r}: {function!r} must be an async def function")
+        self.function = function
+        self.name = name
+        self.topic = topic
+        self.declared_cluster = cluster
+        self._jobs = jobs
+        self.signature = inspect.signature(function)
+        clash = [p for p in RESERVED if p in self.signature.parameters]
+        if clash:
+            raise ConfigError(f"job {name!r}: a parameter may not be called {clash[0]!r} (enqueue uses it)")
+        hints = typing.get_type_hints(function)
+        self._types = {p: hints.get(p, Any) for p in self.signature.parameters}
+
+    @property
+    def cluster(self) -> str:
+        """Where it is enqueued: its own cluster, else the jobs' cluster (the primary by default)."""
+        return self.declared_cluster or self._jobs.cluster
+
+    def arguments(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The call's arguments as plain data, checked against the signature and its types."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"job {self.name!r}: {error}") from None
+        bound.apply_defaults()
+        encoded = msgspec.to_builtins(bound.arguments)
+        for parameter, value in encoded.items():
+            try:
+                msgspec.convert(value, self._types[parameter], strict=False)
+            except msgspec.ValidationError as error:
+                raise TypeError(f"job {self.name!r}: argument {parameter!r}: {error}") from None
+        return dict(encoded)
+
+    async def enqueue(
+        self, *args: Any, delay: timedelta | None = None, at: datetime | None = None, **kwargs: Any
+    ) -> str:
+        """Produce the job to its topic and cluster; returns its id. ``delay`` or ``at``: not before then."""
+        if delay is not None and at is not None:
+            raise TypeError(f"job {self.name!r}: give delay= or at=, not both")
+        now = time.time()
+        run_at = (
+            now + delay.total_seconds() if delay is not None else at.timestamp() if at is not None else None
+        )
+        envelope = JobEnvelope(self.name, uuid.uuid4().hex, self.arguments(*args, **kwargs), now, run_at)
+        producer = self._jobs.app.producers[self.cluster]
+        await producer.produce(
+            self.topic, msgspec.json.encode(envelope), key=envelope.id, headers={"job": self.name}
+        )
+        return envelope.id
+
+    async def run(self, envelope: JobEnvelope) -> None:
+        """Run an enqueued job: its arguments converted back to the parameters' types."""
+        arguments = {p: msgspec.convert(v, self._types[p], strict=False) for p, v in envelope.args.items()}
+        await self.function(**arguments)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> None:
+        await self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} -> {self.cluster}/{self.topic}>"
