@@ -12,6 +12,7 @@ import anyio
 
 from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
+from aiostream_kafka.codecs import FORMATS
 from aiostream_kafka.config import Cluster, KafkaSettings
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
@@ -72,8 +73,17 @@ class App:
             )
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
-        if shutdown_timeout <= 0:
-            raise ConfigError(f"App(shutdown_timeout=...) must be positive seconds, not {shutdown_timeout!r}")
+        for setting, seconds in (("shutdown_timeout", shutdown_timeout), ("revoke_timeout", revoke_timeout)):
+            if seconds <= 0:
+                raise ConfigError(f"App({setting}=...) must be positive seconds, not {seconds!r}")
+        if statistics_interval is not None and statistics_interval <= 0:
+            raise ConfigError(
+                f"App(statistics_interval=...) must be positive seconds or None, not {statistics_interval!r}"
+            )
+        if producer_format not in FORMATS:
+            raise ConfigError(
+                f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
+            )
         self.name = name
         self.group_id = group_id or name
         self.concurrency = concurrency

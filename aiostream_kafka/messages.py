@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from aiostream_kafka.codecs import Decoder
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
 from aiostream_kafka.errors import DecodeError
 
 T = TypeVar("T")
@@ -53,6 +56,23 @@ class Message(Generic[T]):
         self.cluster = cluster
         self._decoder = decoder
         self._payload: Any = _UNDECODED
+
+    @classmethod
+    def from_record(
+        cls, record: ConsumerRecord[bytes, bytes], cluster: str, decoder: Decoder | None = None
+    ) -> Message[T]:
+        """The message an aiokafka record carries, from ``cluster``."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            raw_headers=record.headers or (),
+            timestamp_ms=record.timestamp,
+            cluster=cluster,
+            decoder=decoder,
+        )
 
     @property
     def payload(self) -> T:

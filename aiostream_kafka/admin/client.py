@@ -538,19 +538,7 @@ class Admin:
             while len(messages) < count and position < end:
                 batch = await consumer.getmany(tp, timeout_ms=200, max_records=count - len(messages))
                 records = [record for record in batch.get(tp, []) if record.offset < end]
-                messages += [
-                    Message(
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        key=record.key,
-                        value=record.value,
-                        raw_headers=tuple(record.headers or ()),
-                        timestamp_ms=record.timestamp,
-                        cluster=self.name,
-                    )
-                    for record in records
-                ]
+                messages += [Message.from_record(record, self.name) for record in records]
                 moved = await consumer.position(tp)
                 if records or moved != position:
                     quiet_since = time.monotonic()

@@ -271,20 +271,7 @@ class Listener:
         cluster = route.topic.cluster.name
         decoder = route.topic.decoder
         return Messages(
-            [
-                Message(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    key=r.key,
-                    value=r.value,
-                    raw_headers=r.headers,
-                    timestamp_ms=r.timestamp,
-                    cluster=cluster,
-                    decoder=decoder,
-                )
-                for r in records
-            ],
+            [Message.from_record(record, cluster, decoder) for record in records],
             topic=tp.topic,
             partition=tp.partition,
             cluster=cluster,

@@ -249,3 +249,17 @@ def test_a_bool_is_not_a_number_of_messages_or_milliseconds(option: str) -> None
 
     with pytest.raises(ConfigError, match=rf"route for topic 'orders': {option} must be"):
         routes.topic("orders", handler=handler, **{option: True})  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"revoke_timeout": 0}, "revoke_timeout"),
+        ({"shutdown_timeout": -1}, "shutdown_timeout"),
+        ({"statistics_interval": 0}, "statistics_interval"),
+        ({"producer_format": "xml"}, "producer_format"),
+    ],
+)
+def test_app_settings_are_checked_when_the_app_is_made(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=rf"App\({named}=\.\.\.\)"):
+        App("svc", kafka={"bootstrap_servers": "127.0.0.1:19092"}, **options)
