@@ -45,7 +45,7 @@ from aiostream_kafka.admin.types import (
 )
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import AiostreamKafkaError
-from aiostream_kafka.messages import Message
+from aiostream_kafka.messages import Message, from_records
 
 T = TypeVar("T")
 
@@ -538,7 +538,7 @@ class Admin:
             while len(messages) < count and position < end:
                 batch = await consumer.getmany(tp, timeout_ms=200, max_records=count - len(messages))
                 records = [record for record in batch.get(tp, []) if record.offset < end]
-                messages += [Message.from_record(record, self.name) for record in records]
+                messages += from_records(records, self.name)
                 moved = await consumer.position(tp)
                 if records or moved != position:
                     quiet_since = time.monotonic()

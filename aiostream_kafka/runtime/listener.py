@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.instrumentation.monitor import Monitor
-from aiostream_kafka.messages import AfterBatch, Message, Messages
+from aiostream_kafka.messages import AfterBatch, Messages, from_records
 from aiostream_kafka.processing.dead_letter import dispatch
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
@@ -271,7 +271,7 @@ class Listener:
         cluster = route.topic.cluster.name
         decoder = route.topic.decoder
         return Messages(
-            [Message.from_record(record, cluster, decoder) for record in records],
+            from_records(records, cluster, decoder),
             topic=tp.topic,
             partition=tp.partition,
             cluster=cluster,
