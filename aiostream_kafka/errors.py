@@ -5,6 +5,8 @@ Every error a user can cause names the thing to fix: the route, the cluster, the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class AiostreamKafkaError(Exception):
     """Base class of every error raised by aiostream-kafka."""
@@ -16,6 +18,12 @@ class ConfigError(AiostreamKafkaError, ValueError):
 
 class UnknownClusterError(ConfigError, KeyError):
     """A cluster name that is not configured."""
+
+    @classmethod
+    def named(cls, name: str, known: Iterable[str], where: str = "") -> UnknownClusterError:
+        """The error for ``name``, listing the clusters the app does have."""
+        prefix = f"{where}: " if where else ""
+        return cls(f"{prefix}no cluster named {name!r}; the app has: {', '.join(known)}")
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])

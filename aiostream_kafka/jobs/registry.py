@@ -90,10 +90,7 @@ class Jobs:
         for job in self._jobs.values():
             cluster = job.declared_cluster or self._cluster or topology.primary.name
             if cluster not in topology.clusters:
-                known = ", ".join(topology.clusters)
-                raise UnknownClusterError(
-                    f"job {job.name!r}: no cluster named {cluster!r}; the app has: {known}"
-                )
+                raise UnknownClusterError.named(cluster, topology.clusters, f"job {job.name!r}")
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self._jobs.values())

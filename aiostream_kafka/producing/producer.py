@@ -44,10 +44,6 @@ class Producer:
         self._closed = False
         self._server = cluster.settings.bootstrap_servers[0]
 
-    @property
-    def connected(self) -> bool:
-        return self._kafka is not None
-
     async def start(self) -> None:
         await self._connection()
 

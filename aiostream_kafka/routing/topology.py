@@ -92,9 +92,7 @@ class Topology:
         try:
             return self.clusters[name]
         except KeyError:
-            raise UnknownClusterError(
-                f"no cluster named {name!r}; the app has: {', '.join(self.clusters)}"
-            ) from None
+            raise UnknownClusterError.named(name, self.clusters) from None
 
 
 def resolve_clusters(primary: Cluster, named: Mapping[str, Cluster]) -> dict[str, Cluster]:
@@ -222,9 +220,7 @@ def _declared(
     for declaration in declarations:
         where = f"app.topics.declare({declaration.name!r})"
         if declaration.cluster is not None and declaration.cluster not in clusters:
-            raise UnknownClusterError(
-                f"{where}: no cluster named {declaration.cluster!r}; the app has: {', '.join(clusters)}"
-            )
+            raise UnknownClusterError.named(declaration.cluster, clusters, where)
         cluster = clusters[declaration.cluster] if declaration.cluster else primary
         wanted.append(DeclaredTopic(declaration.name, cluster, declaration.config, where))
     unique: dict[tuple[str, str], DeclaredTopic] = {}
@@ -250,9 +246,7 @@ def _route_cluster(
     """
     if route.cluster is not None:
         if route.cluster not in clusters:
-            raise UnknownClusterError(
-                f"{route.label}: no cluster named {route.cluster!r}; the app has: {', '.join(clusters)}"
-            )
+            raise UnknownClusterError.named(route.cluster, clusters, route.label)
         cluster = clusters[route.cluster]
         return cluster, cluster.settings
     if route.kafka is None:
