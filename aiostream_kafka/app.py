@@ -26,6 +26,8 @@ from aiostream_kafka.routing.route import Handler
 from aiostream_kafka.routing.routes import Routes
 from aiostream_kafka.routing.topology import Topology, build_topology
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.clients import KafkaClients
+from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.runtime.listener import Listener
 from aiostream_kafka.runtime.supervisor import Supervisor
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from aiostream_kafka.routing.routes import RouteOptions
+    from aiostream_kafka.testing.harness import TestApp
 
 State = Literal["idle", "starting", "running", "stopping", "stopped"]
 
@@ -102,6 +105,9 @@ class App:
         #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
         self.job = self.jobs.job
         self.monitor = Monitor()
+        #: Where Kafka clients and the time come from; the testing harness swaps both.
+        self.clients = KafkaClients()
+        self.clock = Clock()
         if log_events:
             LoggingListener().install(self.monitor)
         if opentelemetry:
@@ -186,12 +192,14 @@ class App:
 
     async def start(self) -> None:
         """Connect producers and start one listener per subscription group; returns at once."""
-        if self.state != "idle":
-            raise NotRunningError(f"the app is {self.state}; an App starts once")
+        if self.state not in ("idle", "stopped"):
+            raise NotRunningError(f"the app is already {self.state}; stop it before starting it again")
         topology = self.topology
         self.state = "starting"
+        self._ended = anyio.Event()
+        self.failure = None
         self._producers = ProducerRegistry(
-            topology, self.monitor, client_id=self.name, format=self.producer_format
+            topology, self.monitor, client_id=self.name, format=self.producer_format, clients=self.clients
         )
         await self._producers.start()
         listeners = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import time
 import typing
 import uuid
 from collections.abc import Awaitable, Callable
@@ -74,7 +73,7 @@ class Job:
         """Produce the job to its topic and cluster; returns its id. ``delay`` or ``at``: not before then."""
         if delay is not None and at is not None:
             raise TypeError(f"job {self.name!r}: give delay= or at=, not both")
-        now = time.time()
+        now = self._jobs.app.clock.now()
         run_at = (
             now + delay.total_seconds() if delay is not None else at.timestamp() if at is not None else None
         )

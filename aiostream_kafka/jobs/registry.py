@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -78,7 +77,7 @@ class Jobs:
                     partition=message.partition,
                     offset=message.offset,
                 )
-            wait = (envelope.run_at or 0) - time.time()
+            wait = (envelope.run_at or 0) - self.app.clock.now()
             if wait > 0:  # not due: pause this partition until it is, resuming at this job
                 messages.pause(for_ms=math.ceil(wait * 1000))
                 return

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.codecs import Encoder
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import NotRunningError
 from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
 
 Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
 
@@ -34,12 +34,21 @@ class ProducerRecord:
 class Producer:
     """Connects on start (or on first use if the cluster was down then); flushes on stop."""
 
-    def __init__(self, cluster: Cluster, monitor: Monitor, *, client_id: str, format: str = "json") -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        monitor: Monitor,
+        *,
+        client_id: str,
+        format: str = "json",
+        clients: KafkaClients | None = None,
+    ) -> None:
         self.cluster = cluster
+        self._clients = clients or KafkaClients()
         self._monitor = monitor
         self._client_id = client_id
         self._encoder = Encoder(format)
-        self._kafka: AIOKafkaProducer | None = None
+        self._kafka: ProducerClient | None = None
         self._lock = anyio.Lock()
         self._closed = False
         self._server = cluster.settings.bootstrap_servers[0]
@@ -47,7 +56,7 @@ class Producer:
     async def start(self) -> None:
         await self._connection()
 
-    async def _connection(self) -> AIOKafkaProducer:
+    async def _connection(self) -> ProducerClient:
         if self._kafka is not None:
             return self._kafka
         async with self._lock:
@@ -55,7 +64,7 @@ class Producer:
                 raise NotRunningError(f"the producer for cluster {self.cluster.name!r} is stopped")
             if self._kafka is None:
                 settings = {"client_id": self._client_id, **self.cluster.settings.producer_kwargs()}
-                kafka = AIOKafkaProducer(**settings)
+                kafka = self._clients.producer(self.cluster, **settings)
                 try:
                     await kafka.start()
                 except BaseException:

@@ -10,6 +10,7 @@ import anyio
 from aiostream_kafka.errors import UnknownClusterError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.producing.producer import Producer
+from aiostream_kafka.runtime.clients import KafkaClients
 
 if TYPE_CHECKING:  # (a runtime import would be circular: routing -> processing -> producing)
     from aiostream_kafka.routing.topology import Topology
@@ -18,10 +19,18 @@ if TYPE_CHECKING:  # (a runtime import would be circular: routing -> processing 
 class ProducerRegistry(Mapping[str, Producer]):
     """``registry["analytics"]`` is that cluster's producer; ``registry.primary`` is ``app.producer``."""
 
-    def __init__(self, topology: Topology, monitor: Monitor, *, client_id: str, format: str = "json") -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        monitor: Monitor,
+        *,
+        client_id: str,
+        format: str = "json",
+        clients: KafkaClients | None = None,
+    ) -> None:
         self._monitor = monitor
         self._producers = {
-            name: Producer(cluster, monitor, client_id=client_id, format=format)
+            name: Producer(cluster, monitor, client_id=client_id, format=format, clients=clients)
             for name, cluster in topology.clusters.items()
         }
         self.primary = self._producers[topology.producer_cluster.name]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
@@ -34,6 +34,7 @@ from aiostream_kafka.processing.dead_letter import dispatch
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.clients import ConsumerClient
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -100,7 +101,7 @@ class Listener:
         self._positions: dict[TopicPartition, int] = {}  # next offset after the last handled batch
         self._processed = 0
         self._last_commit: float | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer: ConsumerClient | None = None
         self._background: anyio.abc.TaskGroup | None = None
 
     def request_stop(self) -> None:
@@ -113,7 +114,8 @@ class Listener:
 
     async def run(self) -> None:
         self._reset()
-        consumer = self._consumer = AIOKafkaConsumer(
+        consumer = self._consumer = self._app.clients.consumer(
+            self.group.cluster,
             **{
                 "client_id": self._client_id,
                 **self.group.cluster.settings.connection_kwargs(),
@@ -121,7 +123,7 @@ class Listener:
                 "group_id": self.group.group_id,
                 "enable_auto_commit": False,
                 "auto_offset_reset": self.group.initial_offset,
-            }
+            },
         )
         self._routes = {topic.name: self._route(topic) for topic in self.group.topics}
         instances = [route.instance for route in self._routes.values() if route.instance is not None]
@@ -159,7 +161,7 @@ class Listener:
         instance.bind(self._app, topic.name, topic.cluster.name, self)
         return _Route(topic, instance.consume, policy, instance)
 
-    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+    async def _loop(self, consumer: ConsumerClient) -> None:
         limiter = anyio.CapacityLimiter(self._concurrency)
         max_records = self.group.max_messages * self._concurrency
         while not self._stopping:
@@ -181,7 +183,7 @@ class Listener:
 
     async def _partition(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: ConsumerClient,
         tp: TopicPartition,
         records: Sequence[ConsumerRecord[bytes, bytes]],
         limiter: anyio.CapacityLimiter,
@@ -195,7 +197,7 @@ class Listener:
 
     async def _batches(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: ConsumerClient,
         tp: TopicPartition,
         records: Sequence[ConsumerRecord[bytes, bytes]],
         limiter: anyio.CapacityLimiter,
@@ -283,7 +285,7 @@ class Listener:
 
     async def _failed(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: ConsumerClient,
         tp: TopicPartition,
         route: _Route,
         messages: Messages[Any],
@@ -360,7 +362,7 @@ class Listener:
     # --- pause, resume, seek -------------------------------------------------------------
 
     def _pause(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, *, seek_to: int | None, delay: float | None
+        self, consumer: ConsumerClient, tp: TopicPartition, *, seek_to: int | None, delay: float | None
     ) -> None:
         """Pause ``tp`` (rewound to ``seek_to``) until ``delay`` seconds pass or it is resumed."""
         if seek_to is not None:
@@ -371,19 +373,19 @@ class Listener:
             self._background.start_soon(self._resume_later, consumer, tp, delay, token)
 
     async def _resume_later(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, delay: float, token: object
+        self, consumer: ConsumerClient, tp: TopicPartition, delay: float, token: object
     ) -> None:
-        await anyio.sleep(delay)
+        await self._app.clock.sleep(delay)
         if self._pause_tokens.get(tp) is token:
             self._resume(consumer, tp)
 
-    def _resume(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    def _resume(self, consumer: ConsumerClient, tp: TopicPartition) -> None:
         self._pause_tokens.pop(tp, None)
         if tp in consumer.assignment():
             consumer.resume(tp)
 
     async def _after_batch(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, action: AfterBatch, *, next_offset: int | None
+        self, consumer: ConsumerClient, tp: TopicPartition, action: AfterBatch, *, next_offset: int | None
     ) -> None:
         kind, argument = action
         if kind == "pause":
@@ -394,17 +396,17 @@ class Listener:
         elif tp in consumer.assignment():
             await self._seek(consumer, tp, argument)
 
-    async def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition, target: object) -> None:
+    async def _seek(self, consumer: ConsumerClient, tp: TopicPartition, target: object) -> None:
         if target == "earliest":
             await consumer.seek_to_beginning(tp)
         elif target == "latest":
             await consumer.seek_to_end(tp)
         elif isinstance(target, datetime):
-            found = await consumer.offsets_for_times({tp: int(target.timestamp() * 1000)})
-            if found.get(tp) is None:
+            found = (await consumer.offsets_for_times({tp: int(target.timestamp() * 1000)})).get(tp)
+            if found is None:
                 await consumer.seek_to_end(tp)
             else:
-                consumer.seek(tp, found[tp].offset)
+                consumer.seek(tp, found.offset)
         else:
             assert isinstance(target, int)
             consumer.seek(tp, target)
@@ -433,7 +435,7 @@ class Listener:
 
     # --- statistics ----------------------------------------------------------------------
 
-    async def _statistics(self, consumer: AIOKafkaConsumer, interval: float) -> None:
+    async def _statistics(self, consumer: ConsumerClient, interval: float) -> None:
         """Every ``interval`` seconds: throughput, lag per partition, paused partitions, last commit."""
         counted, since = self._processed, time.monotonic()
         while True:
@@ -458,7 +460,7 @@ class Listener:
 
     # --- offsets and rebalances ----------------------------------------------------------
 
-    async def _commit(self, consumer: AIOKafkaConsumer, only: Iterable[TopicPartition] | None = None) -> None:
+    async def _commit(self, consumer: ConsumerClient, only: Iterable[TopicPartition] | None = None) -> None:
         partitions = set(self._done) if only is None else set(only) & set(self._done)
         if not partitions:
             return
@@ -485,7 +487,7 @@ class Listener:
             offsets={f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()},
         )
 
-    async def on_revoked(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
+    async def on_revoked(self, consumer: ConsumerClient, revoked: set[TopicPartition]) -> None:
         """Finish (within ``revoke_timeout``) or abandon the revoked partitions' batches, commit
         what is done, then tell the consumers. Other partitions keep going meanwhile."""
         self._revoked |= revoked
@@ -529,7 +531,7 @@ class Listener:
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, listener: Listener, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, listener: Listener, consumer: ConsumerClient) -> None:
         self._listener = listener
         self._consumer = consumer
 

@@ -1,0 +1,21 @@
+"""The app's sense of time: what retry backoffs, timed pauses and delayed jobs wait on.
+
+It lives on the app (``app.clock``) rather than being ``time.time`` and ``anyio.sleep`` called
+directly, so the testing harness can swap in a clock that skips waits nobody should sit
+through in a unit test, while the code that decides *how long* to wait stays the same.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+
+class Clock:
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
