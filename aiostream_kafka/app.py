@@ -271,6 +271,12 @@ class App:
         async with self.running():
             yield
 
+    def testing(self, **options: Any) -> TestApp:
+        """``async with app.testing() as t:`` the app runs on in-memory clusters (see ``TestApp``)."""
+        from aiostream_kafka.testing.harness import TestApp
+
+        return TestApp(self, **options)
+
     def run(self) -> None:
         """Run until SIGINT or SIGTERM, then stop gracefully (the CLI's ``run``)."""
         anyio.run(self._run_until_signalled, backend="asyncio")

@@ -1,0 +1,199 @@
+"""Consumers and producers on in-memory clusters, behaving as aiokafka's do for the runtime.
+
+They implement ``runtime.clients.ConsumerClient`` / ``ProducerClient``; the Listener and the
+Producer cannot tell them from aiokafka's. One consumer per group is assumed (a test runs
+one app), so a consumer is assigned every partition of the topics it subscribes to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
+
+from aiostream_kafka.config import Cluster
+from aiostream_kafka.errors import NotRunningError
+from aiostream_kafka.runtime.clients import ConsumerClient, KafkaClients, ProducerClient
+from aiostream_kafka.runtime.clock import Clock
+from aiostream_kafka.testing.memory import MemoryCluster
+
+
+class MemoryConsumer:
+    def __init__(self, cluster: MemoryCluster, *, group_id: str, auto_offset_reset: str = "latest") -> None:
+        self._cluster = cluster
+        self.group_id = group_id
+        self._reset = auto_offset_reset
+        self._topics: list[str] = []
+        self._listener: ConsumerRebalanceListener | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        self._wakeup = anyio.Event()
+        self._unwatch: Callable[[], None] = lambda: None
+        #: True while it waits in ``getmany`` for something to fetch: the harness's "idle".
+        self.waiting = False
+        self.running = False
+
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
+        self._topics, self._listener = list(topics), listener
+
+    async def start(self) -> None:
+        for topic in self._topics:
+            self._cluster.create_topic(topic)
+        assigned = {
+            TopicPartition(topic, p) for topic in self._topics for p in range(self._cluster.partitions(topic))
+        }
+        for tp in assigned:
+            committed = self._cluster.committed.get((self.group_id, tp))
+            if committed is not None:
+                self._positions[tp] = committed
+            else:
+                self._positions[tp] = 0 if self._reset == "earliest" else self._cluster.end_offset(tp)
+        self._unwatch = self._cluster.watch(lambda: self._wakeup.set())
+        self.running = True
+        if self._listener is not None:
+            await self._listener.on_partitions_assigned(assigned)
+
+    async def stop(self) -> None:
+        self.running = False
+        self._unwatch()
+        self._positions.clear()
+
+    def fetchable(self) -> bool:
+        return any(
+            position < self._cluster.end_offset(tp)
+            for tp, position in self._positions.items()
+            if tp not in self._paused
+        )
+
+    async def getmany(
+        self, *, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        with anyio.move_on_after(timeout_ms / 1000):
+            while not self.fetchable():
+                self._wakeup = anyio.Event()
+                self.waiting = True
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    self.waiting = False
+        remaining = max_records if max_records is not None else 2**31
+        fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp in sorted(self._positions):
+            if remaining <= 0:
+                break
+            if tp in self._paused:
+                continue
+            records = self._cluster.read(tp, self._positions[tp], remaining)
+            if records:
+                fetched[tp] = records
+                self._positions[tp] += len(records)
+                remaining -= len(records)
+        return fetched
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            self._cluster.committed[(self.group_id, tp)] = offset
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._positions)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._paused)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self._paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self._paused.difference_update(partitions)
+        self._wakeup.set()
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._positions[partition] = offset
+        self._wakeup.set()
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        for tp in partitions:
+            self.seek(tp, 0)
+
+    async def seek_to_end(self, *partitions: TopicPartition) -> None:
+        for tp in partitions:
+            self.seek(tp, self._cluster.end_offset(tp))
+
+    async def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        found: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        for tp, timestamp in timestamps.items():
+            records = self._cluster.read(tp, 0, self._cluster.end_offset(tp))
+            first = next((r for r in records if r.timestamp >= timestamp), None)
+            found[tp] = None if first is None else OffsetAndTimestamp(first.offset, first.timestamp)
+        return found
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self._cluster.end_offset(partition)
+
+
+class MemoryProducer:
+    def __init__(self, cluster: MemoryCluster, clock: Clock) -> None:
+        self._cluster = cluster
+        self._clock = clock
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+
+    async def flush(self) -> None:
+        return None
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        if not self._started:
+            raise NotRunningError(f"the in-memory producer for cluster {self._cluster.name!r} is stopped")
+        metadata = self._cluster.append(
+            topic,
+            value,
+            key=key,
+            headers=headers,
+            partition=partition,
+            timestamp_ms=timestamp_ms if timestamp_ms is not None else int(self._clock.now() * 1000),
+            produced=True,
+        )
+        delivered: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        delivered.set_result(metadata)
+        return delivered
+
+
+class MemoryClients(KafkaClients):
+    """Clients of the in-memory clusters, by the app's cluster names."""
+
+    def __init__(self, clusters: Mapping[str, MemoryCluster], clock: Clock) -> None:
+        self.clusters = clusters
+        self._clock = clock
+        self.consumers: list[MemoryConsumer] = []
+
+    def consumer(self, cluster: Cluster, **settings: Any) -> ConsumerClient:
+        consumer = MemoryConsumer(
+            self.clusters[cluster.name],
+            group_id=settings["group_id"],
+            auto_offset_reset=settings.get("auto_offset_reset", "latest"),
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    def producer(self, cluster: Cluster, **settings: Any) -> ProducerClient:
+        return MemoryProducer(self.clusters[cluster.name], self._clock)

@@ -1,0 +1,106 @@
+"""In-memory Kafka: partitioned logs and committed offsets for one cluster, no network.
+
+Just enough of Kafka's behaviour for the runtime to be none the wiser: appends get the next
+offset of their partition, keyed messages land on the partition Kafka's default
+partitioner would choose (murmur2), consumer groups keep committed offsets, and
+consumers waiting for data are woken when it arrives.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.partitioner import murmur2
+from aiokafka.structs import RecordMetadata
+
+Header = tuple[str, bytes | None]
+Record = ConsumerRecord  # what a consumer reads back: the same type aiokafka returns
+
+
+class MemoryCluster:
+    """One cluster's topics, as lists of records per partition, and its groups' offsets."""
+
+    def __init__(self, name: str, *, default_partitions: int = 1) -> None:
+        self.name = name
+        self.default_partitions = default_partitions
+        self.logs: dict[str, list[list[ConsumerRecord[bytes, bytes]]]] = {}
+        self.committed: dict[tuple[str, TopicPartition], int] = {}
+        #: What the app's own producers sent here, in order (fed messages are not in it).
+        self.produced: list[ConsumerRecord[bytes, bytes]] = []
+        self._round_robin: dict[str, itertools.count[int]] = {}
+        self._watchers: set[Callable[[], None]] = set()
+
+    def create_topic(self, topic: str, partitions: int | None = None) -> None:
+        """Create ``topic`` if it does not exist (as a broker with auto-creation would)."""
+        if topic not in self.logs:
+            self.logs[topic] = [[] for _ in range(partitions or self.default_partitions)]
+
+    def partitions(self, topic: str) -> int:
+        self.create_topic(topic)
+        return len(self.logs[topic])
+
+    def partition_for(self, topic: str, key: bytes | None) -> int:
+        """Kafka's default choice: murmur2 of the key; keyless messages go round robin."""
+        count = self.partitions(topic)
+        if key is None:
+            return next(self._round_robin.setdefault(topic, itertools.count())) % count
+        hashed: int = murmur2(key)
+        return (hashed & 0x7FFFFFFF) % count
+
+    def append(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[Header] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int,
+        produced: bool = False,
+    ) -> RecordMetadata:
+        count = self.partitions(topic)
+        if partition is None:
+            partition = self.partition_for(topic, key)
+        if not 0 <= partition < count:
+            raise ValueError(
+                f"topic {topic!r} on cluster {self.name!r} has {count} partition(s); "
+                f"there is no partition {partition}"
+            )
+        log = self.logs[topic][partition]
+        record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+            topic=topic,
+            partition=partition,
+            offset=len(log),
+            timestamp=timestamp_ms,
+            timestamp_type=0,
+            key=key,
+            value=value,
+            checksum=None,
+            serialized_key_size=len(key) if key is not None else -1,
+            serialized_value_size=len(value) if value is not None else -1,
+            headers=tuple(headers or ()),
+        )
+        log.append(record)
+        if produced:
+            self.produced.append(record)
+        for wake in list(self._watchers):
+            wake()
+        tp = TopicPartition(topic, partition)
+        return RecordMetadata(topic, partition, tp, record.offset, timestamp_ms, 0, 0)
+
+    def read(self, tp: TopicPartition, start: int, limit: int) -> list[ConsumerRecord[bytes, bytes]]:
+        return self.logs[tp.topic][tp.partition][start : start + limit]
+
+    def end_offset(self, tp: TopicPartition) -> int:
+        return len(self.logs[tp.topic][tp.partition])
+
+    def records(self, topics: Iterable[str] | None = None) -> list[ConsumerRecord[bytes, bytes]]:
+        names = self.logs if topics is None else [t for t in topics if t in self.logs]
+        return [r for name in names for log in self.logs[name] for r in log]
+
+    def watch(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` after every append; returns how to stop."""
+        self._watchers.add(wake)
+        return lambda: self._watchers.discard(wake)

@@ -1,0 +1,24 @@
+"""examples/fastapi_app.py under the harness: an HTTP call produces, the route consumes."""
+
+from __future__ import annotations
+
+import httpx
+
+from examples.fastapi_app import Greeting, create_api
+
+
+async def test_a_greeting_posted_over_http_is_produced_and_consumed() -> None:
+    api = create_api()
+    kafka = api.state.kafka
+    # The harness runs the Kafka app; the FastAPI lifespan (which would start it for real) is not run.
+    async with (
+        kafka.testing() as t,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://test") as client,
+    ):
+        response = await client.post("/greet/ada")
+        assert response.status_code == 202
+        assert response.json() == {"partition": 0, "offset": 0}
+
+        await t.drain()
+        assert [m.payload for m in t.produced("greetings")] == [Greeting("ada")]
+        assert (await client.get("/greeted")).json() == ["ada"]
