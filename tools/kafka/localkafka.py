@@ -837,7 +837,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         if args.names or c.name in DEFAULT_CLUSTERS or pid is not None:
             all_ready &= pid is not None and ready
         state = "ready" if pid and ready else "starting" if pid else "stopped"
-        extra = f" credentials={c.client_file}" if c.secure else ""
+        extra = f" credentials={c.client_file}" if c.client_file.exists() else ""
         print(f"{c.name:<10} {c.bootstrap:<18} {state:<9} pid={pid or '-':<8} log={c.log_file}{extra}")
     if not all_ready:
         raise SystemExit(3)
