@@ -10,26 +10,22 @@ it was found and the closest valid key.
 from __future__ import annotations
 
 import difflib
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiostream_kafka import security
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.security import SASL_KEYS, SECRET_KEYS, TLS_KEYS
 
 #: Settings that say which cluster this is and who we are on it: two settings that agree
 #: on these are the same cluster.
-IDENTITY_KEYS = frozenset(
-    {
-        "bootstrap_servers",
-        "security_protocol",
-        "ssl_context",
-        "sasl_mechanism",
-        "sasl_plain_username",
-        "sasl_plain_password",
-        "sasl_kerberos_service_name",
-        "sasl_kerberos_domain_name",
-        "sasl_oauth_token_provider",
-    }
+IDENTITY_KEYS = frozenset({"bootstrap_servers", "security_protocol", *TLS_KEYS, *SASL_KEYS})
+
+#: Identity keys that are ours, not aiokafka's: they become its ``ssl_context``.
+TLS_SOURCE_KEYS = frozenset(
+    {"ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname"}
 )
 
 #: Client settings that consumers and producers both take but that do not identify a cluster.
@@ -99,6 +95,11 @@ DOTTED_ALIASES = {
     "sasl.mechanisms": "sasl_mechanism",
     "sasl.username": "sasl_plain_username",
     "sasl.password": "sasl_plain_password",
+    "ssl.ca.location": "ssl_cafile",
+    "ssl.certificate.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile",
+    "ssl.key.password": "ssl_password",
+    "ssl.endpoint.identification.algorithm": "ssl_check_hostname",
     "request.required.acks": "acks",
     "compression.codec": "compression_type",
     "queue.buffering.max.ms": "linger_ms",
@@ -107,8 +108,6 @@ DOTTED_ALIASES = {
     "topic.metadata.refresh.interval.ms": "metadata_max_age_ms",
     "socket.timeout.ms": "request_timeout_ms",
 }
-
-SECRET_KEYS = frozenset({"sasl_plain_password", "sasl_oauth_token_provider", "ssl_context"})
 
 _INT_SUFFIXES = ("_ms", "_bytes", "_size")
 _BOOLEANS = {"true": True, "false": False}
@@ -148,6 +147,10 @@ def _normalise_value(key: str, value: Any, where: str) -> Any:
         return value.upper()
     if key == "auto_offset_reset" and isinstance(value, str):
         return value.lower()
+    if key == "sasl_mechanism" and isinstance(value, str):
+        return value.upper()
+    if key == "ssl_check_hostname":
+        return security.check_hostname(value, where)
     return value
 
 
@@ -183,6 +186,8 @@ class KafkaSettings:
     client: Mapping[str, Any] = field(default_factory=dict)
     consumer: Mapping[str, Any] = field(default_factory=dict)
     producer: Mapping[str, Any] = field(default_factory=dict)
+    #: Built from the ``ssl_*`` files once, at parse time (not part of the identity).
+    tls: ssl.SSLContext | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], *, where: str) -> KafkaSettings:
@@ -195,6 +200,15 @@ class KafkaSettings:
             if not isinstance(original, str):
                 raise ConfigError(f"{where}: setting names must be strings, not {original!r}")
             key = _canonical_key(original)
+            if key in security.UNSUPPORTED:
+                raise ConfigError(f"{where}: {original!r} is not supported: {security.UNSUPPORTED[key]}")
+            if key == "sasl_jaas_config":
+                for jaas_key, jaas_value in security.parse_jaas(value, where).items():
+                    if jaas_key in seen:
+                        raise ConfigError(f"{where}: {original!r} and {seen[jaas_key]!r} both set {jaas_key}")
+                    seen[jaas_key] = original
+                    parts["identity"][jaas_key] = jaas_value
+                continue
             if key in OWNED_KEYS:
                 raise ConfigError(f"{where}: {original!r} cannot be set here: {OWNED_KEYS[key]}")
             if key not in VALID_KEYS:
@@ -216,7 +230,8 @@ class KafkaSettings:
         identity = parts["identity"]
         identity["bootstrap_servers"] = _normalise_servers(identity.get("bootstrap_servers"), where)
         identity.setdefault("security_protocol", "PLAINTEXT")
-        return cls(**parts)
+        tls = security.check(identity, where)
+        return cls(**parts, tls=tls)
 
     @property
     def bootstrap_servers(self) -> tuple[str, ...]:
@@ -229,7 +244,11 @@ class KafkaSettings:
 
     def connection_kwargs(self) -> dict[str, Any]:
         """aiokafka keyword arguments that connect to this cluster."""
-        return {**self.identity, "bootstrap_servers": list(self.bootstrap_servers)}
+        kwargs = {k: v for k, v in self.identity.items() if k not in TLS_SOURCE_KEYS}
+        kwargs["bootstrap_servers"] = list(self.bootstrap_servers)
+        if self.tls is not None:
+            kwargs["ssl_context"] = self.tls
+        return kwargs
 
     def producer_kwargs(self) -> dict[str, Any]:
         return {**self.connection_kwargs(), **self.client, **self.producer}
@@ -239,6 +258,13 @@ class KafkaSettings:
         merged = {**self.identity, **self.client, **self.consumer, **self.producer}
         merged["bootstrap_servers"] = ",".join(self.bootstrap_servers)
         return {key: "***" if key in SECRET_KEYS else value for key, value in sorted(merged.items())}
+
+    def secrets(self) -> list[str]:
+        """The secret values in these settings (to mask wherever text leaves the app)."""
+        return [v for k, v in self.identity.items() if k in SECRET_KEYS and isinstance(v, str) and v]
+
+    def __repr__(self) -> str:
+        return f"KafkaSettings({self.redacted()!r})"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,14 @@ class UnknownClusterError(ConfigError, KeyError):
         return str(self.args[0])
 
 
+class ClusterConnectionError(AiostreamKafkaError, ConnectionError):
+    """A cluster we could not connect to: the message names it, its servers and the likely
+    reason (nothing listening, an untrusted certificate, a refused login), never a secret."""
+
+    #: False when nothing even accepted a TCP connection (the cluster is down or elsewhere).
+    listening: bool = True
+
+
 class NotRunningError(AiostreamKafkaError, RuntimeError):
     """Something that needs a started app was used before start or after stop."""
 

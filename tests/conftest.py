@@ -5,6 +5,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +54,15 @@ def topic_name(request: pytest.FixtureRequest) -> str:
     """A topic name no other test (or earlier run) has used."""
     base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-")[:60]
     return f"t-{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def secure_cluster(kafka: KafkaClusters) -> Iterator[dict[str, Any]]:
+    """The TLS + SASL cluster (tools/kafka: ``up secure``), started for the tests that need it
+    and stopped after them if they started it; yields its client.json (servers, CA, users)."""
+    started = not kafka.ready_secure()
+    if started:
+        kafka.up("secure")
+    yield kafka.credentials("secure")
+    if started and os.environ.get("AIOSTREAM_KAFKA_KEEP") != "1":
+        kafka.launcher("down", "secure")

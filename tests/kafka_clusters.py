@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "tools" / "kafka" / "localkafka.py"
 
@@ -43,6 +45,14 @@ class KafkaClusters:
     def ready(self, name: str) -> bool:
         c = localkafka.cluster(name)
         return bool(localkafka.broker_count(c.host, c.port) > 0)
+
+    def ready_secure(self) -> bool:
+        return bool(localkafka.is_ready(localkafka.cluster("secure")))
+
+    def credentials(self, name: str) -> dict[str, Any]:
+        """What a client of a secure cluster needs (its client.json)."""
+        document: dict[str, Any] = json.loads(localkafka.cluster(name).client_file.read_text())
+        return document
 
     def launcher(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import anyio
 
-from aiostream_kafka.admin.client import ClusterUnreachableError
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.admin.types import TopicSpec
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.errors import ClusterConnectionError, ConfigError
 from aiostream_kafka.routing.topology import DeclaredTopic, Topology
 
 
@@ -34,7 +33,7 @@ async def check(
         try:
             with anyio.fail_after(within):
                 existing[name] = set(await admins.cluster(name).list_topics())
-        except ClusterUnreachableError as error:  # it names the cluster, servers and timeout itself
+        except ClusterConnectionError as error:  # it names the cluster, its servers and why
             problems.append(str(error))
         except Exception as error:
             problems.append(

@@ -44,7 +44,8 @@ from aiostream_kafka.admin.types import (
     TopicSpec,
 )
 from aiostream_kafka.config import Cluster
-from aiostream_kafka.errors import AiostreamKafkaError
+from aiostream_kafka.diagnosis import connection_error
+from aiostream_kafka.errors import AiostreamKafkaError, ClusterConnectionError
 from aiostream_kafka.messages import Message, from_records
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ _NO_ANSWER = (
 _COMMIT_REFUSED = (CommitFailedError, IllegalGenerationError, UnknownMemberIdError, RebalanceInProgressError)
 
 
-class ClusterUnreachableError(AiostreamKafkaError):
+class ClusterUnreachableError(ClusterConnectionError):
     """A cluster that did not answer in time: the message names it, its servers and the timeout."""
 
 
@@ -168,6 +169,10 @@ class Admin:
                 except BaseException as error:
                     with anyio.CancelScope(shield=True):
                         await client.close()
+                    if isinstance(error, KafkaConnectionError):
+                        refused = await connection_error(self.cluster, error)
+                        if refused.listening:  # a TLS or login problem, not a cluster that is away
+                            raise refused from error
                     if isinstance(error, _NO_ANSWER):
                         raise self._unreachable(error) from error
                     raise

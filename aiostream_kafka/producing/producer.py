@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.codecs import Encoder
 from aiostream_kafka.config import Cluster
+from aiostream_kafka.diagnosis import connection_error
 from aiostream_kafka.errors import NotRunningError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
@@ -67,9 +69,11 @@ class Producer:
                 kafka = self._clients.producer(self.cluster, **settings)
                 try:
                     await kafka.start()
-                except BaseException:
+                except BaseException as error:
                     with anyio.CancelScope(shield=True):
                         await kafka.stop()
+                    if isinstance(error, KafkaConnectionError):
+                        raise await connection_error(self.cluster, error) from error
                     raise
                 self._kafka = kafka
         return self._kafka

@@ -24,9 +24,10 @@ import anyio
 import anyio.abc
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.diagnosis import connection_error
 from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import AfterBatch, Messages, from_records
@@ -132,7 +133,10 @@ class Listener:
                 if self._stopping:
                     self._scope.cancel()
                 consumer.subscribe(list(self._routes), listener=_RebalanceListener(self, consumer))
-                await consumer.start()
+                try:
+                    await consumer.start()
+                except KafkaConnectionError as error:
+                    raise await connection_error(self.group.cluster, error) from error
                 for instance in instances:
                     await instance.on_start()
                 self._monitor.emit("listener.started", **self._tags, topics=list(self._routes))

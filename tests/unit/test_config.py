@@ -39,7 +39,14 @@ def test_bootstrap_dot_servers_is_bootstrap_servers() -> None:
 
 
 def test_security_protocol_dotted_maps_and_is_upper_cased() -> None:
-    settings = parse_dotted({"bootstrap.servers": "127.0.0.1:19092", "security.protocol": "sasl_ssl"})
+    settings = parse_dotted(
+        {
+            "bootstrap.servers": "127.0.0.1:19092",
+            "security.protocol": "sasl_ssl",
+            "sasl.username": "u",
+            "sasl.password": "p",
+        }
+    )
 
     assert settings.identity["security_protocol"] == "SASL_SSL"
 
@@ -48,6 +55,7 @@ def test_librdkafka_sasl_names_map_to_aiokafka_sasl_names() -> None:
     settings = parse_dotted(
         {
             "bootstrap.servers": "127.0.0.1:19092",
+            "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanisms": "PLAIN",
             "sasl.username": "alice",
             "sasl.password": "secret",
@@ -236,7 +244,12 @@ def test_client_consumer_and_producer_settings_do_not_change_the_identity() -> N
 
 
 def test_redacted_hides_the_sasl_password_and_shows_the_rest() -> None:
-    settings = parse(sasl_mechanism="PLAIN", sasl_plain_username="alice", sasl_plain_password="secret")
+    settings = parse(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_plain_username="alice",
+        sasl_plain_password="secret",
+    )
 
     redacted = settings.redacted()
 
