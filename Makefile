@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 KAFKA  := $(PYTHON) tools/kafka/localkafka.py
 PYTEST_ARGS ?=
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install kafka-up kafka-down kafka-logs kafka-status lint format typecheck check test demo bench clean
+.PHONY: install browser kafka-up kafka-down kafka-logs kafka-status lint format typecheck check test demo bench clean
 
 install: $(VENV)/.installed
 
@@ -14,6 +15,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $@
+
+# Debian's Chromium, for the Web UI's browser tests (Playwright drives it; Playwright itself
+# downloads nothing).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the Web UI browser tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 kafka-up:
 	$(KAFKA) up
@@ -39,13 +48,13 @@ typecheck: install
 	$(BIN)/mypy --strict aiostream_kafka
 
 # The suite alone, against whatever clusters run (the fixtures start missing ones).
-check: install
+check: install browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Lint, types and the whole suite on real brokers. `localkafka.py run` starts the clusters
 # that are not running and stops them afterwards, even on failure, keeping the exit code
 # (pytest's 5, "no tests ran", is a failure like any other non-zero code).
-test: install lint typecheck
+test: install browser lint typecheck
 	$(KAFKA) run -- $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: install

@@ -31,6 +31,7 @@ from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.runtime.listener import Listener
 from aiostream_kafka.runtime.supervisor import Supervisor
+from aiostream_kafka.web.web import Web
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -103,6 +104,8 @@ class App:
         self.routes = Routes()
         self.topics = Topics()
         self.jobs = Jobs(self, cluster=jobs_cluster)
+        #: ``app.web.enable()``: report status for the Web UI; ``app.web.asgi()``: the UI itself.
+        self.web = Web(self)
         #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
         self.job = self.jobs.job
         self.monitor = Monitor()
@@ -142,6 +145,7 @@ class App:
     def topology(self) -> Topology:
         """Clusters, subscription groups and topics, validated; building it freezes the routes."""
         if self._topology is None:
+            self.web.check([self._primary.name, *self._named])
             topology = build_topology(
                 primary=self._primary,
                 named=self._named,
@@ -221,6 +225,7 @@ class App:
         self._supervisor = Supervisor(listeners, self.monitor, self.restart_backoff)
         self._task = asyncio.create_task(self._supervisor.run(), name=f"{self.name} supervisor")
         self._task.add_done_callback(self._supervisor_ended)
+        await self.web.start_reporting()
         self.state = "running"
         self.monitor.emit(
             "app.started",
@@ -252,6 +257,7 @@ class App:
             self._task.cancel()
             await asyncio.wait([self._task])
         with anyio.CancelScope(shield=True):
+            await self.web.stop_reporting()
             await self._producers.stop()
             if self._admin is not None:
                 await self._admin.close()

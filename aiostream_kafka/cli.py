@@ -298,6 +298,16 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
     if facts["jobs"]:
         jobs = [[j["name"], j["topic"], j["cluster"]] for j in facts["jobs"]]
         sections += ["", "Jobs (enqueued to)", render_table(["JOB", "TOPIC", "CLUSTER"], jobs)]
+    web = facts.get("web")
+    if web:
+        sections += [
+            "",
+            "Web UI status reports",
+            render_table(
+                ["CLUSTER", "REPORTS TOPIC", "ERRORS TOPIC", "EVERY"],
+                [[web["cluster"], web["reports_topic"], web["errors_topic"], f"{web['interval']:g}s"]],
+            ),
+        ]
     if facts["on_several_clusters"]:
         sections += ["", "Warnings"]
         sections += [
@@ -318,10 +328,43 @@ def _settings(settings: dict[str, str]) -> str:
 def _info(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     facts = describe(app.topology, app.jobs)
+    facts["web"] = _web_facts(app)
     if args.json:
         print(json.dumps({"app": app.name, **facts}, indent=2, default=repr))
     else:
         print(render_info(app.name, facts))
+    return 0
+
+
+def _web_facts(app: App) -> dict[str, Any] | None:
+    web = app.web
+    if not web.enabled:
+        return None
+    return {
+        "cluster": web.cluster,
+        "reports_topic": web.reports_topic,
+        "errors_topic": web.errors_topic,
+        "interval": web.interval,
+    }
+
+
+def _web(args: argparse.Namespace) -> int:
+    """Serve the Web UI for the app's clusters (the app itself does not run here)."""
+    from aiostream_kafka.web.auth import TOKEN_ENV, BindError, check_bind
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    try:
+        check_bind(args.host, token)
+    except BindError as error:
+        raise CliError(str(error)) from None
+    try:
+        import uvicorn
+    except ImportError:
+        raise CliError("the Web UI needs its extra: pip install 'aiostream-kafka[web]'") from None
+    app = load_app(args.app)
+    web_app = app.web.asgi(token=token)
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    uvicorn.run(web_app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -409,6 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("app", metavar="APP", help="the app, as module:attribute")
     topics.add_argument("--cluster", metavar="NAME", help="only this cluster (default: every cluster)")
     topics.set_defaults(handler=_topics)
+
+    web = commands.add_parser("web", help="serve the Web UI: status, lag, errors, DLQ and messages")
+    web.add_argument("app", metavar="APP", help="the app whose clusters to show, as module:attribute")
+    web.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (any other needs a token)")
+    web.add_argument("--port", type=int, default=8080, help="default: 8080")
+    web.add_argument("--token", help="required from every request; default: $AIOSTREAM_KAFKA_WEB_TOKEN")
+    web.add_argument(
+        "--log-level", type=str.lower, choices=LOG_LEVELS, default="info", help="default: %(default)s"
+    )
+    web.set_defaults(handler=_web)
 
     info = commands.add_parser("info", help="show clusters, subscription groups, topics and producers")
     info.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")

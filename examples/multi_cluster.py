@@ -26,6 +26,7 @@ class Event(msgspec.Struct):
 
 
 app = App("multi-cluster-example", kafka={"bootstrap_servers": PRIMARY})
+app.web.enable()  # status reports to the primary: `aiostream-kafka web examples.multi_cluster:app`
 
 
 @app.route("example", payload=Event)

@@ -511,6 +511,14 @@ class Admin:
 
     # --- messages ------------------------------------------------------------------------
 
+    async def offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Per partition of ``topic``: its first and its end offset (so: how many messages it holds)."""
+        partitions = await self._partitions(topic)
+        async with self._consumer() as consumer:
+            starts = await consumer.beginning_offsets(partitions)
+            ends = await consumer.end_offsets(partitions)
+        return {tp.partition: (starts[tp], ends[tp]) for tp in partitions}
+
     async def read(
         self, topic: str, *, partition: int = 0, start: int | str = "earliest", count: int = 10
     ) -> list[Message[bytes]]:

@@ -95,6 +95,9 @@ class AdminRegistry:
     async def reset_offsets(self, group_id: str, topic: str, to: int | str | datetime) -> dict[int, int]:
         return await self.primary.reset_offsets(group_id, topic, to)
 
+    async def offsets(self, topic: str) -> dict[int, tuple[int, int]]:
+        return await self.primary.offsets(topic)
+
     async def read(
         self, topic: str, *, partition: int = 0, start: int | str = "earliest", count: int = 10
     ) -> list[Message[bytes]]:

@@ -44,9 +44,11 @@ class Producer:
         client_id: str,
         format: str = "json",
         clients: KafkaClients | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.cluster = cluster
         self._clients = clients or KafkaClients()
+        self._overrides = dict(overrides or {})  # on top of the cluster's producer settings
         self._monitor = monitor
         self._client_id = client_id
         self._encoder = Encoder(format)
@@ -65,7 +67,11 @@ class Producer:
             if self._closed:
                 raise NotRunningError(f"the producer for cluster {self.cluster.name!r} is stopped")
             if self._kafka is None:
-                settings = {"client_id": self._client_id, **self.cluster.settings.producer_kwargs()}
+                settings = {
+                    "client_id": self._client_id,
+                    **self.cluster.settings.producer_kwargs(),
+                    **self._overrides,
+                }
                 kafka = self._clients.producer(self.cluster, **settings)
                 try:
                     await kafka.start()

@@ -383,6 +383,20 @@ async def test_read_returns_messages_from_an_offset_and_stops_at_the_end(
     assert await admin.read(topic_name, start=10) == []
 
 
+async def test_offsets_say_where_each_partition_starts_and_ends(
+    secondary_admin: Admin, secondary: str, topic_name: str
+) -> None:
+    await secondary_admin.create_topics([TopicSpec(topic_name, partitions=2)])
+    await produce_to(secondary, topic_name, 1, b"a")
+    await produce_to(secondary, topic_name, 1, b"b")
+
+    assert await secondary_admin.offsets(topic_name) == {0: (0, 0), 1: (0, 2)}
+    with pytest.raises(
+        UnknownTopicOrPartitionError, match=f"{topic_name}-missing' does not exist on cluster 'secondary'"
+    ):
+        await secondary_admin.offsets(topic_name + "-missing")
+
+
 async def test_read_names_the_cluster_it_read_from(
     secondary_admin: Admin, secondary: str, topic_name: str
 ) -> None:
@@ -470,7 +484,7 @@ def test_the_registry_offers_every_admin_method_with_the_same_signature() -> Non
         if not name.startswith("_") and name != "close"
     ]
 
-    assert len(methods) == 12
+    assert len(methods) == 13
     for name in methods:
         assert inspect.signature(getattr(AdminRegistry, name)) == inspect.signature(getattr(Admin, name)), (
             name

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from aiostream_kafka import App, Backoff, Messages
@@ -223,6 +224,7 @@ async def test_no_secret_shows_in_info_logs_events_errors_or_reprs(
         mtls=mutual_tls(secure_cluster),
         broken=plain(secure_cluster) | {"sasl_plain_password": secure_cluster["password"] + "-but-wrong"},
     )
+    app.web.enable(interval=0.5, reports_topic=f"{topic_name}.reports", errors_topic=f"{topic_name}.errors")
     events = Events(app)
     seen: list[bytes | None] = []
 
@@ -234,11 +236,28 @@ async def test_no_secret_shows_in_info_logs_events_errors_or_reprs(
     async def on_broken(messages: Messages[bytes]) -> None:
         pass
 
-    async with app.running():
+    web = app.web.asgi()
+    async with (
+        app.running(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url="http://ui") as browser,
+    ):
+        await browser.get("/")  # the Web UI starts reading the reports
         await app.producers["vault"].produce(topic_name, b"payload")
         await app.producers["mtls"].produce(topic_name, b"payload")
         await eventually(lambda: seen == [b"payload", b"payload"], what="both secure messages")
         await eventually(lambda: events.count("listener.crashed", cluster="broken") >= 1, what="a crash")
+        board = web.state.ui.board
+        await eventually(lambda: len(board.errors) > 0 and len(board.live()) == 1, what="reports in the UI")
+        for page in ("/", "/api/overview", "/errors", "/routing", "/clusters/vault", "/clusters/broken"):
+            shown.append((await browser.get(page)).text)
+        shown.append((await browser.get(f"/explorer?cluster=vault&topic={topic_name}")).text)
+        await web.state.ui.aclose()
+    reports = await app.admin.read(f"{topic_name}.reports", count=1000)
+    errors = await app.admin.read(f"{topic_name}.errors", count=1000)
+    await app.admin.close()
+    assert reports
+    assert errors
+    shown += [(r.value or b"").decode() for r in [*reports, *errors]]
     shown.append(caplog.text)
     shown += [f"{event.name} {dict(event.payload)!r} {event.payload.get('error')}" for event in events.all]
     shown += [repr(app.topology), repr(app.topology.clusters), str(app.topology.clusters["vault"].settings)]
@@ -247,6 +266,7 @@ async def test_no_secret_shows_in_info_logs_events_errors_or_reprs(
     everything = "\n".join(shown)
     assert "SCRAM-SHA-512" in everything  # the scan saw the settings and a run with its errors
     assert "refused the SASL PLAIN login" in everything
+    assert "Traceback (most recent call last)" in everything  # the error reports, as the UI shows them
     for secret in secrets:
         assert secret not in everything
 

@@ -1,0 +1,81 @@
+"""What running apps report to the Web UI, as it travels on the reports and errors topics.
+
+Plain msgspec Structs encoded as JSON: a process report every few seconds (the whole state,
+so the UI needs only the latest one per process) and an error report per failure. They
+carry cluster names and servers, never settings, so no secret can travel in them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+SCHEMA = 1
+
+
+class PartitionStatus(msgspec.Struct, frozen=True):
+    topic: str
+    partition: int
+    committed: int | None = None  # the next offset to read, as last committed by this process
+    lag: int | None = None
+    paused: bool = False
+
+
+class ListenerStatus(msgspec.Struct, frozen=True):
+    """One subscription group's consumer in one process."""
+
+    id: str  # cluster/group/subscription group
+    cluster: str
+    group: str
+    subscription_group: str
+    topics: list[str]
+    state: str  # starting, running, crashed, stopped
+    messages: int = 0
+    batches: int = 0
+    errors: int = 0
+    dead_lettered: int = 0
+    messages_per_second: float = 0.0
+    last_commit: float | None = None
+    partitions: list[PartitionStatus] = []
+
+
+class ClusterStatus(msgspec.Struct, frozen=True):
+    name: str
+    bootstrap_servers: str
+    security_protocol: str
+    primary: bool = False
+
+
+class ProcessReport(msgspec.Struct, frozen=True):
+    schema: int
+    id: str  # host:pid:start, unique per app start
+    app: str
+    host: str
+    pid: int
+    started_at: float
+    reported_at: float
+    interval: float
+    state: str  # running, stopping, stopped
+    clusters: list[ClusterStatus]
+    listeners: list[ListenerStatus]
+
+
+class ErrorReport(msgspec.Struct, frozen=True):
+    schema: int
+    process: str
+    app: str
+    at: float
+    event: str  # batch.failed, listener.crashed, error.occurred
+    cluster: str
+    error_type: str
+    message: str
+    traceback: str = ""
+    group: str | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    kind: str | None = None  # error.occurred's type: commit, dlq.dispatch, ...
+
+
+encode = msgspec.json.Encoder().encode
+decode_process = msgspec.json.Decoder(ProcessReport).decode
+decode_error = msgspec.json.Decoder(ErrorReport).decode

@@ -1,0 +1,282 @@
+"""The Web UI's parts that need no broker: reports from monitor events, what the board keeps,
+who may look, and how payloads are shown."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import httpx
+import msgspec
+import pytest
+
+from aiostream_kafka import App, Messages
+from aiostream_kafka.cli import main
+from aiostream_kafka.errors import ConfigError, UnknownClusterError
+from aiostream_kafka.instrumentation.monitor import Event
+from aiostream_kafka.web.auth import TokenGuard, check_bind, is_loopback
+from aiostream_kafka.web.board import StatusBoard
+from aiostream_kafka.web.payloads import show
+from aiostream_kafka.web.reporter import Reporter
+from aiostream_kafka.web.reports import ErrorReport, ProcessReport, decode_process, encode
+
+
+def two_clusters(**options: Any) -> App:
+    app = App(
+        "shop",
+        kafka={"bootstrap_servers": "127.0.0.1:1"},
+        clusters={"analytics": {"bootstrap_servers": "127.0.0.1:2"}},
+        log_events=False,
+        **options,
+    )
+
+    @app.route("orders")
+    async def on_orders(messages: Messages[bytes]) -> None:
+        if any(m.value == b"bad" for m in messages):
+            raise ValueError("a bad order")
+
+    @app.route("clicks", cluster="analytics")
+    async def on_clicks(messages: Messages[bytes]) -> None:
+        pass
+
+    return app
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+
+def test_the_report_tallies_each_listener_from_monitor_events() -> None:
+    app = two_clusters()
+    reporter = Reporter(app, cluster="primary", reports_topic="r", errors_topic="e", interval=5)
+    tags = {"cluster": "primary", "group": "shop", "subscription_group": "default"}
+    for event in [
+        Event("listener.started", tags),
+        Event("partitions.assigned", {**tags, "partitions": ["orders/0", "orders/1"]}),
+        Event("batch.processed", {**tags, "topic": "orders", "partition": 0, "count": 7}),
+        Event("batch.processed", {**tags, "topic": "orders", "partition": 1, "count": 3}),
+        Event("offsets.committed", {**tags, "offsets": {"orders/0": 7}}),
+        Event(
+            "statistics.emitted",
+            {
+                **tags,
+                "messages_per_second": 12.5,
+                "processed": 10,
+                "lag": {"orders/0": 4, "orders/1": 0},
+                "assigned": ["orders/0", "orders/1"],
+                "paused": ["orders/1"],
+                "last_commit": 1.0,
+            },
+        ),
+        Event("dlq.dispatched", {**tags, "topic": "orders", "partition": 0, "offset": 3}),
+    ]:
+        reporter.on_event(event)
+
+    report = decode_process(encode(reporter.snapshot()))
+
+    assert [c.name for c in report.clusters] == ["primary", "analytics"]
+    orders, clicks = report.listeners
+    assert (orders.id, orders.state, orders.messages, orders.batches) == (
+        "primary/shop/default",
+        "running",
+        10,
+        2,
+    )
+    assert (orders.messages_per_second, orders.dead_lettered) == (12.5, 1)
+    assert [(p.topic, p.partition, p.committed, p.lag, p.paused) for p in orders.partitions] == [
+        ("orders", 0, 7, 4, False),
+        ("orders", 1, None, 0, True),
+    ]
+    assert (clicks.cluster, clicks.state, clicks.partitions) == ("analytics", "starting", [])
+
+
+def test_errors_are_reported_with_their_traceback_and_without_secrets() -> None:
+    app = App(
+        "shop",
+        kafka={
+            "bootstrap_servers": "127.0.0.1:1",
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "u",
+            "sasl_plain_password": "pa55-w0rd",
+        },
+        log_events=False,
+    )
+    reporter = Reporter(app, cluster="primary", reports_topic="r", errors_topic="e", interval=5)
+    try:
+        raise RuntimeError("login with pa55-w0rd failed")
+    except RuntimeError as error:
+        failure = error
+    reporter.on_event(Event("error.occurred", {"cluster": "primary", "type": "commit", "error": failure}))
+    reporter.on_event(Event("error.occurred", {"cluster": "primary", "type": "web.report", "error": failure}))
+
+    [report] = reporter._errors
+    assert (report.event, report.kind, report.error_type) == (
+        "error.occurred",
+        "commit",
+        "builtins.RuntimeError",
+    )
+    assert report.message == "login with *** failed"
+    assert "raise RuntimeError" in report.traceback
+    assert "pa55-w0rd" not in report.traceback
+
+
+async def test_a_running_app_reports_to_the_primary_cluster_under_the_harness() -> None:
+    app = two_clusters(statistics_interval=0.05)
+    app.web.enable(interval=0.05)
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"a", b"b"])
+        await anyio.sleep(0.3)
+        reports = [
+            decode_process(m.value or b"") for m in t.produced("aiostream_kafka.reports", payload=bytes)
+        ]
+        assert app.web.producer is not None
+        assert app.web.producer.cluster.name == "primary"
+
+    latest = reports[-1]
+    assert latest.state == "running"
+    assert latest.listeners[0].messages == 2
+    assert t.produced("aiostream_kafka.reports", cluster="analytics") == []
+    final = decode_process(t.produced("aiostream_kafka.reports", payload=bytes)[-1].value or b"")
+    assert final.state == "stopped"  # the last word, so the UI drops the process at once
+
+
+async def test_reports_can_go_to_another_cluster_and_failures_to_the_errors_topic() -> None:
+    app = two_clusters()
+    app.web.enable(cluster="analytics", interval=0.05)
+
+    async with app.testing(attempts=1) as t:
+        with pytest.raises(ValueError, match="a bad order"):
+            await t.feed("orders", [b"bad"])
+        await anyio.sleep(0.2)
+        errors = t.produced("aiostream_kafka.errors", cluster="analytics", payload=ErrorReport)
+        assert t.produced("aiostream_kafka.reports", cluster="analytics")
+        assert t.produced("aiostream_kafka.reports") == []
+
+    assert errors[0].payload.message == "a bad order"
+    assert (errors[0].payload.topic, errors[0].payload.offset) == ("orders", 0)
+
+
+def test_reporting_settings_are_checked() -> None:
+    app = two_clusters()
+    with pytest.raises(ConfigError, match="interval"):
+        app.web.enable(interval=0)
+    app.web.enable(cluster="analytcs")
+    with pytest.raises(
+        UnknownClusterError, match=r"app.web.enable\(cluster=...\): no cluster named 'analytcs'"
+    ):
+        _ = app.topology
+
+
+def test_info_says_where_reports_go(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("web_info_app")
+    module.app = two_clusters()  # type: ignore[attr-defined]
+    module.app.web.enable(cluster="analytics", interval=2)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "web_info_app", module)
+
+    assert main(["info", "web_info_app:app"]) == 0
+    out = capsys.readouterr().out
+    assert "Web UI status reports" in out
+    assert "analytics  aiostream_kafka.reports  aiostream_kafka.errors  2s" in out
+
+
+# --- the board -------------------------------------------------------------------------------------
+
+
+def report(process: str, *, reported_at: float, state: str = "running", interval: float = 5) -> ProcessReport:
+    return ProcessReport(
+        schema=1, id=process, app="shop", host="h", pid=1, started_at=reported_at - 60,
+        reported_at=reported_at, interval=interval, state=state, clusters=[], listeners=[],
+    )  # fmt: skip
+
+
+def test_processes_that_stop_reporting_age_out_and_stopped_ones_leave_at_once() -> None:
+    board = StatusBoard(two_clusters())
+    now = time.time()
+    board._take(True, encode(report("fresh", reported_at=now - 2)))
+    board._take(True, encode(report("silent", reported_at=now - 16)))
+    board._take(True, encode(report("gone", reported_at=now - 1, state="stopped")))
+    board._take(True, encode(report("fresh", reported_at=now - 30)))  # an older report arriving late
+    board._take(True, b"not a report")
+
+    assert [p.id for p in board.live(now)] == ["fresh"]
+
+
+# --- who may look ------------------------------------------------------------------------------------
+
+
+async def hello(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def test_with_a_token_every_request_needs_it() -> None:
+    guarded = TokenGuard(hello, token="t0ken")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guarded), base_url="http://ui") as client:
+        assert (await client.get("/")).status_code == 401
+        assert (await client.get("/", headers={"Authorization": "Bearer nope"})).status_code == 401
+        assert (await client.get("/?token=nope")).status_code == 401
+        assert (await client.get("/", headers={"Authorization": "Bearer t0ken"})).text == "hello"
+        redirect = await client.get("/errors?token=t0ken&x=1")
+        assert redirect.status_code == 303
+        assert redirect.headers["location"] == "/errors?x=1"  # the token leaves the address
+        assert "HttpOnly" in redirect.headers["set-cookie"]
+        assert (await client.get("/errors")).text == "hello"  # the cookie carries it from now on
+
+
+def test_serving_beyond_loopback_needs_a_token() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("example.org")
+    check_bind("127.0.0.1", None)
+    check_bind("0.0.0.0", "t0ken")
+    with pytest.raises(ValueError, match="give a token"):
+        check_bind("0.0.0.0", None)
+
+
+def test_the_cli_refuses_to_serve_beyond_loopback_without_a_token(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["web", "examples.multi_cluster:app", "--host", "0.0.0.0"]) == 2
+    assert "reachable from other machines: give a token (--token or AIOSTREAM_KAFKA_WEB_TOKEN)" in (
+        capsys.readouterr().err
+    )
+
+
+# --- showing payloads -----------------------------------------------------------------------------------
+
+
+def test_payloads_are_shown_as_json_text_or_hex_and_cut_when_long() -> None:
+    assert show(b'{"a":1}') == ("json", '{\n  "a": 1\n}')
+    assert show(b"<script>x</script>") == ("text", "<script>x</script>")  # escaped by the templates
+    assert show(b"\xff\x00") == ("binary", "ff 00")
+    kind, text = show(b"x" * 5000)
+    assert kind == "text"
+    assert text.endswith("… 904 more bytes")
+    assert show(None) == ("null", "")
+    assert msgspec.json.decode(show(b'{"a": [1, 2]}')[1]) == {"a": [1, 2]}
+
+
+async def test_the_ui_mounts_in_a_fastapi_app_with_its_links_under_the_mount() -> None:
+    from fastapi import FastAPI
+
+    app = two_clusters()
+    ui = app.web.asgi()
+    api = FastAPI()
+    api.mount("/kafka", ui)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://svc") as client:
+        page = await client.get("/kafka/")
+        style = await client.get("/kafka/static/style.css")
+    await ui.state.ui.aclose()
+
+    assert page.status_code == 200
+    assert 'href="http://svc/kafka/routing"' in page.text
+    assert 'data-api="http://svc/kafka/api/overview"' in page.text
+    assert style.status_code == 200
+    assert 'data-cluster="analytics"' in page.text
