@@ -162,29 +162,13 @@ async def test_a_client_without_the_ca_cannot_connect_and_check_says_why(
 APP_MODULE = """
 import json
 from aiostream_kafka import App, Messages
+from tests.integration.test_security import mutual_tls, scram
 
 c = json.loads(open({client_file!r}).read())
 app = App(
     "segregated",
     kafka={{"bootstrap_servers": {primary!r}}},
-    clusters={{
-        "vault": {{
-            "bootstrap.servers": c["sasl_ssl_bootstrap_servers"],
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": c["username"],
-            "sasl.password": c["password"],
-            "ssl.ca.location": c["cafile"],
-        }},
-        "mtls": {{
-            "bootstrap_servers": c["ssl_bootstrap_servers"],
-            "security_protocol": "SSL",
-            "ssl_cafile": c["cafile"],
-            "ssl_certfile": c["certfile"],
-            "ssl_keyfile": c["encrypted_keyfile"],
-            "ssl_password": c["key_password"],
-        }},
-    }},
+    clusters={{"vault": scram(c), "mtls": mutual_tls(c)}},
 )
 
 @app.route("secrets", cluster="vault")
