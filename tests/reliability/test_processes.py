@@ -1,6 +1,7 @@
 """``aiostream-kafka run APP --processes N`` on real Kafka: a worker killed under load is
 restarted and nothing is lost, SIGTERM stops every worker gracefully, a hung worker is
-replaced, and workers that keep failing make the parent give up."""
+replaced, workers that keep failing make the parent give up, and workers whose parent
+is killed stop by themselves."""
 
 from __future__ import annotations
 
@@ -161,3 +162,25 @@ async def test_workers_that_always_crash_at_start_make_the_parent_give_up(tmp_pa
         "failed 5 times within 300s (last: exit status 1 before becoming ready); stopped the other"
         in last_line
     )
+
+
+async def test_workers_whose_parent_is_killed_stop_themselves_gracefully(
+    primary: str, topic_name: str, tmp_path: Path
+) -> None:
+    await create_topic(primary, topic_name, 2)
+    sink = Sink(tmp_path / "sink.db")
+    log = tmp_path / "pool.log"
+
+    parent = start_pool(SINK_APP, 2, sink_env(primary, topic_name, sink), log)
+    try:
+        await eventually(lambda: len(worker_pids(log)) == 2, within=60, what="two workers ready")
+        workers = list(worker_pids(log).values())
+        parent.kill()
+        parent.wait()
+        await eventually(
+            lambda: not any(is_worker(pid) for pid in workers), within=15, what="the orphans to stop"
+        )
+    finally:
+        end_pool(parent, log)
+
+    assert log.read_text().count("aiostream_kafka: app.stopped") == 2  # a graceful stop, not a death
