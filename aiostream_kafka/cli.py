@@ -421,6 +421,8 @@ def _run_workers(app: App, args: argparse.Namespace) -> int:
 
 def _run_worker(args: argparse.Namespace) -> int:
     """One of the parent's workers: the app, served next to the heartbeat the parent watches."""
+    if args.heartbeat_fd is None:
+        raise CliError("--worker is how a --processes parent starts its workers; run APP --processes N")
     logging.basicConfig(level=args.log_level.upper(), format=WORKER_LOG_FORMAT.format(number=args.worker))
     app = load_app(args.app)
     heartbeat = HeartbeatSender(args.heartbeat_fd, args.heartbeat_interval)
@@ -473,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--processes",
         type=processes,
-        metavar="N",
+        metavar="N|auto",
         help="run N worker processes of the app in its consumer groups, supervised by this one "
         "(auto: one per CPU); default: this process runs the app",
     )

@@ -47,7 +47,8 @@ WorkerCommand = Callable[[int, int, float], Sequence[str]]
 
 
 def available_cpus() -> int:
-    """The CPUs this process may run on (a container's or taskset's share, not the machine's)."""
+    """The CPUs this process may run on: its affinity mask (taskset, a container's cpuset), which
+    may be fewer than the machine's. A CPU quota (``docker --cpus``) is not seen here."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -276,7 +277,7 @@ class WorkerPool:
             return None
         if code == 0:
             return None
-        return f"{_status(code)}{'' if worker.ready else ' before becoming ready'}"
+        return f"{_status(code)}{'' if worker.heartbeat.ready_at is not None else ' before becoming ready'}"
 
     # --- stopping --------------------------------------------------------------------------
 

@@ -598,3 +598,7 @@ def test_a_pool_that_gave_up_exits_1_with_the_reason(
 
     assert status == 1
     assert err == "error: worker-1 failed 5 times within 300s (last: exit status 1)\n"
+
+
+def test_worker_mode_is_for_the_parent_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error(*run_cli(capsys, "run", "mod:app", "--worker", "1"), "run APP --processes N")
