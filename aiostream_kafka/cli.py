@@ -5,6 +5,11 @@ imported from the current directory. Mistakes in that path or in the app's setti
 reported in one line on stderr with exit status 2, never as a traceback: they are the
 user's to fix, and the message says what to fix. Any other exception raised by the user's
 module keeps its traceback, because there the traceback is what points at the bug.
+
+``run APP --processes N`` makes this process the parent of N workers (runtime/workers.py):
+the app is checked here, once, so that its mistakes are still one line and exit 2; each
+worker is this command again in a worker mode the parent alone uses. A pool that gives
+up exits 1 with the reason as its last line.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -114,7 +115,7 @@ async def test_an_orphaned_worker_stops_itself_as_sigterm_would(monkeypatch: pyt
         await sender.beat()
 
     os.close(write_fd)
-    assert raised == [15]
+    assert raised == [signal.SIGTERM]
 
 
 # --- the pool with fake workers ------------------------------------------------------------
