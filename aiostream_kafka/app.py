@@ -289,10 +289,12 @@ class App:
 
     def run(self) -> None:
         """Run until SIGINT or SIGTERM, then stop gracefully (the CLI's ``run``)."""
-        anyio.run(self._run_until_signalled, backend="asyncio")
+        anyio.run(self.serve, backend="asyncio")
 
-    async def _run_until_signalled(self) -> None:
-        """Until a signal, or until a fatal error ends the Supervisor (then re-raised)."""
+    async def serve(self) -> None:
+        """``run()`` inside an event loop that is already running: until SIGINT or SIGTERM, or
+        until a fatal error ends the Supervisor (then re-raised). A CLI worker process runs
+        this next to its heartbeat, so that the heartbeat comes from the loop the app uses."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with self.running(), anyio.create_task_group() as waiting:
 

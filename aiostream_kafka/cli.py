@@ -5,6 +5,11 @@ imported from the current directory. Mistakes in that path or in the app's setti
 reported in one line on stderr with exit status 2, never as a traceback: they are the
 user's to fix, and the message says what to fix. Any other exception raised by the user's
 module keeps its traceback, because there the traceback is what points at the bug.
+
+``run APP --processes N`` makes this process the parent of N workers (runtime/workers.py):
+the app is checked here, once, so that its mistakes are still one line and exit 2; each
+worker is this command again in a worker mode the parent alone uses. A pool that gives
+up exits 1 with the reason as its last line.
 """
 
 from __future__ import annotations
@@ -29,10 +34,18 @@ from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.jobs import Job
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import Topology
+from aiostream_kafka.runtime.heartbeat import HeartbeatSender, Liveness
+from aiostream_kafka.runtime.workers import RestartPolicy, WorkerPool, available_cpus
 
 USAGE_ERROR = 2
+FAILED = 1
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: A worker's lines say which worker wrote them: they share the parent's output.
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)-7s [worker-{number}] %(name)s: %(message)s"
+#: Beyond the app's shutdown_timeout, what a worker's stop may take: the last commit,
+#: leaving the group, flushing and closing producers.
+STOP_MARGIN = 10.0
 
 
 class CliError(Exception):
@@ -407,17 +420,88 @@ async def _topics_command(app: App, action: str, cluster: str | None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.worker is not None:
+        return _run_worker(args)
+    if args.processes is None and (args.heartbeat_timeout or args.startup_timeout):
+        raise CliError("--heartbeat-timeout and --startup-timeout apply to workers: add --processes N")
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     app = load_app(args.app)
     app.topology  # noqa: B018 - settings and routes are checked here, before anything connects
     if args.check:
         for note in anyio.run(lambda: app.check(within=args.check_timeout)):
             print(note)
+    if args.processes is not None:
+        return _run_workers(app, args)
     try:
         app.run()
     except KeyboardInterrupt:  # a Ctrl-C before the app's own signal handling is in place
         return 130
     return 0
+
+
+def _run_workers(app: App, args: argparse.Namespace) -> int:
+    """The parent of ``--processes N``: the app was validated here once, the workers run it."""
+
+    def command(number: int, heartbeat_fd: int, interval: float) -> list[str]:
+        return [
+            sys.executable, "-m", "aiostream_kafka", "run", args.app, "--log-level", args.log_level,
+            "--worker", str(number),
+            "--heartbeat-fd", str(heartbeat_fd),
+            "--heartbeat-interval", str(interval),
+        ]  # fmt: skip
+
+    pool = WorkerPool(
+        command,
+        args.processes,
+        liveness=Liveness(
+            startup_timeout=args.startup_timeout or Liveness.startup_timeout,
+            heartbeat_timeout=args.heartbeat_timeout or Liveness.heartbeat_timeout,
+        ),
+        restarts=RestartPolicy(app.restart_backoff),
+        stop_timeout=app.shutdown_timeout + STOP_MARGIN,
+    )
+    failure = anyio.run(pool.run, backend="asyncio")
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return FAILED
+    return 0
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    """One of the parent's workers: the app, served next to the heartbeat the parent watches."""
+    if args.heartbeat_fd is None:
+        raise CliError("--worker is how a --processes parent starts its workers; run APP --processes N")
+    logging.basicConfig(level=args.log_level.upper(), format=WORKER_LOG_FORMAT.format(number=args.worker))
+    app = load_app(args.app)
+    heartbeat = HeartbeatSender(args.heartbeat_fd, args.heartbeat_interval)
+    try:
+        anyio.run(heartbeat.serve, app, backend="asyncio")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def processes(value: str) -> int:
+    """``--processes``: a positive number of workers, or ``auto`` for one per available CPU."""
+    if value.strip().lower() == "auto":
+        return available_cpus()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', not {value!r}")
+    return count
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -436,6 +520,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="first check clusters and topics (see `check`); stop if wrong"
     )
     run.add_argument("--check-timeout", type=float, default=10.0, metavar="SECONDS", help="default: 10")
+    run.add_argument(
+        "--processes",
+        type=processes,
+        metavar="N|auto",
+        help="run N worker processes of the app in its consumer groups, supervised by this one "
+        "(auto: one per CPU); default: this process runs the app",
+    )
+    run.add_argument(
+        "--heartbeat-timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help=f"replace a worker whose event loop is silent this long; default {Liveness.heartbeat_timeout:g}",
+    )
+    run.add_argument(
+        "--startup-timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help=f"replace a worker whose app has not started this long; default {Liveness.startup_timeout:g}",
+    )
+    # How the parent starts a worker; not for people.
+    run.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--heartbeat-fd", type=int, help=argparse.SUPPRESS)
+    run.add_argument("--heartbeat-interval", type=float, default=2.0, help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
 
     check = commands.add_parser(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -116,3 +119,61 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def start_pool(
+    app: str, processes: int, env: dict[str, str], log: Path, *options: str
+) -> subprocess.Popen[bytes]:
+    """``aiostream-kafka run APP --processes N``: the parent and its workers share ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aiostream_kafka", "run", app, "--processes", str(processes), *options],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def worker_pids(log: Path, state: str = "ready") -> dict[str, int]:
+    """The latest pid of each worker the parent logged as ``state`` (ready, started, restarted)."""
+    pids: dict[str, int] = {}
+    for name, pid in re.findall(
+        rf"aiostream_kafka.workers: (worker-\d+) {state} \(pid (\d+)\)", log.read_text()
+    ):
+        pids[name] = int(pid)
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def end_pool(parent: subprocess.Popen[bytes], log: Path) -> int:
+    """SIGTERM the parent and wait; whatever happened, leave no worker behind."""
+    if parent.poll() is None:
+        parent.send_signal(signal.SIGTERM)
+    try:
+        return parent.wait(timeout=60)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for state in ("started", "restarted"):
+            for pid in worker_pids(log, state).values():
+                if is_worker(pid):  # a pid from the log may since belong to another process
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+
+
+def is_worker(pid: int) -> bool:
+    """Whether ``pid`` is (still) an aiostream-kafka worker process."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"aiostream_kafka" in command and b"--heartbeat-fd" in command

@@ -14,12 +14,13 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
-from aiostream_kafka import App, __version__
+from aiostream_kafka import App, Backoff, __version__
 from aiostream_kafka.cli import main, render_table
+from aiostream_kafka.runtime.workers import available_cpus
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -486,3 +487,118 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: 'no_colon' is not an app path")
+
+
+# --- run --processes -----------------------------------------------------------------------
+
+
+class RecordingPool:
+    """Stands in for WorkerPool: remembers how the parent set it up, starts nothing."""
+
+    made: ClassVar[list[RecordingPool]] = []
+
+    def __init__(self, command: Any, processes: int, **options: Any) -> None:
+        self.command, self.processes, self.options = command, processes, options
+        RecordingPool.made.append(self)
+
+    async def run(self) -> str | None:
+        return None
+
+
+@pytest.fixture
+def pools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingPool]:
+    RecordingPool.made = []
+    monkeypatch.setattr("aiostream_kafka.cli.WorkerPool", RecordingPool)
+    return RecordingPool.made
+
+
+def test_processes_starts_that_many_workers_of_the_app_in_worker_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pools: list[RecordingPool]
+) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    status, _, err = run_cli(capsys, "run", f"{module}:app", "--processes", "3", "--log-level", "debug")
+
+    assert (status, err) == (0, "")
+    [pool] = pools
+    assert pool.processes == 3
+    assert pool.command(2, 9, 0.5) == [
+        sys.executable, "-m", "aiostream_kafka", "run", f"{module}:app", "--log-level", "debug",
+        "--worker", "2", "--heartbeat-fd", "9", "--heartbeat-interval", "0.5",
+    ]  # fmt: skip
+
+
+def test_auto_is_one_process_per_available_cpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pools: list[RecordingPool]
+) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    run_cli(capsys, "run", f"{module}:app", "--processes", "auto")
+
+    assert pools[0].processes == available_cpus() >= 1
+
+
+def test_workers_restart_with_the_apps_backoff_and_stop_within_its_shutdown_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pools: list[RecordingPool]
+) -> None:
+    module = write_module(
+        tmp_path,
+        EXAMPLE.replace('"svc",', '"svc", shutdown_timeout=7, restart_backoff=Backoff(initial=0.2),').replace(
+            "import App,", "import App, Backoff,"
+        ),
+    )
+
+    run_cli(capsys, "run", f"{module}:app", "--processes", "2", "--heartbeat-timeout", "9")
+
+    options = pools[0].options
+    assert options["restarts"].backoff == Backoff(initial=0.2)
+    assert options["stop_timeout"] == 7 + 10  # the app's shutdown_timeout, and a margin to leave
+    assert options["liveness"].heartbeat_timeout == 9
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5", ""])
+def test_processes_must_be_a_positive_integer_or_auto(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    status, _, err = run_cli(capsys, "run", "mod:app", "--processes", value)
+
+    assert status == 2
+    assert f"argument --processes: expected a positive integer or 'auto', not {value!r}" in err
+
+
+def test_a_config_error_is_reported_once_by_the_parent_before_any_worker_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pools: list[RecordingPool]
+) -> None:
+    module = write_module(
+        tmp_path, EXAMPLE + "\napp.routes.topic('x', consumer=ClicksConsumer, cluster='nope')\n"
+    )
+
+    assert_usage_error(
+        *run_cli(capsys, "run", f"{module}:app", "--processes", "4"), "no cluster named 'nope'"
+    )
+    assert pools == []
+
+
+def test_worker_timeouts_without_processes_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error(
+        *run_cli(capsys, "run", "mod:app", "--heartbeat-timeout", "5"), "apply to workers: add --processes N"
+    )
+
+
+def test_a_pool_that_gave_up_exits_1_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    async def gave_up(self: RecordingPool) -> str:
+        return "worker-1 failed 5 times within 300s (last: exit status 1)"
+
+    monkeypatch.setattr("aiostream_kafka.cli.WorkerPool", RecordingPool)
+    monkeypatch.setattr(RecordingPool, "run", gave_up)
+
+    status, _, err = run_cli(capsys, "run", f"{module}:app", "--processes", "2")
+
+    assert status == 1
+    assert err == "error: worker-1 failed 5 times within 300s (last: exit status 1)\n"
+
+
+def test_worker_mode_is_for_the_parent_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_usage_error(*run_cli(capsys, "run", "mod:app", "--worker", "1"), "run APP --processes N")

@@ -1,0 +1,13 @@
+"""An app every worker fails to start (the parent, which only imports it, does not notice):
+for the test where the parent gives up on workers that keep failing."""
+
+from __future__ import annotations
+
+import os
+
+from aiostream_kafka import App, Backoff
+
+app = App("crash-app", kafka={"bootstrap_servers": "127.0.0.1:19092"}, restart_backoff=Backoff(0.05, 0.2))
+
+if os.environ.get("AIOSTREAM_KAFKA_WORKER"):  # set in every worker by the parent
+    raise RuntimeError("the vault that holds this worker's secrets is unreachable")
