@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import anyio
+import msgspec
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import RecordMetadata
 
@@ -21,9 +21,12 @@ from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
 Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
 
 
-@dataclass(frozen=True)
-class ProducerRecord:
-    """One message for ``produce_many``."""
+class ProducerRecord(msgspec.Struct, frozen=True):
+    """One message for ``produce_many``: immutable, compared by value.
+
+    A msgspec Struct (it was a frozen dataclass, whose ``__init__`` alone cost a quarter of
+    a send); ``msgspec.structs.replace`` / ``asdict`` do what the ``dataclasses`` ones did.
+    """
 
     topic: str
     value: Any = None
