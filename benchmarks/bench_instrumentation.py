@@ -89,7 +89,7 @@ class _InstantKafka:
     def __init__(self) -> None:
         self._metadata = RecordMetadata("bench", 0, TopicPartition("bench", 0), 0, 0, 0, 0)
 
-    async def send(self, topic: str, value: Any, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
+    async def send(self, topic: str, value: Any, *args: Any, **kwargs: Any) -> asyncio.Future[RecordMetadata]:
         delivered: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         delivered.set_result(self._metadata)
         return delivered

@@ -11,7 +11,7 @@ import asyncio
 import difflib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from time import time as _now
 from typing import Any
 
@@ -77,6 +77,9 @@ def method_name(event: str) -> str:
 class Monitor:
     def __init__(self) -> None:
         self._subscribers: dict[str, list[Callable[[Event], None]]] = {}
+        #: The events someone would receive. ``name in monitor.heard`` is ``listens_to(name)``
+        #: without a call, for the per-message paths; read it, never change it.
+        self.heard: Container[str] = frozenset()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def subscribe(self, name: str | object, subscriber: Subscriber | None = None) -> Callable[[], None]:
@@ -95,12 +98,20 @@ class Monitor:
         call = self._scheduling(subscriber) if inspect.iscoroutinefunction(subscriber) else subscriber
         subscribers = self._subscribers.setdefault(name, [])
         subscribers.append(call)  # type: ignore[arg-type]
+        self._update_heard()
 
         def unsubscribe() -> None:
             if call in subscribers:
                 subscribers.remove(call)
+                self._update_heard()
 
         return unsubscribe
+
+    def _update_heard(self) -> None:
+        if self._subscribers.get(ALL):
+            self.heard = _EVERYTHING
+        else:
+            self.heard = frozenset(name for name, subscribers in self._subscribers.items() if subscribers)
 
     def _subscribe_object(self, listener: object) -> Callable[[], None]:
         names = {method_name(event): event for event in EVENTS}
@@ -138,13 +149,13 @@ class Monitor:
 
     def listens_to(self, name: str) -> bool:
         """Whether an ``emit(name, ...)`` would reach anyone: check before building costly payloads."""
-        return bool(self._subscribers.get(name) or self._subscribers.get(ALL))
+        return name in self.heard
 
     def emit(self, name: str, /, **payload: Any) -> None:
+        if name not in self.heard:
+            return
         specific = self._subscribers.get(name)
         everything = self._subscribers.get(ALL)
-        if not specific and not everything:
-            return
         event = Event(name, payload)
         for subscriber in (*(specific or ()), *(everything or ())):
             try:
@@ -153,6 +164,14 @@ class Monitor:
                 # An observer must never break the data path, and its failure is only logged:
                 # emitting an event about it could fail the same way, forever.
                 log.exception("monitor subscriber %r failed on %s", subscriber, name)
+
+
+class _Everything:
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
 
 
 def _hint(name: str, candidates: list[str]) -> str:

@@ -30,7 +30,7 @@ from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.diagnosis import connection_error
 from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.instrumentation.monitor import Monitor
-from aiostream_kafka.messages import AfterBatch, Messages, from_records
+from aiostream_kafka.messages import AfterBatch, Messages, batch_of
 from aiostream_kafka.processing.dead_letter import dispatch
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
@@ -176,9 +176,15 @@ class Listener:
             self._in_batch = True
             try:
                 self._in_flight.update({tp: anyio.Event() for tp in records})
-                async with anyio.create_task_group() as partitions:
-                    for tp, batch in records.items():
-                        partitions.start_soon(self._partition, consumer, tp, batch, limiter)
+                if len(records) == 1:
+                    # One partition (the usual poll under load): nothing to run beside it, so
+                    # neither a task group nor the limiter, whose checkpoint costs a loop turn.
+                    [(tp, batch)] = records.items()
+                    await self._partition(consumer, tp, batch, None)
+                else:
+                    async with anyio.create_task_group() as partitions:
+                        for tp, batch in records.items():
+                            partitions.start_soon(self._partition, consumer, tp, batch, limiter)
                 await self._commit(consumer)
             finally:
                 self._in_batch = False
@@ -190,7 +196,7 @@ class Listener:
         consumer: ConsumerClient,
         tp: TopicPartition,
         records: Sequence[ConsumerRecord[bytes, bytes]],
-        limiter: anyio.CapacityLimiter,
+        limiter: anyio.CapacityLimiter | None,
     ) -> None:
         try:
             with anyio.CancelScope() as self._scopes[tp]:
@@ -204,7 +210,7 @@ class Listener:
         consumer: ConsumerClient,
         tp: TopicPartition,
         records: Sequence[ConsumerRecord[bytes, bytes]],
-        limiter: anyio.CapacityLimiter,
+        limiter: anyio.CapacityLimiter | None,
     ) -> None:
         route = self._routes[tp.topic]
         size = self.group.max_messages
@@ -230,8 +236,11 @@ class Listener:
             began = time.perf_counter()
             self._current[tp] = messages
             try:
-                async with limiter:
+                if limiter is None:
                     await route.invoke(messages)
+                else:
+                    async with limiter:
+                        await route.invoke(messages)
             except Exception as error:
                 if is_fatal(error):
                     raise
@@ -274,13 +283,12 @@ class Listener:
     def _messages(
         self, route: _Route, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> Messages[Any]:
-        cluster = route.topic.cluster.name
-        decoder = route.topic.decoder
-        return Messages(
-            from_records(records, cluster, decoder),
+        return batch_of(
+            records,
             topic=tp.topic,
             partition=tp.partition,
-            cluster=cluster,
+            cluster=route.topic.cluster.name,
+            decoder=route.topic.decoder,
             attempt=route.policy.attempt(tp.partition),
             is_revoked=lambda: tp in self._revoked,
         )

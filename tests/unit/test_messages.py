@@ -6,10 +6,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiokafka import ConsumerRecord
 
 from aiostream_kafka import DecodeError, EncodeError, Message, Messages
 from aiostream_kafka.codecs import Decoder, Encoder, build_decoder
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.messages import batch_of
 
 
 class Order(msgspec.Struct):
@@ -268,3 +270,102 @@ def test_a_header_value_that_is_not_text_or_bytes_is_an_encode_error_naming_the_
 
 def test_a_null_header_value_is_kept() -> None:
     assert Encoder.headers({"n": None}) == [("n", None)]
+
+
+# --- batches the listener hands over (made from aiokafka's records) -----------------------
+
+
+def records(*values: bytes | None, first_offset: int = 10) -> list[ConsumerRecord[bytes, bytes]]:
+    return [
+        ConsumerRecord(
+            "orders", 3, first_offset + i, 1_700_000_000_000, 0, b"k", value, None, 1, 1, [("h", b"1")]
+        )
+        for i, value in enumerate(values)
+    ]
+
+
+def test_a_batch_from_records_has_the_records_messages() -> None:
+    messages = batch_of(records(b"a", None), topic="orders", partition=3, cluster="analytics")
+
+    assert (len(messages), messages.first_offset, messages.last_offset) == (2, 10, 11)
+    assert repr(messages) == "<Messages analytics/orders[3] 10..11 (2)>"
+    first, second = messages
+    assert (first.topic, first.partition, first.offset, first.key, first.value) == (
+        "orders",
+        3,
+        10,
+        b"k",
+        b"a",
+    )
+    assert (first.cluster, first.timestamp_ms, list(first.raw_headers)) == (
+        "analytics",
+        1_700_000_000_000,
+        [("h", b"1")],
+    )
+    assert second.value is None
+    assert messages[1] is second  # made once
+    assert messages.payloads() == [b"a", None]
+
+
+def test_payloads_of_a_batch_from_records_are_decoded_once_even_when_the_messages_come_later() -> None:
+    calls: list[bytes] = []
+
+    def counting(value: bytes) -> bytes:
+        calls.append(value)
+        return value.upper()
+
+    messages = batch_of(
+        records(b"a", b"b", None), topic="orders", partition=3, cluster="primary", decoder=counting
+    )
+
+    assert messages.payloads() == [b"A", b"B", None]
+    assert messages.payloads() == [b"A", b"B", None]
+    assert [m.payload for m in messages] == [b"A", b"B", None]
+    assert calls == [b"a", b"b"]
+
+
+def test_a_decode_error_in_payloads_of_a_batch_from_records_names_the_message_and_keeps_the_rest() -> None:
+    messages = batch_of(
+        records(b'{"id": 1, "total": 1}', b"not json", b'{"id": 3, "total": 3}'),
+        topic="orders",
+        partition=3,
+        cluster="primary",
+        decoder=decoder_for(Order),
+    )
+
+    with pytest.raises(DecodeError, match=r"\(topic 'orders', partition 3, offset 11\)$"):
+        messages.payloads()
+    with pytest.raises(DecodeError, match=r"offset 11\)$"):
+        messages.payloads()  # tried again, not skipped
+
+    first, bad, third = messages
+    assert first.payload == Order(1, 1.0)
+    assert third.payload == Order(3, 3.0)
+    with pytest.raises(DecodeError, match=r"offset 11\)$"):
+        _ = bad.payload
+
+
+def test_payloads_after_iterating_a_batch_from_records_use_the_messages() -> None:
+    messages = batch_of(
+        records(b'{"id": 1, "total": 1}'),
+        topic="orders",
+        partition=3,
+        cluster="primary",
+        decoder=decoder_for(Order),
+    )
+    [only] = messages
+
+    assert messages.payloads() == [Order(1, 1.0)]
+    assert messages.payloads()[0] is only.payload
+
+
+def test_a_message_can_be_made_with_positional_fields() -> None:
+    msg = Message("orders", 3, 9, b"k", b"v", [("h", b"1")], 5, "analytics")
+
+    assert (msg.topic, msg.partition, msg.offset, msg.key, msg.value) == ("orders", 3, 9, b"k", b"v")
+    assert (list(msg.raw_headers), msg.timestamp_ms, msg.cluster, msg.payload) == (
+        [("h", b"1")],
+        5,
+        "analytics",
+        b"v",
+    )

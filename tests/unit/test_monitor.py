@@ -175,3 +175,18 @@ def test_unsubscribing_twice_is_harmless() -> None:
     monitor.emit("app.started")
 
     assert seen == []
+
+
+def test_heard_holds_the_events_someone_would_receive() -> None:
+    monitor = Monitor()
+    assert "batch.received" not in monitor.heard
+
+    unsubscribe = monitor.subscribe("batch.received", lambda event: None)
+    assert "batch.received" in monitor.heard
+    assert "batch.failed" not in monitor.heard
+
+    unsubscribe()
+    assert "batch.received" not in monitor.heard
+
+    monitor.subscribe("*", lambda event: None)
+    assert "batch.failed" in monitor.heard

@@ -1,0 +1,191 @@
+"""The Producer's paths over a stand-in aiokafka producer: what each send hands to aiokafka,
+the events per message, and how ``produce_many`` accounts for every message."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+from aiokafka.structs import RecordMetadata
+
+from aiostream_kafka import App, Event, ProducerRecord
+from aiostream_kafka.producing.producer import Producer
+
+
+class Click(msgspec.Struct):
+    user: str
+
+
+class FakeKafka:
+    """Records every send; deliveries resolve when the test says so (``deliver``)."""
+
+    def __init__(self, fail_send_on: bytes | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.deliveries: list[asyncio.Future[RecordMetadata]] = []
+        self.fail_send_on = fail_send_on
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        if value is not None and value == self.fail_send_on:
+            raise KafkaTimeoutError("buffer full")
+        self.sent.append(
+            {"topic": topic, "value": value, "key": key, "partition": partition, "headers": headers}
+        )
+        delivery: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+    def deliver(self, index: int, error: BaseException | None = None) -> None:
+        delivery = self.deliveries[index]
+        if error is not None:
+            delivery.set_exception(error)
+        else:
+            tp = TopicPartition(self.sent[index]["topic"], 0)
+            delivery.set_result(RecordMetadata(tp.topic, 0, tp, index, 0, 0, 0))
+
+
+def producer_with(kafka: FakeKafka, *events: str) -> tuple[Producer, list[Event]]:
+    app = App("p", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, opentelemetry=False)
+    seen: list[Event] = []
+    for name in events:
+        app.monitor.subscribe(name, seen.append)
+    producer = Producer(app.topology.primary, app.monitor, client_id="p")
+    producer._kafka = kafka
+    return producer, seen
+
+
+async def later(kafka: FakeKafka, *steps: tuple[int, BaseException | None]) -> None:
+    for index, error in steps:
+        await asyncio.sleep(0)
+        kafka.deliver(index, error)
+
+
+async def test_produce_nowait_encodes_values_and_keys_and_returns_the_delivery() -> None:
+    kafka = FakeKafka()
+    producer, _ = producer_with(kafka)
+
+    delivery = await producer.produce_nowait("clicks", Click("u1"), key=7, partition=2)
+    raw = await producer.produce_nowait("clicks", b"raw", key=b"k")
+    text = await producer.produce_nowait("clicks", "text", key="k", headers={"trace": "t"})
+
+    assert [s["value"] for s in kafka.sent] == [b'{"user":"u1"}', b"raw", b"text"]
+    assert [s["key"] for s in kafka.sent] == [b"7", b"k", b"k"]
+    assert [s["partition"] for s in kafka.sent] == [2, None, None]
+    assert [s["headers"] for s in kafka.sent] == [None, None, [("trace", b"t")]]
+    assert (delivery, raw, text) == tuple(kafka.deliveries)
+
+
+async def test_produce_nowait_reports_a_send_that_fails_and_raises_it() -> None:
+    producer, seen = producer_with(FakeKafka(fail_send_on=b"x"), "produce.failed")
+
+    with pytest.raises(KafkaTimeoutError):
+        await producer.produce_nowait("clicks", b"x")
+
+    assert [(e.name, e["topic"]) for e in seen] == [("produce.failed", "clicks")]
+
+
+async def test_produce_nowait_reports_each_delivery_while_someone_listens() -> None:
+    kafka = FakeKafka()
+    producer, seen = producer_with(kafka, "message.produced", "produce.failed")
+
+    await producer.produce_nowait("clicks", b"1")
+    await producer.produce_nowait("clicks", b"2")
+    kafka.deliver(0)
+    kafka.deliver(1, KafkaTimeoutError("lost"))
+    await asyncio.sleep(0)
+
+    assert [(e.name, e.get("offset")) for e in seen] == [("message.produced", 0), ("produce.failed", None)]
+
+
+async def test_produce_many_returns_every_delivery_in_order_whatever_order_they_resolve_in() -> None:
+    kafka = FakeKafka()
+    producer, seen = producer_with(kafka, "message.produced")
+
+    waiting = asyncio.ensure_future(
+        producer.produce_many(ProducerRecord("clicks", Click(f"u{n}"), key=n) for n in range(4))
+    )
+    await later(kafka, (2, None), (3, None), (0, None), (1, None))
+    results = await waiting
+
+    assert [m.offset for m in results] == [0, 1, 2, 3]
+    assert [s["value"] for s in kafka.sent] == [b'{"user":"u%d"}' % n for n in range(4)]
+    assert [e["offset"] for e in seen] == [0, 1, 2, 3]
+
+
+async def test_produce_many_accounts_for_every_message_then_raises_the_first_failure() -> None:
+    kafka = FakeKafka()
+    producer, seen = producer_with(kafka, "message.produced", "produce.failed")
+    first, second = KafkaTimeoutError("first"), KafkaTimeoutError("second")
+
+    waiting = asyncio.ensure_future(
+        producer.produce_many(ProducerRecord("clicks", str(n).encode()) for n in range(4))
+    )
+    await later(kafka, (3, second), (0, None), (1, first), (2, None))
+    with pytest.raises(KafkaTimeoutError) as raised:
+        await waiting
+
+    assert raised.value is first
+    assert [(e.name, e.get("error")) for e in seen] == [
+        ("message.produced", None),
+        ("produce.failed", first),
+        ("message.produced", None),
+        ("produce.failed", second),
+    ]
+
+
+async def test_produce_many_reports_a_cancelled_delivery_as_a_failure() -> None:
+    kafka = FakeKafka()
+    producer, seen = producer_with(kafka, "produce.failed")
+
+    waiting = asyncio.ensure_future(producer.produce_many([ProducerRecord("clicks", b"a")]))
+    await asyncio.sleep(0)
+    kafka.deliveries[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    assert [e.name for e in seen] == ["produce.failed"]
+
+
+async def test_produce_many_with_headers_or_someone_watching_each_send_takes_the_full_path() -> None:
+    kafka = FakeKafka()
+    producer, _ = producer_with(kafka)
+    contexts: list[dict[str, Any]] = []
+
+    def add_trace(event: Event) -> None:
+        event["headers"].append(("traceparent", b"00-1"))
+        contexts.append(event["context"])
+
+    producer._monitor.subscribe("message.producing", add_trace)
+    waiting = asyncio.ensure_future(
+        producer.produce_many(
+            [ProducerRecord("clicks", b"a"), ProducerRecord("clicks", b"b", headers=[("h", "1")])]
+        )
+    )
+    await later(kafka, (0, None), (1, None))
+    await waiting
+
+    assert [s["headers"] for s in kafka.sent] == [
+        [("traceparent", b"00-1")],
+        [("h", b"1"), ("traceparent", b"00-1")],
+    ]
+    assert len(contexts) == 2
+
+
+def test_a_producer_record_is_immutable_and_compares_by_value() -> None:
+    record = ProducerRecord("clicks", b"a", key="k", partition=1)
+
+    with pytest.raises(AttributeError):
+        record.topic = "other"  # type: ignore[misc]
+    assert record == ProducerRecord("clicks", b"a", key="k", partition=1)
+    assert (record.headers, record.timestamp_ms) == (None, None)
