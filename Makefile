@@ -60,7 +60,10 @@ test: install browser lint typecheck
 demo: install
 	$(KAFKA) run -- $(BIN)/python -m examples.demo
 
+# The benchmarks compare against FastStream too: the bench extra installs it (and pydantic)
+# into the same venv, since FastStream's kafka extra accepts our aiokafka (<0.15).
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(KAFKA) run -- $(BIN)/python -m benchmarks
 
 clean:

@@ -1,19 +1,31 @@
-"""Consume and produce throughput against a tuned raw aiokafka loop, in the same run.
+"""Consume and produce throughput against a tuned raw aiokafka loop and FastStream, same run.
 
 consume: ``BENCH_THROUGHPUT_MESSAGES`` messages of 100 bytes (default 200,000; the issue's
 full figure is 1,000,000) preloaded on 6 partitions of the local primary cluster, consumed
-to the end by (a) a raw ``getmany`` loop with ``max_records`` and one commit per poll (the
-baseline), (b) aiostream-kafka with a no-op batch handler, (c) aiostream-kafka decoding
-every payload into a msgspec Struct.
+to the end by
+
+(a) raw aiokafka: ``getmany(max_records=BATCH)`` and one commit per poll (the baseline);
+(b) aiostream-kafka with a no-op batch handler, batches of ``BATCH`` and the default
+    concurrency (4: polls of up to 4 x BATCH), committed after every batch: the same commit
+    cadence and at-least-once window as the raw loop;
+(b') aiostream-kafka with a handler that reads every message's value (what iterating the
+    ``Message`` objects costs);
+(c) FastStream's batch subscriber taking the raw batch (``KafkaMessage``: bodies not
+    decoded; FastStream would parse JSON bodies for ``list[bytes]``), ``max_records=BATCH``,
+    ``AckPolicy.ACK`` (committed after the handler, like ours), its access log off: its
+    best case;
+(d) aiostream-kafka decoding every payload into a msgspec Struct (``messages.payloads()``)
+    vs FastStream decoding into a pydantic model (``list[ReadingModel]``).
 
 produce: the same number of messages by (a) raw ``AIOKafkaProducer.send`` without awaiting
-each delivery, then ``flush`` (the baseline), (b) ``produce_nowait`` then ``flush``, (c)
-``produce_many``.
+each delivery, then ``flush`` (aiokafka batches them: the baseline), (b) ``produce_nowait``
+then ``flush``, (c) ``produce_many`` (which also waits for every delivery and returns the
+metadata), (d) FastStream's publisher, ``publish(no_confirm=True)`` then ``flush``.
 
 Each variant runs ``BENCH_THROUGHPUT_RUNS`` times (default 3), alternating; the median is
-reported with the ratio to the baseline's median and the spread of the runs. Target: every
-ratio at least 0.95. Results also say whether aiokafka's C extensions are in use (without
-them aiokafka is several times slower, aio-libs/aiokafka#514).
+reported with the ratio to the baseline's median and every run. Targets: at least 0.95 x
+raw aiokafka, at least 1.5 x FastStream. FastStream comes from the ``bench`` extra
+(``make bench`` installs it); without it those variants are skipped and say so.
 """
 
 from __future__ import annotations
@@ -28,14 +40,16 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from aiostream_kafka import App, Messages, ProducerRecord
-from benchmarks.common import PRIMARY, median, unique, write_results
+from benchmarks.common import PRIMARY, alternate, c_extensions, median, unique, versions, write_results
 from tests.helpers import create_topic
 
 MESSAGES = int(os.environ.get("BENCH_THROUGHPUT_MESSAGES", "200000"))
 RUNS = int(os.environ.get("BENCH_THROUGHPUT_RUNS", "3"))
 PARTITIONS = 6
-BATCH = 500
+BATCH = 2000
 TARGET = 0.95
+TARGET_VS_FASTSTREAM = 1.5
+RAW = "raw aiokafka"
 
 
 class Reading(msgspec.Struct):
@@ -48,19 +62,29 @@ class Reading(msgspec.Struct):
 PAYLOAD = msgspec.json.encode(Reading(7, 21.5, "celsius", "x" * 48))  # 100 bytes
 assert len(PAYLOAD) == 100, len(PAYLOAD)
 
+try:
+    import pydantic
+    from faststream import AckPolicy
+    from faststream.kafka import KafkaBroker
+    from faststream.kafka.annotations import KafkaMessage
 
-def c_extensions() -> bool:
-    from aiokafka.record import default_records
+    class ReadingModel(pydantic.BaseModel):
+        sensor: int
+        value: float
+        unit: str
+        note: str
 
-    return default_records.DefaultRecordBatchBuilder.__module__.startswith("aiokafka.record._crecords")
+    FASTSTREAM = True
+except ImportError:  # not installed: `make bench` installs the bench extra
+    FASTSTREAM = False
 
 
-async def preload(topic: str) -> None:
-    await create_topic(PRIMARY, topic, PARTITIONS)
-    producer = AIOKafkaProducer(bootstrap_servers=PRIMARY, linger_ms=20, max_batch_size=256 * 1024)
+async def preload(topic: str, messages: int = MESSAGES, bootstrap: str = PRIMARY) -> None:
+    await create_topic(bootstrap, topic, PARTITIONS)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024)
     await producer.start()
     try:
-        for i in range(MESSAGES):
+        for i in range(messages):
             await producer.send(topic, PAYLOAD, partition=i % PARTITIONS)
         await producer.flush()
     finally:
@@ -82,7 +106,7 @@ async def consume_raw(topic: str) -> float:
     try:
         count, began = 0, 0.0
         while count < MESSAGES:
-            batches = await consumer.getmany(timeout_ms=500, max_records=BATCH * 4)
+            batches = await consumer.getmany(timeout_ms=500, max_records=BATCH)
             if batches and not began:
                 began = time.perf_counter()
             count += sum(len(records) for records in batches.values())
@@ -93,24 +117,69 @@ async def consume_raw(topic: str) -> float:
         await consumer.stop()
 
 
-async def consume_ours(topic: str, *, decode: bool) -> float:
+async def consume_ours(topic: str, *, handling: str) -> float:
     app = App(unique("bench-ours"), kafka={"bootstrap_servers": PRIMARY}, statistics_interval=None)
     count, began, done = 0, 0.0, anyio.Event()
 
     async def handle(messages: Messages[Any]) -> None:
         nonlocal count, began
         began = began or time.perf_counter()
-        if decode:
+        if handling == "decode":
             messages.payloads()
+        elif handling == "read":
+            for message in messages:
+                _ = message.value
         count += len(messages)
         if count >= MESSAGES:
             done.set()
 
-    app.routes.topic(topic, handler=handle, max_messages=BATCH, payload=Reading if decode else bytes)
+    payload = Reading if handling == "decode" else bytes
+    app.routes.topic(topic, handler=handle, max_messages=BATCH, payload=payload)
     async with app.running():
         with anyio.fail_after(600):
             await done.wait()
         return MESSAGES / (time.perf_counter() - began)
+
+
+async def consume_faststream(topic: str, *, decode: bool) -> float:
+    broker = KafkaBroker(PRIMARY, logger=None)
+    count, began, done = 0, 0.0, anyio.Event()
+
+    def counted(n: int) -> None:
+        nonlocal count, began
+        began = began or time.perf_counter()
+        count += n
+        if count >= MESSAGES:
+            done.set()
+
+    subscriber = broker.subscriber(
+        topic,
+        batch=True,
+        group_id=unique("bench-faststream"),
+        auto_offset_reset="earliest",
+        max_records=BATCH,
+        batch_timeout_ms=500,
+        ack_policy=AckPolicy.ACK,
+    )
+    if decode:
+
+        @subscriber
+        async def handle_models(messages: list[ReadingModel]) -> None:
+            counted(len(messages))
+
+    else:
+
+        @subscriber
+        async def handle_raw(message: KafkaMessage) -> None:  # the batch, bodies not decoded
+            counted(len(message.raw_message))
+
+    await broker.start()
+    try:
+        with anyio.fail_after(600):
+            await done.wait()
+        return MESSAGES / (time.perf_counter() - began)
+    finally:
+        await broker.stop()
 
 
 # --- produce -----------------------------------------------------------------------------
@@ -133,61 +202,106 @@ async def produce_raw(topic: str) -> float:
 async def produce_ours(topic: str, *, many: bool) -> float:
     app = App(unique("bench-ours"), kafka={"bootstrap_servers": PRIMARY}, statistics_interval=None)
     async with app.running():
-        await app.producer.produce(topic, b"warm-up")
+        producer = app.producer  # held, as the raw loop holds its AIOKafkaProducer
+        await producer.produce(topic, b"warm-up")
         began = time.perf_counter()
         if many:
-            await app.producer.produce_many(
+            await producer.produce_many(
                 ProducerRecord(topic, PAYLOAD, partition=i % PARTITIONS) for i in range(MESSAGES)
             )
         else:
             for i in range(MESSAGES):
-                await app.producer.produce_nowait(topic, PAYLOAD, partition=i % PARTITIONS)
-            await app.producer.flush()
+                await producer.produce_nowait(topic, PAYLOAD, partition=i % PARTITIONS)
+            await producer.flush()
         return MESSAGES / (time.perf_counter() - began)
 
 
-async def compare(variants: dict[str, Callable[[], Awaitable[float]]]) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for run in range(RUNS):
-        order = list(variants) if run % 2 == 0 else list(reversed(variants))
-        for name in order:
-            rates[name].append(await variants[name]())
-    baseline = median(rates["raw aiokafka"])
-    return {
+async def produce_faststream(topic: str) -> float:
+    broker = KafkaBroker(PRIMARY, logger=None)
+    publisher = broker.publisher(topic)
+    await broker.start()
+    try:
+        await publisher.publish(b"warm-up")
+        began = time.perf_counter()
+        for i in range(MESSAGES):
+            await publisher.publish(PAYLOAD, partition=i % PARTITIONS, no_confirm=True)
+        await publisher.flush()
+        return MESSAGES / (time.perf_counter() - began)
+    finally:
+        await broker.stop()
+
+
+# --- the comparison ----------------------------------------------------------------------
+
+
+def summary(rates: dict[str, list[float]], versus: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """Medians, the ratio of each to raw aiokafka's, and ours against FastStream's."""
+    baseline = median(rates[RAW])
+    variants = {
         name: {
             "median_msgs_per_s": round(median(values)),
             "ratio_to_raw": round(median(values) / baseline, 3),
-            "runs": [round(v) for v in values],
-            "meets_target": name == "raw aiokafka" or median(values) / baseline >= TARGET,
+            "runs_msgs_per_s": [round(v) for v in values],
+            "meets_target": None
+            if name == RAW or "FastStream" in name
+            else median(values) / baseline >= TARGET,
         }
         for name, values in rates.items()
     }
+    against = {
+        f"{ours} / {theirs}": {
+            "ratio": round(median(rates[ours]) / median(rates[theirs]), 2),
+            "meets_target": median(rates[ours]) / median(rates[theirs]) >= TARGET_VS_FASTSTREAM,
+        }
+        for ours, theirs in versus.values()
+        if theirs in rates
+    }
+    return {"variants": variants, "versus_faststream": against}
 
 
 async def run() -> dict[str, Any]:
     source, sink = unique("bench-consume"), unique("bench-produce")
     await preload(source)
     await create_topic(PRIMARY, sink, PARTITIONS)
+    consume: dict[str, Callable[[], Awaitable[float]]] = {
+        RAW: lambda: consume_raw(source),
+        "aiostream-kafka": lambda: consume_ours(source, handling="none"),
+        "aiostream-kafka, reads each message": lambda: consume_ours(source, handling="read"),
+        "aiostream-kafka + msgspec Struct": lambda: consume_ours(source, handling="decode"),
+    }
+    produce: dict[str, Callable[[], Awaitable[float]]] = {
+        RAW: lambda: produce_raw(sink),
+        "aiostream-kafka produce_nowait": lambda: produce_ours(sink, many=False),
+        "aiostream-kafka produce_many": lambda: produce_ours(sink, many=True),
+    }
+    if FASTSTREAM:
+        consume["FastStream"] = lambda: consume_faststream(source, decode=False)
+        consume["FastStream + pydantic model"] = lambda: consume_faststream(source, decode=True)
+        produce["FastStream publisher"] = lambda: produce_faststream(sink)
     return {
         "messages": MESSAGES,
         "message_bytes": len(PAYLOAD),
         "partitions": PARTITIONS,
+        "batch": BATCH,
         "runs": RUNS,
-        "target_ratio": TARGET,
+        "target_ratio_to_raw": TARGET,
+        "target_ratio_to_faststream": TARGET_VS_FASTSTREAM,
         "aiokafka_c_extensions": c_extensions(),
-        "consume": await compare(
+        "versions": versions("faststream", "pydantic", "msgspec"),
+        "faststream": FASTSTREAM,
+        "consume": summary(
+            await alternate(consume, RUNS),
             {
-                "raw aiokafka": lambda: consume_raw(source),
-                "aiostream-kafka": lambda: consume_ours(source, decode=False),
-                "aiostream-kafka + msgspec Struct": lambda: consume_ours(source, decode=True),
-            }
+                "no-op": ("aiostream-kafka", "FastStream"),
+                "decoded": ("aiostream-kafka + msgspec Struct", "FastStream + pydantic model"),
+            },
         ),
-        "produce": await compare(
+        "produce": summary(
+            await alternate(produce, RUNS),
             {
-                "raw aiokafka": lambda: produce_raw(sink),
-                "aiostream-kafka produce_nowait": lambda: produce_ours(sink, many=False),
-                "aiostream-kafka produce_many": lambda: produce_ours(sink, many=True),
-            }
+                "per message": ("aiostream-kafka produce_nowait", "FastStream publisher"),
+                "many": ("aiostream-kafka produce_many", "FastStream publisher"),
+            },
         ),
     }
 
@@ -196,15 +310,24 @@ def main() -> None:
     figures = anyio.run(run)
     path = write_results("throughput", figures)
     extensions = "with" if figures["aiokafka_c_extensions"] else "WITHOUT"
-    print(f"throughput, {MESSAGES} messages of {len(PAYLOAD)} bytes, median of {RUNS} runs")
-    print(f"  ({extensions} aiokafka's C extensions; target: at least {TARGET} x raw aiokafka)")
-    print(f"  {'':<42} {'msg/s':>9} {'vs raw':>7}  runs")
+    print(
+        f"throughput, {MESSAGES} messages of {len(PAYLOAD)} bytes, batches of {BATCH}, median of {RUNS} runs"
+    )
+    print(f"  ({extensions} aiokafka's C extensions; versions {figures['versions']})")
+    print(f"  targets: at least {TARGET} x raw aiokafka, {TARGET_VS_FASTSTREAM} x FastStream")
+    if not figures["faststream"]:
+        print("  FastStream is not installed: its variants were skipped (pip install -e '.[bench]')")
+    print(f"  {'':<46} {'msg/s':>9} {'vs raw':>7}  runs")
     for workload in ("consume", "produce"):
-        for name, f in figures[workload].items():
-            verdict = "" if name == "raw aiokafka" else ("  ok" if f["meets_target"] else f"  BELOW {TARGET}")
-            runs = ", ".join(str(r) for r in f["runs"])
+        for name, f in figures[workload]["variants"].items():
+            target = f["meets_target"]
+            verdict = "" if target is None else ("  ok" if target else f"  BELOW {TARGET}")
+            runs = ", ".join(str(r) for r in f["runs_msgs_per_s"])
             label = f"{workload}: {name}"
-            print(f"  {label:<42} {f['median_msgs_per_s']:>9} {f['ratio_to_raw']:>7.3f}  {runs}{verdict}")
+            print(f"  {label:<46} {f['median_msgs_per_s']:>9} {f['ratio_to_raw']:>7.3f}  {runs}{verdict}")
+        for pair, f in figures[workload]["versus_faststream"].items():
+            verdict = "ok" if f["meets_target"] else f"BELOW {TARGET_VS_FASTSTREAM}"
+            print(f"  {workload}: {pair}: {f['ratio']:.2f} x  {verdict}")
     print(f"  written to {path}")
 
 

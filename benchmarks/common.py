@@ -1,4 +1,5 @@
-"""What the benchmarks share: where the local clusters are, fresh names, the results file."""
+"""What the benchmarks share: where the local clusters are, fresh names, alternating runs,
+medians and ratios, and the results file."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import platform
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
+SECONDARY = os.environ.get("AIOSTREAM_KAFKA_SECONDARY", "127.0.0.1:29092")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -23,6 +27,44 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: list[float]) -> list[float]:
+    """The lowest and highest run, to show how far runs swing on a shared machine."""
+    return [round(min(values), 3), round(max(values), 3)]
+
+
+async def alternate(variants: dict[str, Callable[[], Awaitable[float]]], runs: int) -> dict[str, list[float]]:
+    """Every variant ``runs`` times, in alternating order (forwards, backwards, ...), so that
+    a slow spell of the machine does not land on one variant only."""
+    figures: dict[str, list[float]] = {name: [] for name in variants}
+    for run in range(runs):
+        order = list(variants) if run % 2 == 0 else list(reversed(variants))
+        for name in order:
+            figures[name].append(await variants[name]())
+    return figures
+
+
+def c_extensions() -> bool:
+    """Whether aiokafka runs with its C extensions (without them it is several times slower,
+    aio-libs/aiokafka#514)."""
+    from aiokafka.record import default_records
+
+    return default_records.DefaultRecordBatchBuilder.__module__.startswith("aiokafka.record._crecords")
+
+
+def versions(*packages: str) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for package in ("aiokafka", *packages):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def write_results(name: str, figures: dict[str, Any]) -> Path:
     """``benchmarks/results/<name>.json``: the figures, the machine, and when."""
     RESULTS.mkdir(exist_ok=True)
@@ -30,7 +72,13 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
     document = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "system": platform.system()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "system": platform.system(),
+            "machine": platform.machine(),
+            "load_average_at_end": load_average(),
+        },
         **figures,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
