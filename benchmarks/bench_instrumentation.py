@@ -37,13 +37,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka import App, Backoff, Messages
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.runtime.listener import Listener
-from benchmarks.common import PRIMARY, median, unique, write_results
+from benchmarks.common import PRIMARY, median, raw_consumer, unique, write_results
 from tests.helpers import create_topic
 
 BATCH = 500
@@ -193,13 +193,7 @@ async def raw_loop(workload: str, topic: str, messages: int) -> None:
         finally:
             await producer.stop()
         return
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=PRIMARY,
-        group_id=unique("bench-raw"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = raw_consumer(topic)
     await consumer.start()
     try:
         read = 0

@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from aiostream_kafka import App, Messages
-from benchmarks.common import PRIMARY, c_extensions, median, spread, unique, write_results
+from benchmarks.common import PRIMARY, c_extensions, median, raw_consumer, spread, unique, write_results
 from tests.helpers import create_topic
 
 RATE = int(os.environ.get("BENCH_LATENCY_RATE", "1000"))
@@ -102,13 +102,7 @@ async def measure(consume: Callable[[str, Run], Awaitable[None]]) -> dict[str, f
 
 
 async def consume_raw(topic: str, run: Run) -> None:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=PRIMARY,
-        group_id=unique("bench-raw"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = raw_consumer(topic)
     await consumer.start()
     try:
         while True:

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from aiokafka import AIOKafkaConsumer
 
 from aiostream_kafka import App, Messages
 from benchmarks.bench_throughput import BATCH, preload
@@ -34,6 +33,7 @@ from benchmarks.common import (
     alternate,
     c_extensions,
     median,
+    raw_consumer,
     spread,
     unique,
     write_results,
@@ -74,13 +74,7 @@ async def raw(case: str, topics: dict[str, str]) -> float:
     clock = Clock(MESSAGES * len(chosen))
 
     async def one(bootstrap: str, topic: str) -> None:
-        consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=unique("bench-raw"),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = raw_consumer(topic, bootstrap)
         await consumer.start()
         try:
             read = 0

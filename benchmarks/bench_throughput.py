@@ -37,10 +37,19 @@ from typing import Any
 
 import anyio
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from aiostream_kafka import App, Messages, ProducerRecord
-from benchmarks.common import PRIMARY, alternate, c_extensions, median, unique, versions, write_results
+from benchmarks.common import (
+    PRIMARY,
+    alternate,
+    c_extensions,
+    median,
+    raw_consumer,
+    unique,
+    versions,
+    write_results,
+)
 from tests.helpers import create_topic
 
 MESSAGES = int(os.environ.get("BENCH_THROUGHPUT_MESSAGES", "200000"))
@@ -95,13 +104,7 @@ async def preload(topic: str, messages: int = MESSAGES, bootstrap: str = PRIMARY
 
 
 async def consume_raw(topic: str) -> float:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=PRIMARY,
-        group_id=unique("bench-raw"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = raw_consumer(topic)
     await consumer.start()
     try:
         count, began = 0, 0.0

@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+
 PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
 SECONDARY = os.environ.get("AIOSTREAM_KAFKA_SECONDARY", "127.0.0.1:29092")
 RESULTS = Path(__file__).parent / "results"
@@ -83,3 +85,14 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def raw_consumer(topic: str, bootstrap: str = PRIMARY) -> AIOKafkaConsumer:
+    """The baseline's consumer: plain aiokafka, a fresh group, from the beginning, no auto commit."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=unique("bench-raw"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
