@@ -137,7 +137,7 @@ async def test_a_wrong_password_is_a_clear_error_naming_the_cluster_while_others
     for error in (crash, produced.value):
         assert isinstance(error, ClusterConnectionError)
         message = str(error)
-        assert "cluster 'vault' (127.0.0.1:39092, SASL_SSL)" in message
+        assert f"cluster 'vault' ({secure_cluster['sasl_ssl_bootstrap_servers']}, SASL_SSL)" in message
         assert "refused the SASL SCRAM-SHA-512 login as user 'aiostream'" in message
         assert wrong not in message
     assert events.count("listener.crashed", cluster="primary") == 0

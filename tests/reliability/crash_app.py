@@ -7,7 +7,8 @@ import os
 
 from aiostream_kafka import App, Backoff
 
-app = App("crash-app", kafka={"bootstrap_servers": "127.0.0.1:19092"}, restart_backoff=Backoff(0.05, 0.2))
+PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
+app = App("crash-app", kafka={"bootstrap_servers": PRIMARY}, restart_backoff=Backoff(0.05, 0.2))
 
 if os.environ.get("AIOSTREAM_KAFKA_WORKER"):  # set in every worker by the parent
     raise RuntimeError("the vault that holds this worker's secrets is unreachable")
