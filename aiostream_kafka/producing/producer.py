@@ -163,13 +163,15 @@ class Producer:
         # trip (aio-libs/aiokafka#1065). The deliveries are then taken in order: those of one
         # broker batch resolve together, so this waits about once per batch, where gather()
         # would put a callback on every message (the wake-ups of aio-libs/aiokafka#528).
-        kafka = self._kafka if self._kafka is not None else await self._connection()
+        kafka = self._kafka
         monitor, encode_value, encode_key = self._monitor, self._encoder.value, Encoder.key
         deliveries: list[asyncio.Future[RecordMetadata]] = []
         topics: list[str] = []
         contexts: dict[int, dict[str, Any]] = {}  # by position, for the messages that have one
         for r in records:
             topic, value, key = r.topic, r.value, r.key
+            if kafka is None:  # connected on first use, as every send is (nothing to send: no need)
+                kafka = await self._connection()
             if r.headers or "message.producing" in monitor.heard:
                 delivery, context = await self._send(
                     topic, value, key, r.headers, r.partition, r.timestamp_ms

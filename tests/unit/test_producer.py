@@ -46,6 +46,9 @@ class FakeKafka:
         self.deliveries.append(delivery)
         return delivery
 
+    async def stop(self) -> None:
+        return None
+
     def deliver(self, index: int, error: BaseException | None = None) -> None:
         delivery = self.deliveries[index]
         if error is not None:
@@ -189,3 +192,10 @@ def test_a_producer_record_is_immutable_and_compares_by_value() -> None:
         record.topic = "other"  # type: ignore[misc]
     assert record == ProducerRecord("clicks", b"a", key="k", partition=1)
     assert (record.headers, record.timestamp_ms) == (None, None)
+
+
+async def test_produce_many_of_nothing_sends_nothing_even_on_a_stopped_producer() -> None:
+    producer, _ = producer_with(FakeKafka())
+    await producer.stop()
+
+    assert await producer.produce_many([]) == []
