@@ -41,6 +41,7 @@ import anyio
 import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from benchmarks.common import PRIMARY, median, unique, write_results
 from benchmarks.cpu_app import Reading
@@ -70,7 +71,10 @@ async def preload(topic: str) -> None:
 
 
 async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
-    offsets = await admin.list_consumer_group_offsets(group)
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        return 0  # a group this new may have no coordinator yet: nothing committed so far
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
 
 
