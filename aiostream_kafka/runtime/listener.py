@@ -14,8 +14,9 @@ retried: they stop the listener and the Supervisor lets them through.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,30 @@ class _Route:
     invoke: Invoke
     policy: FailurePolicy
     instance: Consumer | None
+
+
+async def _together(here: Awaitable[None], beside: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``here`` in this task and ``beside`` in tasks of their own, until all are done.
+
+    A task group's in miniature: if any fails or this task is cancelled, the others are
+    cancelled and waited for, then the first error is raised. Plain asyncio tasks, since
+    this runs for every poll that holds several partitions and an anyio task group with its
+    scopes and handles cost twice as much (the partitions' own cancel scopes still work).
+    """
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in beside]
+    try:
+        await here
+        for task in tasks:
+            await task
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait(tasks)
+        for task in tasks:  # retrieved, so that asyncio does not report them as lost
+            if not task.cancelled():
+                task.exception()
+        raise
 
 
 class Listener:
@@ -191,15 +216,19 @@ class Listener:
             self._in_batch = True
             try:
                 self._in_flight.update({tp: anyio.Event() for tp in records})
-                if len(records) == 1:
-                    # One partition (the usual poll under load): nothing to run beside it, so
-                    # neither a task group nor the limiter, whose checkpoint costs a loop turn.
-                    [(tp, batch)] = records.items()
-                    await self._partition(consumer, tp, batch, None)
+                # Each turn of the event loop the work waits for costs latency (other tasks'
+                # I/O runs in between), so: the first partition runs in this task at once, the
+                # others in tasks beside it, and the limiter (whose checkpoint is a turn) only
+                # when there are more partitions than it lets run at a time.
+                [(first, batch), *others] = records.items()
+                bound = limiter if len(records) > self._concurrency else None
+                if not others:  # the usual poll under load: nothing to run beside it
+                    await self._partition(consumer, first, batch, None)
                 else:
-                    async with anyio.create_task_group() as partitions:
-                        for tp, batch in records.items():
-                            partitions.start_soon(self._partition, consumer, tp, batch, limiter)
+                    await _together(
+                        self._partition(consumer, first, batch, bound),
+                        [self._partition(consumer, tp, more, bound) for tp, more in others],
+                    )
                 await self._commit(consumer)
             finally:
                 self._in_batch = False
