@@ -61,9 +61,11 @@ demo: install
 	$(KAFKA) run -- $(BIN)/python -m examples.demo
 
 # The benchmarks compare against FastStream too: the bench extra installs it (and pydantic)
-# into the same venv, since FastStream's kafka extra accepts our aiokafka (<0.15).
+# into the same venv, since FastStream's kafka extra accepts our aiokafka (<0.15). The
+# benchmarks are type-checked here, where their peers are installed.
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/mypy --strict benchmarks
 	$(KAFKA) run -- $(BIN)/python -m benchmarks
 
 clean:

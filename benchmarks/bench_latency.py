@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
@@ -55,7 +55,7 @@ class Run:
         self.assigned = anyio.Event()
         self.done = anyio.Event()
 
-    def seen(self, values: list[bytes | None]) -> None:
+    def seen(self, values: Sequence[bytes | None]) -> None:
         now = time.perf_counter_ns()
         for value in values:
             assert value is not None
@@ -85,7 +85,7 @@ async def send_steadily(topic: str, run: Run) -> None:
         await producer.stop()
 
 
-async def measure(consume: Callable[[str, Run], Awaitable[None]]) -> dict[str, float]:
+async def measure(consume: Callable[[str, Run], Coroutine[Any, Any, None]]) -> dict[str, float]:
     topic = unique("bench-latency")
     await create_topic(PRIMARY, topic, PARTITIONS)
     run = Run()
@@ -139,7 +139,7 @@ async def run() -> dict[str, Any]:
     for index in range(RUNS):
         for name in list(variants) if index % 2 == 0 else list(reversed(variants)):
             runs[name].append(await variants[name]())
-    figures = {
+    figures: dict[str, dict[str, Any]] = {
         name: {
             "p50_ms": round(median([r["p50_ms"] for r in results]), 2),
             "p99_ms": round(median([r["p99_ms"] for r in results]), 2),
@@ -148,7 +148,8 @@ async def run() -> dict[str, Any]:
         }
         for name, results in runs.items()
     }
-    ours, raw = figures["aiostream-kafka"], figures[RAW]
+    ours: dict[str, float] = figures["aiostream-kafka"]
+    raw: dict[str, float] = figures[RAW]
     return {
         "rate_per_s": RATE,
         "seconds": SECONDS,

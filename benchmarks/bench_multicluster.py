@@ -18,6 +18,7 @@ bounded by one core: on a 2-core machine that also runs both brokers it cannot d
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -114,11 +115,11 @@ async def run() -> dict[str, Any]:
     topics = {PRIMARY: unique("bench-multi-p"), SECONDARY: unique("bench-multi-s")}
     async with anyio.create_task_group() as group:
         for bootstrap, topic in topics.items():
-            group.start_soon(lambda b=bootstrap, t=topic: preload(t, MESSAGES, b))
+            group.start_soon(preload, topic, MESSAGES, bootstrap)
     variants: dict[str, Callable[[], Awaitable[float]]] = {}
     for case in CASES:
-        variants[f"raw aiokafka, {case}"] = lambda c=case: raw(c, topics)
-        variants[f"aiostream-kafka, {case}"] = lambda c=case: ours(c, topics)
+        variants[f"raw aiokafka, {case}"] = functools.partial(raw, case, topics)
+        variants[f"aiostream-kafka, {case}"] = functools.partial(ours, case, topics)
     rates = await alternate(variants, RUNS)
     figures: dict[str, Any] = {}
     for who in ("raw aiokafka", "aiostream-kafka"):

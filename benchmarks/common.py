@@ -50,7 +50,8 @@ def c_extensions() -> bool:
     aio-libs/aiokafka#514)."""
     from aiokafka.record import default_records
 
-    return default_records.DefaultRecordBatchBuilder.__module__.startswith("aiokafka.record._crecords")
+    module: str = default_records.DefaultRecordBatchBuilder.__module__
+    return module.startswith("aiokafka.record._crecords")
 
 
 def versions(*packages: str) -> dict[str, str | None]:
