@@ -24,7 +24,7 @@ class Message(msgspec.Struct, Generic[T], eq=False):
 
     A msgspec Struct, not a slotted class: batches make one per record the handler looks at,
     and a Struct's constructor (C) costs a third of an ``__init__`` setting ten attributes.
-    Positional or keyword; compared by identity, as before.
+    Positional or keyword; compared by identity.
     """
 
     topic: str
@@ -273,7 +273,7 @@ def from_records(
 ) -> list[Message[Any]]:
     """The messages aiokafka records carry, from ``cluster``: one call per batch, not per
     message, and positional arguments, since this is the hot path (an extra call per message
-    costs ~12% of it, keyword arguments twice the positional cost)."""
+    costs ~12% of it, keyword arguments ~1.4 times the positional cost)."""
     new = Message
     return [
         new(r.topic, r.partition, r.offset, r.key, r.value, r.headers or (), r.timestamp, cluster, decoder)

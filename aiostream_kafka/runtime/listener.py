@@ -223,7 +223,7 @@ class Listener:
                 [(first, batch), *others] = records.items()
                 bound = limiter if len(records) > self._concurrency else None
                 if not others:  # the usual poll under load: nothing to run beside it
-                    await self._partition(consumer, first, batch, None)
+                    await self._partition(consumer, first, batch, bound)
                 else:
                     await _together(
                         self._partition(consumer, first, batch, bound),
