@@ -167,6 +167,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
                 "cluster": name,
                 "bootstrap_servers": cluster.bootstrap_servers,
                 "primary": cluster is topology.producer_cluster,
+                "compression_type": cluster.settings.producer.get("compression_type") or "none",
             }
             for name, cluster in topology.clusters.items()
         ],
@@ -271,6 +272,7 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
             p["cluster"],
             p["bootstrap_servers"],
             "primary" if p["primary"] else "",
+            p["compression_type"],
             ("app.producer, " if p["primary"] else "") + f'app.producers["{p["cluster"]}"]',
         ]
         for p in facts["producers"]
@@ -290,7 +292,7 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
         render_table(["TOPIC", "CLUSTER", "SUBSCRIPTION GROUP", "HANDLER", "PAYLOAD", "FORMAT"], topics),
         "",
         "Producers (one per cluster)",
-        render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "USE AS"], producers),
+        render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "COMPRESSION", "USE AS"], producers),
     ]
     if facts["declared_topics"]:
         declared = [

@@ -109,6 +109,9 @@ DOTTED_ALIASES = {
     "socket.timeout.ms": "request_timeout_ms",
 }
 
+#: What a producer can compress with (all of them decode out of the box, through cramjam).
+COMPRESSION_TYPES = ("gzip", "snappy", "lz4", "zstd")
+
 _INT_SUFFIXES = ("_ms", "_bytes", "_size")
 _BOOLEANS = {"true": True, "false": False}
 
@@ -140,9 +143,16 @@ def _normalise_value(key: str, value: Any, where: str) -> Any:
         if value in (0, 1, "0", "1"):
             return int(value)
         raise ConfigError(f"{where}: acks must be 0, 1 or 'all' (or -1), not {value!r}")
-    if key == "compression_type" and isinstance(value, str):
-        lowered = value.lower()
-        return None if lowered == "none" else lowered
+    if key == "compression_type":
+        lowered = value.lower() if isinstance(value, str) else value
+        if lowered in (None, "none"):
+            return None
+        if lowered not in COMPRESSION_TYPES:
+            raise ConfigError(
+                f"{where}: compression_type must be one of {', '.join(COMPRESSION_TYPES)} or none, "
+                f"not {value!r}"
+            )
+        return lowered
     if key == "security_protocol" and isinstance(value, str):
         return value.upper()
     if key == "auto_offset_reset" and isinstance(value, str):

@@ -118,3 +118,21 @@ async def test_stop_flushes_what_was_queued(primary: str, topic_name: str) -> No
             await app.producer.produce_nowait(topic_name, str(n))
 
     assert len(await read_all(primary, topic_name)) == 20
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_every_codec_round_trips_from_a_clusters_producer_to_a_route(
+    secondary: str, topic_name: str, codec: str
+) -> None:
+    app = App("codecs", kafka={"bootstrap_servers": secondary, "compression.type": codec})
+    received: list[bytes | None] = []
+
+    @app.route(topic_name)
+    async def handle(messages):  # type: ignore[no-untyped-def]
+        received.extend(m.value for m in messages)
+
+    async with app.running():
+        await app.producer.produce_many([ProducerRecord(topic_name, {"n": n}) for n in range(20)])
+        await eventually(lambda: len(received) == 20, what=f"20 {codec} messages")
+
+    assert received == [b'{"n":%d}' % n for n in range(20)]

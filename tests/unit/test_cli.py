@@ -37,6 +37,7 @@ app = App(
             "sasl_mechanism": "PLAIN",
             "sasl_plain_username": "u",
             "sasl_plain_password": "s3cret",
+            "compression.type": "lz4",
         }
     },
 )
@@ -160,9 +161,10 @@ def test_info_shows_clusters_groups_topics_and_producers(
         "primary",
         "127.0.0.1:19092",
         "primary",
+        "none",
         'app.producer, app.producers["primary"]',
     ]
-    assert producers["analytics"] == ["analytics", "127.0.0.1:29092", 'app.producers["analytics"]']
+    assert producers["analytics"] == ["analytics", "127.0.0.1:29092", "lz4", 'app.producers["analytics"]']
 
 
 def test_info_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,8 +216,18 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
         ("clicks", "analytics", f"{module}.ClicksConsumer", True),
     ]
     assert facts["producers"] == [
-        {"cluster": "primary", "bootstrap_servers": "127.0.0.1:19092", "primary": True},
-        {"cluster": "analytics", "bootstrap_servers": "127.0.0.1:29092", "primary": False},
+        {
+            "cluster": "primary",
+            "bootstrap_servers": "127.0.0.1:19092",
+            "primary": True,
+            "compression_type": "none",
+        },
+        {
+            "cluster": "analytics",
+            "bootstrap_servers": "127.0.0.1:29092",
+            "primary": False,
+            "compression_type": "lz4",
+        },
     ]
 
 

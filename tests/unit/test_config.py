@@ -96,6 +96,18 @@ def test_compression_codec_is_lower_cased() -> None:
     assert settings.producer == {"compression_type": "gzip"}
 
 
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd", "ZSTD"])
+def test_every_codec_is_accepted_under_its_java_name(codec: str) -> None:
+    settings = parse_dotted({"bootstrap.servers": "127.0.0.1:19092", "compression.type": codec})
+
+    assert settings.producer == {"compression_type": codec.lower()}
+
+
+def test_an_unknown_codec_is_refused_naming_the_ones_there_are() -> None:
+    with pytest.raises(ConfigError, match=r"compression_type must be one of gzip, snappy, lz4, zstd or none"):
+        parse(compression_type="brotli")
+
+
 def test_linger_ms_given_as_a_string_becomes_an_integer() -> None:
     settings = parse_dotted({"bootstrap.servers": "127.0.0.1:19092", "linger.ms": "20"})
 
