@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -20,6 +20,17 @@ async def eventually(condition: Callable[[], bool], within: float = 30.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await anyio.sleep(0.05)
+
+
+async def eventually_true(
+    condition: Callable[[], Awaitable[bool]], within: float = 60.0, what: str = "condition"
+) -> None:
+    """``eventually`` for a condition that has to ask a broker."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await anyio.sleep(0.2)
 
 
 class Events:
