@@ -17,6 +17,8 @@ log = logging.getLogger("aiostream_kafka")
 _LEVELS = {
     "listener.crashed": logging.ERROR,
     "batch.failed": logging.ERROR,
+    "fetch.failed": logging.ERROR,
+    "fetch.recovered": logging.INFO,
     "produce.failed": logging.ERROR,
     "error.occurred": logging.ERROR,
     "app.started": logging.INFO,

@@ -31,6 +31,8 @@ EVENTS = frozenset(
         "batch.received",
         "batch.processed",
         "batch.failed",
+        "fetch.failed",
+        "fetch.recovered",
         "offsets.committed",
         "message.producing",
         "message.produced",

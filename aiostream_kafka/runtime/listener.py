@@ -37,6 +37,7 @@ from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.clients import ConsumerClient
+from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, locate, remedy
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -146,6 +147,7 @@ class Listener:
         self._handed: dict[TopicPartition, int] = {}  # next offset after the last record polled
         self._committed: dict[TopicPartition, int | None] = {}  # last committed (None: never)
         self._skipped_checked = 0.0
+        self._unreadable: dict[TopicPartition, int] = {}  # failed fetches in a row, per partition
         self._processed = 0
         self._last_commit: float | None = None
         self._consumer: ConsumerClient | None = None
@@ -216,7 +218,16 @@ class Listener:
         limiter = anyio.CapacityLimiter(self._concurrency)
         max_records = self.group.max_messages * self._concurrency
         while not self._stopping:
-            records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
+            try:
+                records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
+            except Exception as error:
+                failure = locate(error)
+                if failure is None:
+                    raise
+                records = await self._unreadable_partition(consumer, failure)
+            else:
+                if self._unreadable and records:
+                    self._readable_again(records)
             self.healthy = True
             if not records:
                 await self._commit_skipped(consumer)
@@ -425,6 +436,40 @@ class Listener:
             self._dead.setdefault(tp, set()).add(culprit.offset)
             consumer.seek(tp, first_unprocessed)
 
+    async def _unreadable_partition(self, consumer: ConsumerClient, failure: FetchFailure) -> Records:
+        """Hold back the one partition the consumer could not read, report it, and try it again
+        later; hand on what the failed poll had read of the others."""
+        tp, error = failure.partition, failure.error
+        offset = failure.offset
+        if offset is None:
+            try:
+                offset = await consumer.position(tp)
+            except KafkaError:
+                offset = None
+        attempt = self._unreadable[tp] = self._unreadable.get(tp, 0) + 1
+        route = self._routes.get(tp.topic)
+        delay = (route.policy.backoff if route else self._retry_backoff).delay(attempt)
+        self._pause(consumer, tp, seek_to=offset, delay=delay)
+        self._monitor.emit(
+            "fetch.failed",
+            **self._tags,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            attempt=attempt,
+            retry_in=round(delay, 3),
+            remedy=remedy(error, self.group.cluster.name),
+            error=error,
+        )
+        return failure.salvaged
+
+    def _readable_again(self, records: Records) -> None:
+        for tp in records.keys() & self._unreadable.keys():
+            attempts = self._unreadable.pop(tp)
+            self._monitor.emit(
+                "fetch.recovered", **self._tags, topic=tp.topic, partition=tp.partition, attempts=attempts
+            )
+
     # --- pause, resume, seek -------------------------------------------------------------
 
     def _pause(
@@ -607,6 +652,7 @@ class Listener:
             self._positions.pop(tp, None)
             self._handed.pop(tp, None)
             self._committed.pop(tp, None)
+            self._unreadable.pop(tp, None)
         for name, route in self._routes.items():
             partitions = sorted(tp.partition for tp in revoked if tp.topic == name)
             if partitions and route.instance is not None:

@@ -2,11 +2,13 @@
 
 A listener that crashes (its cluster is down, a hook raised, a bug) is reported and started
 again after an exponential backoff; the others never notice. The backoff starts over once
-a restarted listener has polled successfully.
+a restarted listener has polled successfully and kept running for the longest backoff: one
+that crashes right after every first poll is in a crash loop, and waits longer each time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import anyio
@@ -40,15 +42,21 @@ class Supervisor:
         tags = {"cluster": listener.group.cluster.name, "subscription_group": listener.group.name}
         while not self._stop.is_set():
             listener.healthy = False
+            began = time.monotonic()
             try:
                 await listener.run()
             except Exception as error:
                 if is_fatal(error):
                     raise  # the process is in trouble: restarting would only hide it
-                failures = 1 if listener.healthy else failures + 1
+                settled = listener.healthy and time.monotonic() - began >= self._backoff.maximum
+                failures = 1 if settled else failures + 1
                 delay = self._backoff.delay(failures)
                 self._monitor.emit(
-                    "listener.crashed", **tags, error=error, failures=failures, restart_in=round(delay, 3)
+                    "listener.crashed",
+                    **tags,
+                    error=root_cause(error),
+                    failures=failures,
+                    restart_in=round(delay, 3),
                 )
                 with anyio.move_on_after(delay):
                     await self._stop.wait()
@@ -56,3 +64,13 @@ class Supervisor:
                     self._monitor.emit("listener.restarted", **tags, failures=failures)
             else:
                 return
+
+
+def root_cause(error: Exception) -> Exception:
+    """The one error inside task-group wrappers, which would otherwise be all a report says
+    ("unhandled errors in a TaskGroup (1 sub-exception)")."""
+    inner: Sequence[BaseException] = getattr(error, "exceptions", ())
+    while len(inner) == 1 and isinstance(inner[0], Exception):
+        error = inner[0]
+        inner = getattr(error, "exceptions", ())
+    return error

@@ -43,6 +43,8 @@ PRODUCER_SETTINGS = {"acks": 1, "linger_ms": 50, "enable_idempotence": False}
 TRACEBACK_LIMIT = 16_384
 REPORT_FAILED = "web.report"
 PENDING_ERRORS = 1_000
+#: The events that put an entry in the Web UI's errors (when they carry an error).
+ERROR_EVENTS = frozenset({"batch.failed", "fetch.failed", "listener.crashed", "error.occurred"})
 
 
 @dataclass
@@ -121,7 +123,7 @@ class Reporter:
             elif name == "batch.processed":
                 tally.batches += 1
                 tally.messages += event["count"]
-            elif name == "batch.failed":
+            elif name in ("batch.failed", "fetch.failed"):
                 tally.errors += 1
             elif name == "dlq.dispatched":
                 tally.dead_lettered += 1
@@ -133,9 +135,7 @@ class Reporter:
                 tally.lag = dict(event["lag"])
                 tally.assigned = set(event["assigned"])
                 tally.paused = set(event["paused"])
-        failed = (
-            name in ("batch.failed", "listener.crashed", "error.occurred") and event.get("error") is not None
-        )
+        failed = name in ERROR_EVENTS and event.get("error") is not None
         if failed and event.get("type") != REPORT_FAILED:  # reporting that reporting failed never ends
             self._error(event)
 
@@ -167,6 +167,7 @@ class Reporter:
                 partition=event.get("partition"),
                 offset=event.get("offset"),
                 kind=event.get("type"),
+                remedy=event.get("remedy"),
             )
         )
         self._wake.set()

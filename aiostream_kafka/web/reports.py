@@ -64,7 +64,7 @@ class ErrorReport(msgspec.Struct, frozen=True):
     process: str
     app: str
     at: float
-    event: str  # batch.failed, listener.crashed, error.occurred
+    event: str  # batch.failed, fetch.failed, listener.crashed, error.occurred
     cluster: str
     error_type: str
     message: str
@@ -74,6 +74,7 @@ class ErrorReport(msgspec.Struct, frozen=True):
     partition: int | None = None
     offset: int | None = None
     kind: str | None = None  # error.occurred's type: commit, dlq.dispatch, ...
+    remedy: str | None = None  # fetch.failed's: what to change so that the partition can be read
 
 
 encode = msgspec.json.Encoder().encode
