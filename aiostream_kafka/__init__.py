@@ -6,6 +6,7 @@ from aiostream_kafka.config import Cluster
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import (
     AiostreamKafkaError,
+    ClusterConnectionError,
     ConfigError,
     DecodeError,
     EncodeError,
@@ -26,6 +27,7 @@ __all__ = [
     "App",
     "Backoff",
     "Cluster",
+    "ClusterConnectionError",
     "ConfigError",
     "Consumer",
     "DeadLetterQueue",

@@ -53,3 +53,11 @@ class DecodeError(AiostreamKafkaError, ValueError):
 
 class EncodeError(AiostreamKafkaError, TypeError):
     """A value the producer cannot serialise."""
+
+
+def check_exception_types(value: object, where: str) -> None:
+    """Refuse anything but a tuple of exception classes (what ``except`` and isinstance take)."""
+    if not isinstance(value, tuple) or not all(
+        isinstance(item, type) and issubclass(item, Exception) for item in value
+    ):
+        raise ConfigError(f"{where}: a tuple of exception classes, e.g. (TimeoutError,)")

@@ -53,7 +53,9 @@ class LoggingListener:
             monitor.subscribe(name, self)
 
     def __call__(self, event: Event) -> None:
-        level = _LEVELS.get(event.name, logging.DEBUG)
+        # A transient fault (a cluster away) is expected to pass: a warning, with no traceback.
+        transient = event.get("transient") is True
+        level = logging.WARNING if transient else _LEVELS.get(event.name, logging.DEBUG)
         if not self.logger.isEnabledFor(level):
             return
         fields = {k: v for k, v in event.payload.items() if k not in _NOT_LOGGED}
@@ -64,5 +66,8 @@ class LoggingListener:
         extra: dict[str, Any] = {"event": event.name}
         extra.update((k if k not in _RESERVED else f"event_{k}", v) for k, v in fields.items())
         self.logger.log(
-            level, message, exc_info=error if isinstance(error, BaseException) else None, extra=extra
+            level,
+            message,
+            exc_info=error if isinstance(error, BaseException) and not transient else None,
+            extra=extra,
         )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka.structs import RecordMetadata
 
-from aiostream_kafka.errors import ConfigError, DecodeError
+from aiostream_kafka.errors import ConfigError, DecodeError, check_exception_types
 from aiostream_kafka.messages import Message
 
 if TYPE_CHECKING:  # routes import this module; producing imports routing
@@ -26,6 +26,11 @@ class DeadLetterQueue:
       since the last failure, so each message gets its own ``max_retries``.
     - ``retry_decode_errors``: a payload that cannot be decoded will not decode next time
       either, so by default it goes to the DLQ at once; set True to retry it like any error.
+    - ``dispatch_on``: exception types that will not go away by trying again (a failed
+      validation, say): the message goes to the DLQ at the first one, with no retries.
+
+    Faults of the infrastructure (an unreachable cluster, a timeout; see ``Retry.transient``)
+    never count toward ``max_retries``: the partition waits until they pass.
     """
 
     topic: str | None
@@ -33,6 +38,7 @@ class DeadLetterQueue:
     cluster: str | None = None
     independent: bool = False
     retry_decode_errors: bool = False
+    dispatch_on: tuple[type[Exception], ...] = ()
 
     def __post_init__(self) -> None:
         if (
@@ -43,6 +49,7 @@ class DeadLetterQueue:
             raise ConfigError(f"DeadLetterQueue(max_retries={self.max_retries!r}): need a whole number >= 0")
         if self.topic is not None and (not isinstance(self.topic, str) or not self.topic):
             raise ConfigError(f"DeadLetterQueue(topic={self.topic!r}): a topic name, or None to skip")
+        check_exception_types(self.dispatch_on, f"DeadLetterQueue(dispatch_on={self.dispatch_on!r})")
         if self.cluster is not None and (not isinstance(self.cluster, str) or not self.cluster):
             raise ConfigError(
                 f"DeadLetterQueue(cluster={self.cluster!r}): a cluster name, "

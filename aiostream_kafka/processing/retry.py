@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.errors import ConfigError, check_exception_types
 from aiostream_kafka.runtime.backoff import Backoff
 
 
@@ -15,14 +15,23 @@ class Retry:
 
     Without a dead-letter queue a failing batch is retried for as long as it fails (nothing
     is lost); a ``DeadLetterQueue`` decides when to give up on a message.
+
+    ``transient``: your own exception types that, like the infrastructure's faults, mean
+    "not now" rather than "never": the partition waits (same backoff) until they pass and
+    they never count toward a DLQ's ``max_retries``. Kafka's own are always transient: an
+    unreachable cluster, a leader election, a coordinator move, a request that timed out
+    (aiokafka's retriable errors, ``ClusterConnectionError``, ``KafkaTimeoutError``), and any
+    error raised ``from`` one of them.
     """
 
     backoff: float = 1.0
     max_backoff: float = 30.0
     multiplier: float = 2.0
     jitter: float = 0.1
+    transient: tuple[type[Exception], ...] = ()
 
     def __post_init__(self) -> None:
+        check_exception_types(self.transient, f"Retry(transient={self.transient!r})")
         if not all(math.isfinite(x) for x in (self.backoff, self.max_backoff, self.multiplier, self.jitter)):
             raise ConfigError(f"{self}: every value must be a finite number")
         if not 0 <= self.jitter < 1:

@@ -206,7 +206,8 @@ class Listener:
     def _route(self, topic: Topic) -> _Route:
         route = topic.route
         backoff = route.retry.as_backoff() if route.retry is not None else self._retry_backoff
-        policy = FailurePolicy(backoff, route.dead_letter_queue)
+        transient = route.retry.transient if route.retry is not None else ()
+        policy = FailurePolicy(backoff, route.dead_letter_queue, transient)
         if route.consumer is None:
             assert route.handler is not None
             return _Route(topic, route.handler, policy, None)
@@ -386,17 +387,24 @@ class Listener:
             else None
         )
         decision = route.policy.failed(tp.partition, first_unprocessed, error, poison_offset=poison)
+        transient = decision.action == "wait"
         self._monitor.emit(
-            "batch.failed", **where, offset=first_unprocessed, attempt=decision.attempts, error=error
+            "batch.failed",
+            **where,
+            offset=first_unprocessed,
+            attempt=decision.attempts,
+            transient=transient,
+            error=error,
         )
-        if decision.action == "retry":
+        if decision.action in ("retry", "wait"):
             self._pause(consumer, tp, seek_to=first_unprocessed, delay=decision.delay)
             self._monitor.emit(
                 "retry.scheduled",
                 **where,
                 offset=first_unprocessed,
-                attempt=decision.attempts + 1,
+                attempt=decision.attempts if transient else decision.attempts + 1,
                 delay=decision.delay,
+                transient=transient,
             )
             return
 

@@ -6,11 +6,21 @@ Backoffs here have no jitter, so every delay is exact: 1s, then doubling up to 8
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+    RequestTimedOutError,
+)
 
-from aiostream_kafka import Backoff, DeadLetterQueue
+from aiostream_kafka import Backoff, ClusterConnectionError, ConfigError, DeadLetterQueue, Retry
 from aiostream_kafka.processing import Decision, FailurePolicy, is_fatal
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 BACKOFF = Backoff(1.0, 8.0, 2.0, jitter=0)
 ERROR = RuntimeError("handler failed")
@@ -248,3 +258,99 @@ def test_a_subclass_of_a_fatal_error_is_fatal() -> None:
         pass
 
     assert is_fatal(OutOfBuffers())
+
+
+# --- faults the handler did not cause -----------------------------------------------------
+
+
+class ServiceUnavailable(Exception):
+    pass
+
+
+class OrderRejected(Exception):
+    pass
+
+
+def raised_from(cause: BaseException) -> RuntimeError:
+    try:
+        raise RuntimeError("the handler's wrapper") from cause
+    except RuntimeError as error:
+        return error
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        KafkaTimeoutError(),
+        KafkaConnectionError("Unable to bootstrap"),
+        NotLeaderForPartitionError(),
+        ClusterConnectionError("cannot connect to cluster 'analytics'"),
+        raised_from(RequestTimedOutError()),
+        ExceptionGroup("two produces", [KafkaTimeoutError(), NotLeaderForPartitionError()]),
+    ],
+    ids=repr,
+)
+def test_an_infrastructure_fault_waits_as_long_as_it_lasts_and_spends_no_attempt(fault: Exception) -> None:
+    failures = policy(DeadLetterQueue("orders.dlq", max_retries=1))
+
+    decisions = [failures.failed(0, 40, fault) for _ in range(5)]
+
+    assert [(d.action, d.offset, d.attempts, d.delay) for d in decisions] == [
+        ("wait", 40, 1, 1.0),
+        ("wait", 40, 1, 2.0),
+        ("wait", 40, 1, 4.0),
+        ("wait", 40, 1, 8.0),
+        ("wait", 40, 1, 8.0),
+    ]
+    assert failures.attempt(0) == 1
+
+
+def test_after_an_outage_the_handlers_own_failures_count_from_where_they_were() -> None:
+    failures = policy(DeadLetterQueue("orders.dlq", max_retries=1))
+
+    first = failures.failed(0, 40, ERROR)
+    during = failures.failed(0, 40, KafkaTimeoutError())
+    second = failures.failed(0, 40, ERROR)
+
+    assert [(d.action, d.attempts) for d in (first, during, second)] == [
+        ("retry", 1),
+        ("wait", 2),
+        ("dispatch", 2),
+    ]
+
+
+def test_a_group_holding_one_error_of_the_handlers_own_counts() -> None:
+    mixed = ExceptionGroup("two produces", [KafkaTimeoutError(), ValueError("bad order")])
+
+    assert policy().failed(0, 40, mixed).action == "retry"
+
+
+def test_a_route_names_its_own_transient_errors() -> None:
+    failures = FailurePolicy(BACKOFF, DeadLetterQueue("orders.dlq", max_retries=0), (ServiceUnavailable,))
+
+    assert failures.failed(0, 40, ServiceUnavailable()).action == "wait"
+    assert failures.failed(0, 40, OrderRejected()).action == "dispatch"
+
+
+def test_dispatch_on_sends_the_message_to_the_dlq_at_the_first_such_error() -> None:
+    failures = policy(DeadLetterQueue("orders.dlq", max_retries=5, dispatch_on=(OrderRejected,)))
+
+    assert failures.failed(0, 40, OrderRejected()) == Decision("dispatch", 40, attempts=1)
+    assert failures.failed(0, 41, ERROR).action == "retry"
+
+
+def test_a_wait_ends_when_the_batch_succeeds_so_the_next_outage_waits_from_the_start() -> None:
+    failures = policy()
+    failures.failed(0, 40, KafkaTimeoutError())
+    failures.failed(0, 40, KafkaTimeoutError())
+
+    failures.succeeded(0)
+
+    assert failures.failed(0, 41, KafkaTimeoutError()).delay == 1.0
+
+
+def test_error_lists_must_be_tuples_of_exception_classes() -> None:
+    with pytest.raises(ConfigError, match=r"Retry\(transient=.*a tuple of exception classes"):
+        Retry(transient=ServiceUnavailable)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"DeadLetterQueue\(dispatch_on=.*a tuple of exception classes"):
+        DeadLetterQueue("orders.dlq", dispatch_on=("OrderRejected",))  # type: ignore[arg-type]
