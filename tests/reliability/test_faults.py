@@ -1,18 +1,23 @@
-"""Faults the handler did not cause never spend its retry budget: a handler on the primary
-forwards everything it reads to the secondary, which goes away, while a dead-letter queue
-with 3 retries stands ready. Nothing may reach it, and every message is forwarded once the
-secondary is back."""
+"""Faults the handler did not cause: they never spend its retry budget, and never cost the
+good messages of other partitions.
+
+A handler on the primary forwards everything it reads to the secondary, which goes away,
+while a dead-letter queue with 3 retries stands ready: nothing may reach it, and every
+message is forwarded once the secondary is back. A partition the consumer cannot read
+stalls alone while the others finish, and finishes once the cause is fixed."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
 
+import aiokafka.codec
 import anyio
 import msgspec
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from aiostream_kafka import App, DeadLetterQueue, Messages, ProducerRecord, Retry
+from aiostream_kafka import App, Backoff, DeadLetterQueue, Messages, ProducerRecord, Retry
 from tests.helpers import Events, create_topic, eventually, read_records
 from tests.kafka_clusters import KafkaClusters
 from tests.reliability.scenario import Item, Report, Sink, produce_workload
@@ -114,3 +119,60 @@ async def test_the_produce_target_goes_away_mid_stream_for_longer_than_the_reque
     assert (report.lost, report.dead_lettered) == (0, 0)
     assert await forwarded_ids(kafka, topic_name) == set(produced)
     assert events.count("batch.failed", transient=False) == 0
+
+
+async def test_one_partition_the_consumer_cannot_read_stalls_alone_and_finishes_once_fixed(
+    kafka: KafkaClusters,
+    topic_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Partition 0 holds lz4 batches, read by a process that lacks the codec until it is fixed."""
+    await create_topic(kafka.primary, topic_name, 6)
+    producers = {
+        "lz4": AIOKafkaProducer(bootstrap_servers=kafka.primary, linger_ms=5, compression_type="lz4"),
+        "none": AIOKafkaProducer(bootstrap_servers=kafka.primary, linger_ms=5),
+    }
+    produced = list(range(3000))
+    for producer in producers.values():
+        await producer.start()
+    try:
+        for i in produced:
+            partition = i % 6
+            producer = producers["lz4" if partition == 0 else "none"]
+            await producer.send(topic_name, msgspec.json.encode(Item(i)), partition=partition)
+        for producer in producers.values():
+            await producer.flush()
+    finally:
+        for producer in producers.values():
+            await producer.stop()
+
+    monkeypatch.setattr(aiokafka.codec, "cramjam", None)
+    sink = Sink(tmp_path / "sink.db")
+    app = App(
+        "unreadable",
+        kafka={"bootstrap_servers": kafka.primary},
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        retry_backoff=Backoff(initial=0.2, maximum=1.0),
+    )
+    events = Events(app)
+
+    @app.route(topic_name, payload=Item, max_messages=50)
+    async def record(messages: Messages[Item]) -> None:
+        sink.record([(m.payload.id, m.partition, m.offset, "reader") for m in messages])
+
+    readable = [i for i in produced if i % 6 != 0]
+    async with app.running():
+        await eventually(lambda: sink.count() == len(readable), within=120, what="the readable partitions")
+        healthy = Report.of("unreadable-partition:healthy", readable, sink)
+        await eventually(lambda: events.count("fetch.failed") >= 2, what="the stalled partition reported")
+        assert {(e["topic"], e["partition"]) for e in events.named("fetch.failed")} == {(topic_name, 0)}
+        monkeypatch.undo()  # the fix is deployed: the codec is there
+        await eventually(lambda: sink.count() == len(produced), within=120, what="the stalled partition")
+
+    report = Report.of("unreadable-partition:after-fix", produced, sink)
+    healthy.write(capsys)
+    report.write(capsys)
+    assert (healthy.lost, report.lost) == (0, 0)
+    assert events.count("listener.crashed") == 0
