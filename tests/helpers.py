@@ -35,6 +35,17 @@ async def eventually_equal(
         await anyio.sleep(0.2)
 
 
+async def eventually_true(
+    condition: Callable[[], Awaitable[bool]], within: float = 60.0, what: str = "condition"
+) -> None:
+    """``eventually`` for a condition that has to ask a broker."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await anyio.sleep(0.2)
+
+
 class Events:
     """Every monitor event an app emits, for assertions."""
 

@@ -45,6 +45,12 @@ class TopicConfig:
 
 INITIAL_OFFSETS = ("earliest", "latest")
 
+#: What a consumer reads of transactional producers' records. Read committed is the default,
+#: as in librdkafka and Karafka (the Java client and aiokafka default to read uncommitted):
+#: a handler should never act on records their producer aborted. See docs/interop.md.
+ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
+DEFAULT_ISOLATION_LEVEL = "read_committed"
+
 
 @dataclass(frozen=True)
 class Route:
@@ -61,6 +67,7 @@ class Route:
     max_messages: int = 100
     max_wait_ms: int = 500
     initial_offset: str | None = None  # the cluster's auto_offset_reset, else "earliest"
+    isolation_level: str | None = None  # the cluster's isolation_level, else "read_committed"
     active: bool = True
     retry: Retry | None = None  # the app's retry_backoff when None
     dead_letter_queue: DeadLetterQueue | None = None

@@ -14,7 +14,7 @@ from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
-from aiostream_kafka.routing.route import INITIAL_OFFSETS, Handler, Route, TopicConfig
+from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Handler, Route, TopicConfig
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -35,6 +35,7 @@ class RouteOptions(TypedDict, total=False):
     max_messages: int
     max_wait_ms: int
     initial_offset: str
+    isolation_level: str
     active: bool
     retry: Retry
     dead_letter_queue: DeadLetterQueue
@@ -136,6 +137,11 @@ def _check(route: Route) -> None:
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:
         raise ConfigError(
             f"{where}: initial_offset must be 'earliest' or 'latest', not {route.initial_offset!r}"
+        )
+    if route.isolation_level is not None and route.isolation_level not in ISOLATION_LEVELS:
+        raise ConfigError(
+            f"{where}: isolation_level must be 'read_committed' or 'read_uncommitted', "
+            f"not {route.isolation_level!r}"
         )
 
 

@@ -46,6 +46,10 @@ Invoke = Callable[[Messages[Any]], Awaitable[None]]
 #: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0
 
+#: How often an idle listener looks for partitions whose position moved past what it was
+#: handed (transaction markers, aborted records) so that it can commit there (seconds).
+SKIPPED_CHECK_INTERVAL = 1.0
+
 #: Where our consumers differ from aiokafka's defaults, so that many idle subscription groups
 #: in one process cost little (``benchmarks/bench_scale.py``: 50 idle groups used 8% of a
 #: core with aiokafka's defaults, under 4% with these). A cluster's own settings win.
@@ -139,6 +143,9 @@ class Listener:
         self._revoked: set[TopicPartition] = set()
         self._pause_tokens: dict[TopicPartition, object] = {}
         self._positions: dict[TopicPartition, int] = {}  # next offset after the last handled batch
+        self._handed: dict[TopicPartition, int] = {}  # next offset after the last record polled
+        self._committed: dict[TopicPartition, int | None] = {}  # last committed (None: never)
+        self._skipped_checked = 0.0
         self._processed = 0
         self._last_commit: float | None = None
         self._consumer: ConsumerClient | None = None
@@ -212,7 +219,10 @@ class Listener:
             records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
             self.healthy = True
             if not records:
+                await self._commit_skipped(consumer)
                 continue
+            for tp, polled in records.items():
+                self._handed[tp] = polled[-1].offset + 1
             self._in_batch = True
             try:
                 self._in_flight.update({tp: anyio.Event() for tp in records})
@@ -533,6 +543,7 @@ class Listener:
             self._monitor.emit("error.occurred", **self._tags, type="commit", error=error)
             return
         self._last_commit = time.time()
+        self._committed.update(offsets)
         for tp, offset in offsets.items():
             dead = self._dead.get(tp)
             if dead:
@@ -542,6 +553,36 @@ class Listener:
             **self._tags,
             offsets={f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()},
         )
+
+    async def _commit_skipped(self, consumer: ConsumerClient) -> None:
+        """Commit where the consumer moved past records it never handed over.
+
+        A transaction's commit or abort marker takes an offset of its own, and under read
+        committed an aborted transaction's records are never returned either, so a group
+        that committed only what its handlers saw would keep a lag of at least 1 forever. An
+        idle listener therefore commits the consumer's position for every partition whose
+        polled records are all committed and whose position is further: only skipped
+        records (or a handler's seek forward) lie in between.
+        """
+        now = time.monotonic()
+        if now - self._skipped_checked < SKIPPED_CHECK_INTERVAL:
+            return
+        self._skipped_checked = now
+        try:
+            for tp in consumer.assignment() - consumer.paused():
+                if tp not in self._committed:
+                    if tp in self._handed:
+                        continue  # polled in this assignment, not committed yet
+                    self._committed[tp] = await consumer.committed(tp)
+                committed, handed = self._committed[tp], self._handed.get(tp)
+                if handed is not None and committed != handed:
+                    continue  # what was polled is not all committed yet: a batch failed, or marks are due
+                position = await consumer.position(tp)
+                if committed is None or position > committed:
+                    self._done[tp] = self._handed[tp] = self._positions[tp] = position
+        except KafkaError:
+            return  # a rebalance or the cluster is away: the next idle poll looks again
+        await self._commit(consumer)
 
     async def on_revoked(self, consumer: ConsumerClient, revoked: set[TopicPartition]) -> None:
         """Finish (within ``revoke_timeout``) or abandon the revoked partitions' batches, commit
@@ -564,6 +605,8 @@ class Listener:
             self._dead.pop(tp, None)
             self._pause_tokens.pop(tp, None)
             self._positions.pop(tp, None)
+            self._handed.pop(tp, None)
+            self._committed.pop(tp, None)
         for name, route in self._routes.items():
             partitions = sorted(tp.partition for tp in revoked if tp.topic == name)
             if partitions and route.instance is not None:

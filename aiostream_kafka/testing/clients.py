@@ -137,6 +137,12 @@ class MemoryConsumer:
     def highwater(self, partition: TopicPartition) -> int | None:
         return self._cluster.end_offset(partition)
 
+    async def position(self, partition: TopicPartition) -> int:
+        return self._positions[partition]
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        return self._cluster.committed.get((self.group_id, partition))
+
 
 class MemoryProducer:
     def __init__(self, cluster: MemoryCluster, clock: Clock) -> None:

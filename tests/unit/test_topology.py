@@ -271,8 +271,11 @@ def test_inline_consumer_settings_that_differ_split_groups_on_the_same_cluster()
     topology = app.topology
 
     assert group_of(topology, "reports").cluster.name == "primary"
-    assert group_of(topology, "reports").consumer_settings == {"fetch_max_wait_ms": 100}
-    assert group_of(topology, "orders").consumer_settings == {}
+    assert group_of(topology, "reports").consumer_settings == {
+        "fetch_max_wait_ms": 100,
+        "isolation_level": "read_committed",
+    }
+    assert group_of(topology, "orders").consumer_settings == {"isolation_level": "read_committed"}
 
 
 def test_inactive_routes_are_left_out_of_subscription_groups() -> None:
@@ -490,3 +493,25 @@ def test_an_inactive_route_with_inline_settings_adds_no_cluster() -> None:
 
     assert "10.9.9.9:9092" not in app.topology.clusters
     assert [topic.name for topic in app.topology.inactive] == ["old"]
+
+
+def test_routes_read_committed_unless_the_cluster_or_the_route_says_otherwise() -> None:
+    app = make_app(clusters={"analytics": {**SECONDARY, "isolation.level": "read_uncommitted"}})
+    app.routes.topic("orders", handler=handle)
+    app.routes.topic("audit", handler=handle, isolation_level="read_uncommitted")
+    app.routes.topic("clicks", handler=handle, cluster="analytics")
+
+    topology = app.topology
+
+    assert group_of(topology, "orders").consumer_settings["isolation_level"] == "read_committed"
+    assert group_of(topology, "audit").consumer_settings["isolation_level"] == "read_uncommitted"
+    assert group_of(topology, "clicks").consumer_settings["isolation_level"] == "read_uncommitted"
+    assert group_of(topology, "orders") is not group_of(topology, "audit")  # a consumer each
+
+
+def test_an_isolation_level_that_does_not_exist_names_the_route() -> None:
+    app = make_app()
+    with pytest.raises(
+        ConfigError, match=r"route for topic 'orders': isolation_level must be 'read_committed'"
+    ):
+        app.routes.topic("orders", handler=handle, isolation_level="committed")
