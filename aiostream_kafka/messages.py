@@ -22,6 +22,10 @@ _UNDECODED: Any = object()
 class Message(msgspec.Struct, Generic[T], eq=False):
     """One Kafka record, with its payload decoded on first access.
 
+    A tombstone (``value`` None) has ``payload`` None on every route, typed or not: it is
+    never decoded. ``key`` is None for a record without one (``b""`` is an empty key), and a
+    header without a value has None as its value.
+
     A msgspec Struct, not a slotted class: batches make one per record the handler looks at,
     and a Struct's constructor (C) costs a third of an ``__init__`` setting ten attributes.
     Positional or keyword; compared by identity.
@@ -32,7 +36,7 @@ class Message(msgspec.Struct, Generic[T], eq=False):
     offset: int
     key: bytes | None
     value: bytes | None
-    raw_headers: Sequence[tuple[str, bytes]] = ()
+    raw_headers: Sequence[tuple[str, bytes | None]] = ()
     timestamp_ms: int = 0
     cluster: str = "primary"
     #: The route's decoder (None: ``payload`` is the raw value).
@@ -44,7 +48,8 @@ class Message(msgspec.Struct, Generic[T], eq=False):
         """The value decoded with the route's payload type (raw bytes when it has none).
 
         Decoded once, lazily, so a batch whose handler only looks at keys pays nothing.
-        Raises ``DecodeError`` naming the topic, partition and offset.
+        A tombstone's payload is None, whatever the route's type or decoder (never called
+        with None). Raises ``DecodeError`` naming the topic, partition and offset.
         """
         if self._payload is _UNDECODED:
             if self.decoder is None or self.value is None:
@@ -58,8 +63,9 @@ class Message(msgspec.Struct, Generic[T], eq=False):
         return payload
 
     @property
-    def headers(self) -> Mapping[str, bytes]:
-        """Headers by name; the last one wins where a name repeats (see ``raw_headers``)."""
+    def headers(self) -> Mapping[str, bytes | None]:
+        """Headers by name; the last one wins where a name repeats (``raw_headers`` has them
+        all, in order). A header without a value maps to None."""
         return dict(self.raw_headers)
 
     @property
@@ -189,7 +195,8 @@ class Messages(Sequence[Message[T]]):
         return self._messages[-1].offset if self._messages is not None else self._records[-1].offset
 
     def payloads(self) -> list[T]:
-        """Every message's payload, in order; raises ``DecodeError`` at the first that fails."""
+        """Every message's payload, in order (None for a tombstone, never decoded); raises
+        ``DecodeError`` at the first that fails."""
         if self._messages is not None:
             return [message.payload for message in self._messages]
         decode, records = self._decoder, self._records

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aiostream_kafka import App, Event
+
+T = TypeVar("T")
 
 
 async def eventually(condition: Callable[[], bool], within: float = 30.0, what: str = "condition") -> None:
@@ -20,6 +22,17 @@ async def eventually(condition: Callable[[], bool], within: float = 30.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await anyio.sleep(0.05)
+
+
+async def eventually_equal(
+    read: Callable[[], Awaitable[T]], expected: T, within: float = 30.0, what: str = "value"
+) -> None:
+    """Wait until ``await read()`` gives ``expected``; fail showing the last value it gave."""
+    deadline = time.monotonic() + within
+    while (value := await read()) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}: {value!r} != {expected!r}")
+        await anyio.sleep(0.2)
 
 
 async def eventually_true(
@@ -64,6 +77,17 @@ async def committed_offsets(bootstrap: str, group_id: str) -> dict[TopicPartitio
     finally:
         await admin.close()
     return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+async def end_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
+    """The partition's end offset: the high watermark, past its records and transaction markers."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        return int((await consumer.end_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
 
 
 async def produce(bootstrap: str, topic: str, *values: bytes) -> None:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
-from aiostream_kafka.errors import ConfigError, UnknownClusterError
+from aiostream_kafka.errors import ConfigError, DecodeError, UnknownClusterError
 from aiostream_kafka.jobs.envelope import JobEnvelope, UnknownJobError
 from aiostream_kafka.jobs.job import Job
 from aiostream_kafka.messages import Messages
@@ -69,6 +69,13 @@ class Jobs:
     async def _execute(self, messages: Messages[JobEnvelope]) -> None:
         for message in messages:
             envelope = message.payload
+            if envelope is None:  # a tombstone has no payload (none is decoded), so no job
+                raise DecodeError(
+                    "a tombstone (no value) is not a job",
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
             job = self._jobs.get(envelope.name)
             if job is None:
                 raise UnknownJobError(

@@ -145,6 +145,33 @@ async def test_an_unknown_job_goes_to_the_dlq_at_once_with_the_reason(
     assert b"no job named 'somebody.elses_job'" in headers["error_message"]
 
 
+async def test_a_tombstone_on_a_jobs_topic_goes_to_the_dlq_at_once_and_the_next_job_runs(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    app = make_app(primary, secondary, "jobs-tombstone")
+    ran: list[str] = []
+
+    @app.job(topic=topic_name)
+    async def known(name: str) -> None:
+        ran.append(name)
+
+    app.jobs.consume(
+        topic_name, retry=FAST, dead_letter_queue=DeadLetterQueue(f"{topic_name}.dlq", max_retries=5)
+    )
+    await create_topic(primary, topic_name)
+    async with app.running():
+        await app.producer.produce(topic_name, None, key="job-1")
+        await known.enqueue("after")
+        await eventually(lambda: ran == ["after"], what="the job after the tombstone")
+        [record] = await wait_for_records(primary, f"{topic_name}.dlq")
+
+    assert (record.key, record.value) == (b"job-1", None)
+    headers = dict(record.headers)
+    assert headers["attempts"] == b"1"
+    assert headers["error_type"] == b"aiostream_kafka.errors.DecodeError"
+    assert b"a tombstone (no value) is not a job" in headers["error_message"]
+
+
 async def test_a_delayed_job_runs_after_its_delay_and_not_before(
     primary: str, secondary: str, topic_name: str
 ) -> None:

@@ -72,6 +72,16 @@ def test_a_bytes_payload_is_the_raw_value() -> None:
 
 def test_a_tombstone_has_a_none_payload_even_with_a_decoder() -> None:
     assert message(None, decoder_for(Order)).payload is None
+    assert message(None, decoder_for(Order, "msgpack")).payload is None
+
+
+def test_a_tombstone_never_reaches_a_custom_decoder() -> None:
+    def refuse(value: bytes) -> Any:
+        raise AssertionError(f"decoded {value!r}")
+
+    decoder = build_decoder(bytes, "json", refuse, where="route for topic 'orders'")
+
+    assert message(None, decoder).payload is None
 
 
 def test_the_payload_is_decoded_once_on_first_access() -> None:
@@ -127,6 +137,13 @@ def test_a_decoder_that_is_not_callable_is_rejected_naming_the_route() -> None:
 
 
 # --- Message headers and metadata ----------------------------------------------------------
+
+
+def test_a_header_without_a_value_is_none_in_headers_and_raw_headers() -> None:
+    msg = message(b"", raw_headers=[("null", None), ("dup", b"1"), ("dup", None)])
+
+    assert msg.headers == {"null": None, "dup": None}
+    assert list(msg.raw_headers) == [("null", None), ("dup", b"1"), ("dup", None)]
 
 
 def test_headers_map_names_to_values_and_the_last_repeat_wins() -> None:
@@ -343,6 +360,29 @@ def test_a_decode_error_in_payloads_of_a_batch_from_records_names_the_message_an
     assert third.payload == Order(3, 3.0)
     with pytest.raises(DecodeError, match=r"offset 11\)$"):
         _ = bad.payload
+
+
+def test_tombstones_in_a_batch_from_records_are_none_on_a_typed_route_and_never_decoded() -> None:
+    decode = decoder_for(Order)
+    assert decode is not None
+    decoded: list[bytes] = []
+
+    def counting(value: bytes) -> Order:
+        decoded.append(value)
+        order: Order = decode(value)
+        return order
+
+    messages = batch_of(
+        records(None, b'{"id": 2, "total": 2}', None),
+        topic="orders",
+        partition=3,
+        cluster="primary",
+        decoder=counting,
+    )
+
+    assert messages.payloads() == [None, Order(2, 2.0), None]
+    assert [m.payload for m in messages] == [None, Order(2, 2.0), None]
+    assert decoded == [b'{"id": 2, "total": 2}']
 
 
 def test_payloads_after_iterating_a_batch_from_records_use_the_messages() -> None:
