@@ -10,6 +10,7 @@ from aiostream_kafka.errors import (
     ConfigError,
     DecodeError,
     EncodeError,
+    HandlerCancelledError,
     NotRunningError,
     UnknownClusterError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Event",
+    "HandlerCancelledError",
     "Job",
     "JobEnvelope",
     "Jobs",

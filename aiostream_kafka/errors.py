@@ -41,6 +41,11 @@ class NotRunningError(AiostreamKafkaError, RuntimeError):
     """Something that needs a started app was used before start or after stop."""
 
 
+class HandlerCancelledError(AiostreamKafkaError, RuntimeError):
+    """A handler raised ``CancelledError`` though nothing cancelled it (a cancelled future it
+    awaited, say): a failure of that batch like any other, never a reason to stop consuming."""
+
+
 class DecodeError(AiostreamKafkaError, ValueError):
     """A message payload that does not decode into the route's payload type."""
 

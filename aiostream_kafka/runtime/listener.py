@@ -29,13 +29,14 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.diagnosis import connection_error
-from aiostream_kafka.errors import DecodeError
+from aiostream_kafka.errors import DecodeError, HandlerCancelledError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import AfterBatch, Messages, batch_of
 from aiostream_kafka.processing.dead_letter import dispatch
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, locate, remedy
 
@@ -311,6 +312,15 @@ class Listener:
                 if is_fatal(error):
                     raise
                 await self._failed(consumer, tp, route, messages, error, where)
+                return
+            except asyncio.CancelledError as cancelled:
+                if being_cancelled():
+                    raise
+                failure = HandlerCancelledError(
+                    f"{route.topic.route.handler_name} raised CancelledError, but nothing cancelled it"
+                )
+                failure.__cause__ = cancelled
+                await self._failed(consumer, tp, route, messages, failure, where)
                 return
             finally:
                 self._current.pop(tp, None)
