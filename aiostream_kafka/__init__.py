@@ -12,6 +12,7 @@ from aiostream_kafka.errors import (
     EncodeError,
     HandlerCancelledError,
     NotRunningError,
+    ProcessingTimeoutError,
     UnknownClusterError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
@@ -45,6 +46,7 @@ __all__ = [
     "Monitor",
     "NotRunningError",
     "OpenTelemetryListener",
+    "ProcessingTimeoutError",
     "Producer",
     "ProducerRecord",
     "ProducerRegistry",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -49,6 +50,8 @@ class App:
     ``kafka``, ``primary`` names which of ``clusters`` is the primary. Events are logged
     (``log_events``) and traced and measured through OpenTelemetry (``opentelemetry``: True
     for the global providers, an ``OpenTelemetryListener`` for your own, False for none).
+    A batch whose handler has run ``slow_batch_after`` seconds is reported (``batch.slow``)
+    and its partition set aside, so that its listener's other partitions keep flowing.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class App:
         shutdown_timeout: float = 30.0,
         revoke_timeout: float = 10.0,
         statistics_interval: float | None = 5.0,
+        slow_batch_after: float | None = 30.0,
         restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
         retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
         producer_format: str = "json",
@@ -85,6 +89,10 @@ class App:
             raise ConfigError(
                 f"App(statistics_interval=...) must be positive seconds or None, not {statistics_interval!r}"
             )
+        if slow_batch_after is not None and not 0 < slow_batch_after < math.inf:
+            raise ConfigError(
+                f"App(slow_batch_after=...) must be positive seconds or None, not {slow_batch_after!r}"
+            )
         if producer_format not in FORMATS:
             raise ConfigError(
                 f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
@@ -95,6 +103,7 @@ class App:
         self.shutdown_timeout = shutdown_timeout
         self.revoke_timeout = revoke_timeout
         self.statistics_interval = statistics_interval
+        self.slow_batch_after = slow_batch_after
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
         self.producer_format = producer_format
@@ -219,6 +228,7 @@ class App:
                 retry_backoff=self.retry_backoff,
                 revoke_timeout=self.revoke_timeout,
                 statistics_interval=self.statistics_interval,
+                slow_batch_after=self.slow_batch_after,
             )
             for group in topology.subscription_groups
         ]

@@ -46,6 +46,11 @@ class HandlerCancelledError(AiostreamKafkaError, RuntimeError):
     awaited, say): a failure of that batch like any other, never a reason to stop consuming."""
 
 
+class ProcessingTimeoutError(AiostreamKafkaError, TimeoutError):
+    """A batch's handler ran past its route's ``processing_timeout`` and was cancelled: a
+    failure of that batch, retried or dead-lettered by the route's policy."""
+
+
 class DecodeError(AiostreamKafkaError, ValueError):
     """A message payload that does not decode into the route's payload type."""
 

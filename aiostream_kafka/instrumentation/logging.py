@@ -18,6 +18,7 @@ _LEVELS = {
     "listener.crashed": logging.ERROR,
     "batch.failed": logging.ERROR,
     "fetch.failed": logging.ERROR,
+    "batch.slow": logging.WARNING,
     "fetch.recovered": logging.INFO,
     "produce.failed": logging.ERROR,
     "error.occurred": logging.ERROR,

@@ -31,6 +31,7 @@ EVENTS = frozenset(
         "batch.received",
         "batch.processed",
         "batch.failed",
+        "batch.slow",
         "fetch.failed",
         "fetch.recovered",
         "offsets.committed",

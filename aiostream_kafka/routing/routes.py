@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ class RouteOptions(TypedDict, total=False):
     retry: Retry
     dead_letter_queue: DeadLetterQueue
     manual_offset_management: bool
+    processing_timeout: float
     config: TopicConfig
 
 
@@ -132,6 +134,11 @@ def _check(route: Route) -> None:
             f"{where}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), "
             f"not {route.dead_letter_queue!r}"
         )
+    timeout = route.processing_timeout
+    if timeout is not None and (
+        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < math.inf
+    ):
+        raise ConfigError(f"{where}: processing_timeout must be positive seconds or None, not {timeout!r}")
     if route.config is not None and not isinstance(route.config, TopicConfig):
         raise ConfigError(f"{where}: config= takes aiostream_kafka.TopicConfig(...), not {route.config!r}")
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:

@@ -15,6 +15,8 @@ retried: they stop the listener and the Supervisor lets them through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.diagnosis import connection_error
-from aiostream_kafka.errors import DecodeError, HandlerCancelledError
+from aiostream_kafka.errors import DecodeError, HandlerCancelledError, ProcessingTimeoutError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import AfterBatch, Messages, batch_of
 from aiostream_kafka.processing.dead_letter import dispatch
@@ -76,6 +78,15 @@ class _Route:
     policy: FailurePolicy
     instance: Consumer | None
 
+    @property
+    def timeout(self) -> float | None:
+        return self.topic.route.processing_timeout
+
+
+#: The pause token of a partition set aside while a slow batch runs (see _set_aside_slow).
+_SET_ASIDE = object()
+_NO_LIMIT = contextlib.nullcontext()
+
 
 async def _together(here: Awaitable[None], beside: list[Coroutine[Any, Any, None]]) -> None:
     """Run ``here`` in this task and ``beside`` in tasks of their own, until all are done.
@@ -113,6 +124,7 @@ class Listener:
         retry_backoff: Backoff,
         revoke_timeout: float = 10.0,
         statistics_interval: float | None = 5.0,
+        slow_batch_after: float | None = 30.0,
     ) -> None:
         self.group = group
         self._app = app
@@ -122,6 +134,7 @@ class Listener:
         self._retry_backoff = retry_backoff
         self._revoke_timeout = revoke_timeout
         self._statistics_interval = statistics_interval
+        self._slow_batch_after = slow_batch_after
         self._server = group.cluster.settings.bootstrap_servers[0]
         self._tags = {
             "cluster": group.cluster.name,
@@ -130,7 +143,6 @@ class Listener:
         }
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
-        self._in_batch = False
         self._reset()
         #: Set once the listener has polled; the Supervisor uses it to reset its backoff.
         self.healthy = False
@@ -153,11 +165,21 @@ class Listener:
         self._last_commit: float | None = None
         self._consumer: ConsumerClient | None = None
         self._background: anyio.abc.TaskGroup | None = None
+        self._started: dict[TopicPartition, float] = {}  # when the batch in hand began (monotonic)
+        self._slow: set[TopicPartition] = set()  # batches in hand already reported slow
+        # The poll loop hands over to a new one when a batch holds it up (see _set_aside_slow):
+        self._poller: object = None  # the loop that may poll
+        self._polling: anyio.CancelScope | None = None  # around the poller's getmany
+        self._loops = 0
+        self._loops_ended = anyio.Event()
+        self._limiter = anyio.CapacityLimiter(self._concurrency)
 
     def request_stop(self) -> None:
         """Stop after the batches in hand; a listener waiting on Kafka stops at once."""
         self._stopping = True
-        if self._scope is not None and not self._in_batch:
+        if self._polling is not None:
+            self._polling.cancel()
+        elif self._scope is not None and not self._in_flight:
             self._scope.cancel()
 
     # --- the loop ------------------------------------------------------------------------
@@ -190,11 +212,16 @@ class Listener:
                 for instance in instances:
                     await instance.on_start()
                 self._monitor.emit("listener.started", **self._tags, topics=list(self._routes))
-                async with anyio.create_task_group() as self._background:
+                async with anyio.create_task_group() as background:
+                    self._background = background
                     if self._statistics_interval:
-                        self._background.start_soon(self._statistics, consumer, self._statistics_interval)
-                    await self._loop(consumer)
-                    self._background.cancel_scope.cancel()
+                        background.start_soon(self._statistics, consumer, self._statistics_interval)
+                    if self._slow_batch_after:
+                        background.start_soon(self._watch_slow_batches, consumer, self._slow_batch_after)
+                    self._poller = token = object()
+                    await self._run_loop(consumer, token)
+                    await self._loops_ended.wait()  # loops set aside finish their batches
+                    background.cancel_scope.cancel()
         finally:
             self._scope = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
@@ -216,27 +243,42 @@ class Listener:
         instance.bind(self._app, topic.name, topic.cluster.name, self)
         return _Route(topic, instance.consume, policy, instance)
 
-    async def _loop(self, consumer: ConsumerClient) -> None:
-        limiter = anyio.CapacityLimiter(self._concurrency)
+    async def _run_loop(self, consumer: ConsumerClient, token: object) -> None:
+        self._loops += 1
+        try:
+            await self._loop(consumer, token)
+        finally:
+            self._loops -= 1
+            if not self._loops:
+                self._loops_ended.set()
+
+    async def _loop(self, consumer: ConsumerClient, token: object) -> None:
+        """Poll, process, commit, for as long as this loop is the poller (``token``)."""
+        limiter = self._limiter
         max_records = self.group.max_messages * self._concurrency
-        while not self._stopping:
-            try:
-                records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
-            except Exception as error:
-                failure = locate(error)
-                if failure is None:
-                    raise
-                records = await self._unreadable_partition(consumer, failure)
-            else:
-                if self._unreadable and records:
-                    self._readable_again(records)
+        while not self._stopping and self._poller is token:
+            with anyio.CancelScope() as self._polling:
+                try:
+                    records = await consumer.getmany(
+                        timeout_ms=self.group.max_wait_ms, max_records=max_records
+                    )
+                except Exception as error:
+                    failure = locate(error)
+                    if failure is None:
+                        raise
+                    records = await self._unreadable_partition(consumer, failure)
+                else:
+                    if self._unreadable and records:
+                        self._readable_again(records)
+            self._polling = None
+            if self._stopping or self._poller is not token:
+                return  # a stop cancelled the poll (what it had fetched comes again next time)
             self.healthy = True
             if not records:
                 await self._commit_skipped(consumer)
                 continue
             for tp, polled in records.items():
                 self._handed[tp] = polled[-1].offset + 1
-            self._in_batch = True
             try:
                 self._in_flight.update({tp: anyio.Event() for tp in records})
                 # Each turn of the event loop the work waits for costs latency (other tasks'
@@ -254,9 +296,10 @@ class Listener:
                     )
                 await self._commit(consumer)
             finally:
-                self._in_batch = False
                 for tp in records:
                     self._in_flight.pop(tp, None)
+                    if self._pause_tokens.get(tp) is _SET_ASIDE:  # nothing else paused it since
+                        self._resume(consumer, tp)
 
     async def _partition(
         self,
@@ -302,12 +345,12 @@ class Listener:
             )
             began = time.perf_counter()
             self._current[tp] = messages
+            self._started[tp] = time.monotonic()
             try:
-                if limiter is None:
+                if limiter is None and route.timeout is None:
                     await route.invoke(messages)
                 else:
-                    async with limiter:
-                        await route.invoke(messages)
+                    await self._invoke_bounded(route, messages, limiter)
             except Exception as error:
                 if is_fatal(error):
                     raise
@@ -324,6 +367,8 @@ class Listener:
                 return
             finally:
                 self._current.pop(tp, None)
+                self._started.pop(tp, None)
+                self._slow.discard(tp)
             route.policy.succeeded(tp.partition)
             self._positions[tp] = chunk[-1].offset + 1
             self._processed += len(live)
@@ -355,6 +400,20 @@ class Listener:
                 return
             if start + size < len(records):
                 await self._commit(consumer, only=[tp])
+
+    async def _invoke_bounded(
+        self, route: _Route, messages: Messages[Any], limiter: anyio.CapacityLimiter | None
+    ) -> None:
+        """The handler, after its turn under the limiter, within the route's processing_timeout."""
+        async with limiter if limiter is not None else _NO_LIMIT:
+            with anyio.move_on_after(route.timeout if route.timeout is not None else math.inf) as scope:
+                await route.invoke(messages)
+            if scope.cancel_called:  # even if the handler swallowed the cancellation and returned
+                raise ProcessingTimeoutError(
+                    f"{route.topic.route.handler_name} took longer than processing_timeout="
+                    f"{route.timeout}s on {messages.topic}[{messages.partition}] at offset "
+                    f"{messages.first_offset}"
+                )
 
     def _messages(
         self, route: _Route, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -561,6 +620,47 @@ class Listener:
 
     def is_revoked(self, topic: str, partition: int) -> bool:
         return TopicPartition(topic, partition) in self._revoked
+
+    # --- slow batches --------------------------------------------------------------------
+
+    async def _watch_slow_batches(self, consumer: ConsumerClient, after: float) -> None:
+        """Report every batch in hand for longer than ``after`` seconds, once, and set aside
+        the partitions holding up the poller, so that the others keep flowing."""
+        while True:
+            await anyio.sleep(min(1.0, after / 4))
+            now = time.monotonic()
+            slow = {tp for tp, began in self._started.items() if now - began >= after} - self._slow
+            for tp in sorted(slow):
+                self._slow.add(tp)
+                batch = self._current.get(tp)
+                self._monitor.emit(
+                    "batch.slow",
+                    **self._tags,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=batch.first_offset if batch is not None else None,
+                    duration=round(now - self._started.get(tp, now), 3),
+                    handler=self._routes[tp.topic].topic.route.handler_name,
+                )
+            # A slow partition not set aside yet belongs to the poller's poll: it holds it up.
+            if any(self._pause_tokens.get(tp) is not _SET_ASIDE for tp in slow) and self._background:
+                self._set_aside_slow(consumer, self._background)
+
+    def _set_aside_slow(self, consumer: ConsumerClient, background: anyio.abc.TaskGroup) -> None:
+        """Leave the poll in hand to its loop and start a new poller beside it.
+
+        The poll's unfinished partitions are paused, so that the new poller fetches only the
+        others; the old loop ends after its poll (committing it), resuming them unless
+        something else paused them meanwhile (a retry, the handler).
+        """
+        unfinished = [tp for tp, done in self._in_flight.items() if not done.is_set()]
+        for tp in unfinished:
+            if self._pause_tokens.get(tp) is _SET_ASIDE:
+                continue  # an earlier poll's, set aside already
+            consumer.pause(tp)
+            self._pause_tokens[tp] = _SET_ASIDE
+        self._poller = token = object()
+        background.start_soon(self._run_loop, consumer, token)
 
     # --- statistics ----------------------------------------------------------------------
 
