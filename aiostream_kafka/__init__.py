@@ -10,6 +10,7 @@ from aiostream_kafka.errors import (
     DecodeError,
     EncodeError,
     NotRunningError,
+    ProduceError,
     UnknownClusterError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
@@ -41,6 +42,7 @@ __all__ = [
     "Monitor",
     "NotRunningError",
     "OpenTelemetryListener",
+    "ProduceError",
     "Producer",
     "ProducerRecord",
     "ProducerRegistry",
