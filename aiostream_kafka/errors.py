@@ -48,6 +48,11 @@ class ClusterConnectionError(AiostreamKafkaError, ConnectionError):
         return error
 
 
+class ClusterUnreachableError(ClusterConnectionError):
+    """A cluster that is away: nothing listens at its address, its name does not resolve, or it
+    did not answer in time. The message names it, its servers and which of these it was."""
+
+
 class ProduceError(AiostreamKafkaError, KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     """A message that was not produced, naming the cluster, the topic and why.
 

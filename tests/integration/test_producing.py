@@ -6,11 +6,12 @@ import asyncio
 
 import msgspec
 import pytest
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
 from aiostream_kafka import App, NotRunningError, ProduceError, ProducerRecord, UnknownClusterError
 from aiostream_kafka.admin import TopicSpec
-from tests.helpers import Events, eventually, read_all
+from aiostream_kafka.errors import ClusterUnreachableError
+from tests.helpers import Events, eventually, free_port, read_all
 
 
 class Click(msgspec.Struct):
@@ -208,3 +209,29 @@ async def test_a_message_over_the_topics_max_message_bytes_names_the_topic_setti
     assert [e["error"] for e in failed[:2]] == [raised.value, many.value]
     assert "refused the batch holding the message as larger than the topic allows" in str(failed[2]["error"])
     assert await read_all(primary, topic_name) == [b"fits"]
+
+
+async def test_a_send_to_a_cluster_nothing_listens_for_says_it_refused_and_names_the_topic(
+    primary: str, topic_name: str
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    app = App("away", kafka={"bootstrap_servers": primary}, clusters={"gone": {"bootstrap_servers": address}})
+    async with app.running():  # a cluster that is down does not stop the start
+        gone = app.producers["gone"]
+        sends = [
+            lambda: gone.produce(topic_name, b"x"),
+            lambda: gone.produce_nowait(topic_name, b"x"),
+            lambda: gone.produce_many([ProducerRecord(topic_name, b"x")]),
+        ]
+        for send in sends:
+            with pytest.raises(ClusterUnreachableError) as raised:
+                await send()
+
+            message = str(raised.value)
+            assert message.startswith(
+                f"cannot connect to cluster 'gone' ({address}, PLAINTEXT): connection refused at {address}: "
+                "nothing listens there"
+            )
+            assert message.endswith(f"; while producing to topic {topic_name!r}")
+            assert raised.value.topic == topic_name
+            assert isinstance(raised.value.__cause__.__cause__, KafkaConnectionError)  # the chain, kept
