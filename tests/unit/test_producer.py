@@ -9,10 +9,11 @@ from typing import Any
 import msgspec
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import RecordMetadata
 
-from aiostream_kafka import App, Event, ProduceError, ProducerRecord
+from aiostream_kafka import App, DeadLetterQueue, Event, Message, ProduceError, ProducerRecord
+from aiostream_kafka.processing.dead_letter import dispatch
 from aiostream_kafka.producing.producer import Producer
 
 
@@ -23,10 +24,11 @@ class Click(msgspec.Struct):
 class FakeKafka:
     """Records every send; deliveries resolve when the test says so (``deliver``)."""
 
-    def __init__(self, fail_send_on: bytes | None = None) -> None:
+    def __init__(self, fail_send_on: bytes | None = None, failure: BaseException | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
         self.deliveries: list[asyncio.Future[RecordMetadata]] = []
         self.fail_send_on = fail_send_on
+        self.failure = failure or KafkaTimeoutError("buffer full")
 
     async def send(
         self,
@@ -38,7 +40,7 @@ class FakeKafka:
         headers: list[tuple[str, bytes | None]] | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         if value is not None and value == self.fail_send_on:
-            raise KafkaTimeoutError("buffer full")
+            raise self.failure
         self.sent.append(
             {"topic": topic, "value": value, "key": key, "partition": partition, "headers": headers}
         )
@@ -133,6 +135,52 @@ async def test_a_topic_name_no_broker_accepts_is_refused_at_once_on_every_path_a
 
     assert kafka.sent == []
     assert [e["topic"] for e in seen] == [topic] * len(sends)
+
+
+async def test_a_dead_letter_topic_no_broker_accepts_fails_the_dispatch_at_once() -> None:
+    kafka = FakeKafka()
+    producer, _ = producer_with(kafka)
+    message: Message[Any] = Message(topic="orders", partition=0, offset=7, key=None, value=b"{}")
+
+    with pytest.raises(ProduceError, match=r"^cannot produce to topic 'orders/dlq' on cluster 'primary'"):
+        await dispatch(
+            producer, DeadLetterQueue("orders/dlq"), message, error=ValueError(), attempts=1, group_id="g"
+        )
+
+    assert kafka.sent == []
+
+
+async def test_a_job_on_a_topic_no_broker_accepts_fails_at_enqueue_naming_it() -> None:
+    app = App("jobs", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, opentelemetry=False)
+
+    @app.job(topic="jobs default")
+    async def send_email(to: str) -> None:
+        raise AssertionError("never enqueued, never run")
+
+    async with app.testing() as testing:
+        with pytest.raises(
+            ProduceError, match=r"^cannot produce to topic 'jobs default' on cluster 'primary'"
+        ):
+            await send_email.enqueue(to="ann@example.com")
+
+        assert testing.produced("jobs default") == []
+
+
+async def test_a_topic_the_cluster_does_not_have_says_so_after_aiokafkas_wait() -> None:
+    missing = UnknownTopicOrPartitionError()
+    producer, _ = producer_with(FakeKafka(fail_send_on=b"x", failure=missing))
+
+    with pytest.raises(ProduceError) as raised:
+        await producer.produce("orders", b"x")
+
+    assert str(raised.value) == (
+        "cannot produce to topic 'orders' on cluster 'primary' (127.0.0.1:1): the cluster has no such "
+        "topic (or none of its partitions has a leader) and did not create it within the producer's "
+        "request_timeout_ms; create it, or check that this is its cluster "
+        "[[Error 3] UnknownTopicOrPartitionError]"
+    )
+    assert raised.value.__cause__ is missing
+    assert raised.value.retriable  # aiokafka's own verdict: the topic may appear
 
 
 async def test_a_topic_name_of_249_allowed_characters_is_sent() -> None:
