@@ -5,7 +5,9 @@ Every error a user can cause names the thing to fix: the route, the cluster, the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
@@ -70,6 +72,12 @@ class ProduceError(AiostreamKafkaError, KafkaError):  # type: ignore[misc]  # ai
 
     def __str__(self) -> str:  # KafkaError would put the class name first
         return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle (to another process) with the keywords
+        rebuild = functools.partial(
+            type(self), cluster=self.cluster, topic=self.topic, retriable=self.retriable
+        )
+        return rebuild, self.args
 
 
 class NotRunningError(AiostreamKafkaError, RuntimeError):

@@ -4,6 +4,7 @@ the events per message, and how ``produce_many`` accounts for every message."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from typing import Any
 
 import msgspec
@@ -105,6 +106,19 @@ async def test_a_failed_send_raises_a_produce_error_naming_cluster_and_topic_cau
     assert isinstance(error.__cause__, KafkaTimeoutError)
     assert isinstance(error, KafkaError)  # what `except KafkaError` caught before still catches it
     assert [(e.name, e["topic"], e["error"]) for e in seen] == [("produce.failed", "clicks", error)]
+
+
+def test_a_produce_error_survives_pickling_with_what_it_names() -> None:
+    error = ProduceError("cannot produce", cluster="primary", topic="clicks", retriable=True)
+
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert (str(copy), copy.cluster, copy.topic, copy.retriable) == (
+        "cannot produce",
+        "primary",
+        "clicks",
+        True,
+    )
 
 
 INVALID_NAMES = ["", "clicks/eu", "clicks eu", ".", "..", "c" * 250, "clicks\n"]
