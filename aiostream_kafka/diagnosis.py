@@ -47,9 +47,10 @@ async def connection_error(
     ``ClusterUnreachableError`` when the cluster is away, naming how."""
     reason = await likely_reason(cluster, within=within)
     kind = ClusterUnreachableError if reason.away else ClusterConnectionError
+    cause = str(error) or type(error).__name__
     failure = kind(
         f"cannot connect to cluster {cluster.name!r} ({cluster.bootstrap_servers}, "
-        f"{cluster.settings.identity['security_protocol']}): {reason.text} [{error or type(error).__name__}]"
+        f"{cluster.settings.identity['security_protocol']}): {reason.text} [{cause}]"
     )
     failure.listening = reason.listening
     return failure
