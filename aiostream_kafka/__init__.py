@@ -13,6 +13,7 @@ from aiostream_kafka.errors import (
     HandlerCancelledError,
     NotRunningError,
     ProcessingTimeoutError,
+    ProduceError,
     UnknownClusterError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
@@ -47,6 +48,7 @@ __all__ = [
     "NotRunningError",
     "OpenTelemetryListener",
     "ProcessingTimeoutError",
+    "ProduceError",
     "Producer",
     "ProducerRecord",
     "ProducerRegistry",

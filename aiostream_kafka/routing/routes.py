@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -16,11 +15,10 @@ from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Handler, Route, TopicConfig
+from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
 class RouteOptions(TypedDict, total=False):
@@ -64,10 +62,8 @@ class Routes:
         """Route ``topic`` to a ``Consumer`` subclass or an ``async def`` handler."""
         if self._frozen_reason:
             raise ConfigError(f"cannot add a route for topic {topic!r}: {self._frozen_reason}")
-        if not isinstance(topic, str) or not _TOPIC_NAME.match(topic):
-            raise ConfigError(
-                f"route for topic {topic!r}: a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -"
-            )
+        if not is_topic_name(topic):
+            raise ConfigError(f"route for topic {topic!r}: {TOPIC_NAME_RULE}")
         unknown = set(options) - set(RouteOptions.__annotations__)
         if unknown:
             name = sorted(unknown)[0]

@@ -172,9 +172,12 @@ def test_initial_offset_must_be_earliest_or_latest(initial_offset: str) -> None:
 # --- topic names -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ["", "orders/eu", "orders eu", "o" * 250, "ordres!"])
+@pytest.mark.parametrize("topic", ["", "orders/eu", "orders eu", "o" * 250, "ordres!", ".", "..", "orders\n"])
 def test_a_topic_name_kafka_would_refuse_is_rejected_naming_it(topic: str) -> None:
-    expected = f"route for topic {topic!r}: a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -"
+    expected = (
+        f"route for topic {topic!r}: "
+        "a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -, other than '.' and '..'"
+    )
 
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
         Routes().topic(topic, handler=handle)
