@@ -146,6 +146,9 @@ class Listener:
         self._reset()
         #: Set once the listener has polled; the Supervisor uses it to reset its backoff.
         self.healthy = False
+        #: What was processed but could not be committed (the group moved on): kept across
+        #: rebalances and restarts, so that a partition that comes back is not processed twice.
+        self._uncommitted: dict[TopicPartition, int] = {}
 
     def _reset(self) -> None:
         self._routes: dict[str, _Route] = {}
@@ -366,6 +369,7 @@ class Listener:
                 await self._failed(consumer, tp, route, messages, failure, where)
                 return
             finally:
+                messages.close()
                 self._current.pop(tp, None)
                 self._started.pop(tp, None)
                 self._slow.discard(tp)
@@ -477,7 +481,7 @@ class Listener:
             )
             return
 
-        culprit = next(m for m in messages if m.offset == decision.offset)
+        culprit = messages.as_received(decision.offset)
         queue = route.topic.route.dead_letter_queue
         assert queue is not None
         if decision.action == "dispatch":
@@ -703,10 +707,16 @@ class Listener:
         except KafkaError as error:
             # The group moved on (or the cluster is away): whoever owns these partitions next
             # starts from the last commit and sees these messages again; at-least-once holds.
+            # If they come back to this listener, it skips what it had done (on_assigned).
+            for tp, offset in offsets.items():
+                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
             self._monitor.emit("error.occurred", **self._tags, type="commit", error=error)
             return
         self._last_commit = time.time()
         self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            if self._uncommitted.get(tp, offset) <= offset:
+                self._uncommitted.pop(tp, None)
         for tp, offset in offsets.items():
             dead = self._dead.get(tp)
             if dead:
@@ -779,9 +789,23 @@ class Listener:
             "partitions.revoked", **self._tags, partitions=_names(revoked), abandoned=abandoned
         )
 
-    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_assigned(self, consumer: ConsumerClient, assigned: set[TopicPartition]) -> None:
+        """Take the partitions, moving past what this listener processed but could not commit."""
         self._revoked -= assigned
-        self._monitor.emit("partitions.assigned", **self._tags, partitions=_names(assigned))
+        resumed: dict[str, int] = {}
+        for tp in sorted(assigned & self._uncommitted.keys()):
+            done = self._uncommitted.pop(tp)
+            try:
+                committed = await consumer.committed(tp)
+            except KafkaError:
+                continue  # not known: process again (at-least-once)
+            if committed is None or committed < done:  # nobody got further meanwhile
+                consumer.seek(tp, done)
+                self._done[tp] = done
+                resumed[f"{tp.topic}/{tp.partition}"] = done
+        self._monitor.emit(
+            "partitions.assigned", **self._tags, partitions=_names(assigned), resumed_after_failed_commit=resumed
+        )
 
     async def _quietly(self, hook: Awaitable[None]) -> None:
         """Run a user hook whose failure must not stop the listener; report it instead."""
@@ -803,7 +827,7 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._listener.on_revoked(self._consumer, revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._listener.on_assigned(assigned)
+        await self._listener.on_assigned(self._consumer, assigned)
 
 
 def _names(partitions: Iterable[TopicPartition]) -> list[str]:

@@ -4,6 +4,7 @@ suite's accounting line, and consumption never stops silently."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -132,3 +133,33 @@ async def test_a_batch_past_its_processing_timeout_is_cancelled_and_retried(
     assert len(failures) == len(timed_out) > 0
     assert all(isinstance(e["error"], ProcessingTimeoutError) for e in failures)
     assert "took longer than processing_timeout=0.5s" in str(failures[0]["error"])
+
+
+async def test_a_handler_that_blocks_the_event_loop_past_the_session_costs_no_duplicates(
+    primary: str, topic_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """time.sleep in a handler stops heartbeats: the group evicts the member and its commits
+    fail; when it gets its partitions back, what it had processed is not processed again."""
+    count = 60
+    produced = await produce_workload(primary, topic_name, count, 3)
+    sink = Sink(tmp_path / "sink.db")
+    app = App(
+        "blocking",
+        kafka={"bootstrap_servers": primary, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000},
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+    )
+    events = Events(app)
+
+    @app.route(topic_name, payload=Item, max_messages=10)
+    async def handle(messages: Messages[Item]) -> None:
+        time.sleep(3)  # noqa: ASYNC251 -- the point: a poll of 3 partitions blocks 9 s, past the session
+        sink.record([(m.payload.id, m.partition, m.offset, "blocking") for m in messages])
+
+    async with app.running():
+        await eventually(lambda: sink.count() == count, within=300, what="every message")
+
+    report = Report.of("loop-blocking-handler", produced, sink)
+    report.write(capsys)
+    assert report.lost == 0
+    assert events.count("error.occurred", type="commit") >= 1  # the eviction happened
+    assert report.duplicates == 0
