@@ -19,7 +19,6 @@ from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
-from aiostream_kafka.instrumentation.redaction import redact_secrets
 from aiostream_kafka.jobs.registry import Jobs
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
@@ -133,7 +132,6 @@ class App:
         self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
         self._task: asyncio.Task[None] | None = None
-        self._unredact: Callable[[], None] = lambda: None
         self._ended = anyio.Event()
         #: A fatal error (MemoryError, ...) that ended the Supervisor; ``run()`` re-raises it.
         self.failure: BaseException | None = None
@@ -211,7 +209,6 @@ class App:
             raise NotRunningError(f"the app is already {self.state}; stop it before starting it again")
         topology = self.topology
         self.state = "starting"
-        self._unredact = redact_secrets(s for c in topology.clusters.values() for s in c.settings.secrets())
         self._ended = anyio.Event()
         self.failure = None
         self._producers = ProducerRegistry(
@@ -273,7 +270,6 @@ class App:
                 await self._admin.close()
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary)
-        self._unredact()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[App]:

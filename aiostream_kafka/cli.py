@@ -31,6 +31,7 @@ from aiostream_kafka.__about__ import __version__
 from aiostream_kafka.admin.migration import migrate, plan
 from aiostream_kafka.app import App
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.instrumentation import redaction
 from aiostream_kafka.jobs import Job
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import Topology
@@ -46,6 +47,10 @@ WORKER_LOG_FORMAT = "%(asctime)s %(levelname)-7s [worker-{number}] %(name)s: %(m
 #: Beyond the app's shutdown_timeout, what a worker's stop may take: the last commit,
 #: leaving the group, flushing and closing producers.
 STOP_MARGIN = 10.0
+
+# Every command may log a secret (aiokafka's DEBUG request log, a traceback), and the user's
+# module may configure logging as it imports: mask from here on, before any of that.
+redaction.install()
 
 
 class CliError(Exception):

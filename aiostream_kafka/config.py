@@ -17,6 +17,7 @@ from typing import Any
 
 from aiostream_kafka import security
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.instrumentation.redaction import remember
 from aiostream_kafka.security import SASL_KEYS, SECRET_KEYS, TLS_KEYS
 
 #: Settings that say which cluster this is and who we are on it: two settings that agree
@@ -241,7 +242,9 @@ class KafkaSettings:
         identity["bootstrap_servers"] = _normalise_servers(identity.get("bootstrap_servers"), where)
         identity.setdefault("security_protocol", "PLAINTEXT")
         tls = security.check(identity, where)
-        return cls(**parts, tls=tls)
+        settings = cls(**parts, tls=tls)
+        remember(settings, settings.secrets())  # masked in every log line from now on, not at start
+        return settings
 
     @property
     def bootstrap_servers(self) -> tuple[str, ...]:
