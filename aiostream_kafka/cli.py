@@ -370,7 +370,7 @@ def _web_facts(app: App) -> dict[str, Any] | None:
 
 def _web(args: argparse.Namespace) -> int:
     """Serve the Web UI for the app's clusters (the app itself does not run here)."""
-    from aiostream_kafka.web.auth import TOKEN_ENV, BindError, check_bind
+    from aiostream_kafka.web.auth import TOKEN_ENV, BindError, check_bind, loopback_hosts
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
@@ -382,7 +382,8 @@ def _web(args: argparse.Namespace) -> int:
     except ImportError:
         raise CliError("the Web UI needs its extra: pip install 'aiostream-kafka[web]'") from None
     app = load_app(args.app)
-    web_app = app.web.asgi(token=token)
+    # Tokenless means loopback: answer only requests addressed to it (no DNS rebinding).
+    web_app = app.web.asgi(token=token, hosts=None if token else loopback_hosts(args.host, args.port))
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     uvicorn.run(web_app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
