@@ -14,7 +14,7 @@ import anyio
 from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.codecs import FORMATS
-from aiostream_kafka.config import Cluster, KafkaSettings
+from aiostream_kafka.config import Cluster, KafkaSettings, check_cluster_name
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
@@ -82,9 +82,9 @@ class App:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
         for setting, seconds in (("shutdown_timeout", shutdown_timeout), ("revoke_timeout", revoke_timeout)):
-            if seconds <= 0:
+            if not _positive_seconds(seconds):
                 raise ConfigError(f"App({setting}=...) must be positive seconds, not {seconds!r}")
-        if statistics_interval is not None and statistics_interval <= 0:
+        if statistics_interval is not None and not _positive_seconds(statistics_interval):
             raise ConfigError(
                 f"App(statistics_interval=...) must be positive seconds or None, not {statistics_interval!r}"
             )
@@ -322,8 +322,11 @@ class App:
 def _clusters(
     kafka: Mapping[str, Any] | None, clusters: Mapping[str, Mapping[str, Any]], primary: str
 ) -> tuple[Cluster, dict[str, Cluster]]:
+    check_cluster_name(primary, "App(primary=...)")
     named = {
-        name: Cluster(name, KafkaSettings.parse(settings, where=f"cluster {name!r}"))
+        check_cluster_name(name, "App(clusters=...)"): Cluster(
+            name, KafkaSettings.parse(settings, where=f"cluster {name!r}")
+        )
         for name, settings in clusters.items()
     }
     if kafka is not None:
@@ -338,6 +341,11 @@ def _clusters(
     raise ConfigError(
         "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
     )
+
+
+def _positive_seconds(value: object) -> bool:
+    """A number of seconds above zero: not nan (which compares false to everything), not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _unwrap(error: BaseException | None) -> BaseException | None:
