@@ -47,8 +47,14 @@ class DeadLetterQueue:
             or self.max_retries < 0
         ):
             raise ConfigError(f"DeadLetterQueue(max_retries={self.max_retries!r}): need a whole number >= 0")
-        if self.topic is not None and (not isinstance(self.topic, str) or not self.topic):
-            raise ConfigError(f"DeadLetterQueue(topic={self.topic!r}): a topic name, or None to skip")
+        # The rule routes use; imported here because routes import this module.
+        from aiostream_kafka.routing.routes import _TOPIC_NAME
+
+        if self.topic is not None and (not isinstance(self.topic, str) or not _TOPIC_NAME.match(self.topic)):
+            raise ConfigError(
+                f"DeadLetterQueue(topic={self.topic!r}): a topic name is 1 to 249 of the characters "
+                f"a-z A-Z 0-9 . _ -, or None to skip"
+            )
         check_exception_types(self.dispatch_on, f"DeadLetterQueue(dispatch_on={self.dispatch_on!r})")
         if self.cluster is not None and (not isinstance(self.cluster, str) or not self.cluster):
             raise ConfigError(
