@@ -434,7 +434,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--heartbeat-timeout and --startup-timeout apply to workers: add --processes N")
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     app = load_app(args.app)
-    app.topology  # noqa: B018 - settings and routes are checked here, before anything connects
+    nothing = _nothing_to_consume(app)  # settings and routes are checked here, before anything connects
+    if nothing:
+        raise CliError(nothing)
     if args.check:
         for note in anyio.run(lambda: app.check(within=args.check_timeout)):
             print(note)
@@ -445,6 +447,20 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # a Ctrl-C before the app's own signal handling is in place
         return 130
     return 0
+
+
+def _nothing_to_consume(app: App) -> str | None:
+    """Why ``run`` would start and stop at once, saying nothing: no active route to consume."""
+    topology = app.topology
+    if topology.subscription_groups:
+        return None
+    inactive = len(topology.inactive)
+    what = f"all {inactive} of its routes are inactive (active=False)" if inactive else "it has no routes"
+    return (
+        f"app {app.name!r} has nothing to consume: {what} and no jobs to consume; declare one with "
+        f'@app.route("topic"), app.routes.topic(...) or app.jobs.consume("topic"). An app that only '
+        f"produces is used from your own code, not run by aiostream-kafka run"
+    )
 
 
 def _run_workers(app: App, args: argparse.Namespace) -> int:
