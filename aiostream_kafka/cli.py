@@ -4,7 +4,8 @@ Apps are named the way uvicorn names them, ``module:attribute`` (``examples.mult
 imported from the current directory. Mistakes in that path or in the app's settings are
 reported in one line on stderr with exit status 2, never as a traceback: they are the
 user's to fix, and the message says what to fix. Any other exception raised by the user's
-module keeps its traceback, because there the traceback is what points at the bug.
+module keeps its traceback (exit 1), because there the traceback is what points at the
+bug; any secret the app declared is masked in it, as in every log line.
 
 ``run APP --processes N`` makes this process the parent of N workers (runtime/workers.py):
 the app is checked here, once, so that its mistakes are still one line and exit 2; each
@@ -620,4 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as error:  # a bug: its traceback, as Python shows it, but never a secret
+        print(redaction.masked("".join(traceback.format_exception(error))), file=sys.stderr, end="")
+        return FAILED
     return status

@@ -101,6 +101,12 @@ def remember(owner: object, secrets: Iterable[str]) -> None:
     SECRETS.remember(owner, secrets)
 
 
+def masked(text: str) -> str:
+    """``text`` with every secret known now masked (for what leaves the process but not as
+    a log record, such as the CLI's traceback of an uncaught error)."""
+    return mask(text, SECRETS.values)
+
+
 def install() -> None:
     """Make every log record pass through the masking (once; keeps any factory set before)."""
     current = logging.getLogRecordFactory()

@@ -412,6 +412,21 @@ def test_a_config_error_in_the_topology_is_one_line(
     assert err == "error: route for topic 'orders': no cluster named 'warehouse'; the app has: primary\n"
 
 
+def test_any_other_error_keeps_its_traceback_with_the_apps_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bug = "\nraise RuntimeError('analytics refused u/s3cret-5e6f')\n"  # after the app is declared
+    failing = EXAMPLE.replace("s3cret", "s3cret-5e6f") + bug
+    module = write_module(tmp_path, failing)
+
+    status, out, err = run_cli(capsys, "info", f"{module}:app")
+
+    assert (status, out) == (1, "")
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.endswith("RuntimeError: analytics refused u/***\n")
+    assert "s3cret-5e6f" not in err
+
+
 def test_a_config_error_while_importing_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
