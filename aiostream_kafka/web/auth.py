@@ -70,7 +70,7 @@ class TokenGuard:
                 return
             # Take the token out of the address (history, referrers), keep it in a cookie.
             rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-            location = same_origin(scope.get("root_path", "") + scope["path"]) + (f"?{rest}" if rest else "")
+            location = same_origin(_full_path(scope)) + (f"?{rest}" if rest else "")
             await _redirect(send, location, self._token.decode())
             return
         bearer = headers.get("authorization", "")
@@ -88,6 +88,14 @@ def same_origin(path: str) -> str:
     """``path`` as a redirect that stays on this server: percent-encoded (no tab or backslash
     a browser would drop or read as ``/``) and with one leading slash, never ``//host``."""
     return "/" + quote(path).lstrip("/")
+
+
+def _full_path(scope: Scope) -> str:
+    """The address the browser asked for: Starlette's Mount (and ASGI servers since) keep the
+    mount prefix (``root_path``) in ``path``; older ones gave only what follows it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path if not root or path == root or path.startswith(root + "/") else root + path
 
 
 def loopback_hosts(host: str, port: int) -> frozenset[str]:

@@ -248,6 +248,20 @@ async def test_the_token_redirect_never_leaves_this_server(address: str, locatio
     assert redirect.headers["location"] == location
 
 
+@pytest.mark.parametrize("path_has_the_mount", [True, False])  # Starlette's Mount; older servers
+async def test_mounted_the_token_redirect_goes_back_under_the_mount(path_has_the_mount: bool) -> None:
+    guarded = TokenGuard(hello, token="t0ken")
+
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:
+        path = "/kafka/errors" if path_has_the_mount else "/errors"
+        await guarded({**scope, "root_path": "/kafka", "path": path}, receive, send)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mounted), base_url="http://svc") as client:
+        redirect = await client.get("/kafka/errors?token=t0ken")
+
+    assert redirect.headers["location"] == "/kafka/errors"  # not /kafka/kafka/errors
+
+
 async def test_without_a_token_only_requests_addressed_to_loopback_are_answered() -> None:
     """A DNS-rebinding page (evil.example resolving to 127.0.0.1) sends its own name as Host."""
     guarded = HostGuard(hello, hosts=loopback_hosts("127.0.0.1", 8080))
