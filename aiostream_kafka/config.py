@@ -272,7 +272,7 @@ RULES: dict[str, Rule] = {
     "request_timeout_ms": _milliseconds(1),
     "retry_backoff_ms": _milliseconds(0),
     "group_id": _TEXT,
-    "auto_offset_reset": _choice(("earliest", "latest")),
+    "auto_offset_reset": _choice(("earliest", "latest")),  # route.INITIAL_OFFSETS (import cycle)
     "check_crcs": _BOOLEAN,
     "client_rack": _TEXT,
     "consumer_timeout_ms": _milliseconds(1),
@@ -324,7 +324,9 @@ def _checked(key: str, original: str, value: Any, where: str) -> Any:
     try:
         return rule.convert(value)
     except Refused:
-        raise ConfigError(f"{where}: {original} must be {rule.allowed}, not {value!r}") from None
+        # A secret of the wrong type is a secret all the same: say its type only.
+        shown = f"a value of type {type(value).__name__}" if key in SECRET_KEYS else repr(value)
+        raise ConfigError(f"{where}: {original} must be {rule.allowed}, not {shown}") from None
 
 
 def check_cluster_name(name: Any, where: str) -> str:

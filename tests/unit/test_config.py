@@ -337,6 +337,14 @@ def test_a_value_of_the_wrong_type_or_range_is_refused_naming_the_key_as_written
         parse_dotted({**SERVERS, key: value})
 
 
+def test_a_secret_of_the_wrong_type_is_refused_without_showing_it() -> None:
+    settings = {**SERVERS, "security.protocol": "SASL_SSL", "sasl.username": "u", "sasl.password": 84713}
+    expected = "App(kafka=...): sasl.password must be a non-empty string, not a value of type int"
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        parse_dotted(settings)
+
+
 def test_values_from_a_properties_file_become_what_aiokafka_takes() -> None:
     settings = parse_dotted(
         {
