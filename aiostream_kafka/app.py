@@ -81,17 +81,15 @@ class App:
             )
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
-        for setting, seconds in (("shutdown_timeout", shutdown_timeout), ("revoke_timeout", revoke_timeout)):
-            if not _positive_seconds(seconds):
-                raise ConfigError(f"App({setting}=...) must be positive seconds, not {seconds!r}")
-        if statistics_interval is not None and not _positive_seconds(statistics_interval):
-            raise ConfigError(
-                f"App(statistics_interval=...) must be positive seconds or None, not {statistics_interval!r}"
-            )
-        if slow_batch_after is not None and not 0 < slow_batch_after < math.inf:
-            raise ConfigError(
-                f"App(slow_batch_after=...) must be positive seconds or None, not {slow_batch_after!r}"
-            )
+        for setting, seconds, optional in (
+            ("shutdown_timeout", shutdown_timeout, False),
+            ("revoke_timeout", revoke_timeout, False),
+            ("statistics_interval", statistics_interval, True),
+            ("slow_batch_after", slow_batch_after, True),
+        ):
+            if not (optional and seconds is None) and not _positive_seconds(seconds):
+                allowed = "positive seconds or None" if optional else "positive seconds"
+                raise ConfigError(f"App({setting}=...) must be {allowed}, not {seconds!r}")
         if producer_format not in FORMATS:
             raise ConfigError(
                 f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
@@ -344,8 +342,9 @@ def _clusters(
 
 
 def _positive_seconds(value: object) -> bool:
-    """A number of seconds above zero: not nan (which compares false to everything), not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    """A finite number of seconds above zero: not nan (which compares false to everything, so
+    passed ``<= 0`` and made ``stop()`` raise), not infinity, not a bool or a string."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 def _unwrap(error: BaseException | None) -> BaseException | None:

@@ -219,8 +219,10 @@ def test_shutdown_timeout_must_be_positive() -> None:
         App("svc", kafka=PRIMARY, shutdown_timeout=0)
 
 
-@pytest.mark.parametrize("setting", ["shutdown_timeout", "revoke_timeout", "statistics_interval"])
-@pytest.mark.parametrize("seconds", [float("nan"), -1.0, "30", True])
+@pytest.mark.parametrize(
+    "setting", ["shutdown_timeout", "revoke_timeout", "statistics_interval", "slow_batch_after"]
+)
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0, "30", True])
 def test_timeouts_are_positive_numbers_of_seconds_and_nan_is_not_one(setting: str, seconds: Any) -> None:
     """nan compares false to everything: it passed ``<= 0`` and made ``stop()`` raise."""
     with pytest.raises(ConfigError, match=rf"^App\({setting}=\.\.\.\) must be positive seconds"):
