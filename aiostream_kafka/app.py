@@ -14,12 +14,11 @@ import anyio
 from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.codecs import FORMATS
-from aiostream_kafka.config import Cluster, KafkaSettings
+from aiostream_kafka.config import Cluster, KafkaSettings, check_cluster_name
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
-from aiostream_kafka.instrumentation.redaction import redact_secrets
 from aiostream_kafka.jobs.registry import Jobs
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
@@ -82,17 +81,15 @@ class App:
             )
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
-        for setting, seconds in (("shutdown_timeout", shutdown_timeout), ("revoke_timeout", revoke_timeout)):
-            if seconds <= 0:
-                raise ConfigError(f"App({setting}=...) must be positive seconds, not {seconds!r}")
-        if statistics_interval is not None and statistics_interval <= 0:
-            raise ConfigError(
-                f"App(statistics_interval=...) must be positive seconds or None, not {statistics_interval!r}"
-            )
-        if slow_batch_after is not None and not 0 < slow_batch_after < math.inf:
-            raise ConfigError(
-                f"App(slow_batch_after=...) must be positive seconds or None, not {slow_batch_after!r}"
-            )
+        for setting, seconds, optional in (
+            ("shutdown_timeout", shutdown_timeout, False),
+            ("revoke_timeout", revoke_timeout, False),
+            ("statistics_interval", statistics_interval, True),
+            ("slow_batch_after", slow_batch_after, True),
+        ):
+            if not (optional and seconds is None) and not _positive_seconds(seconds):
+                allowed = "positive seconds or None" if optional else "positive seconds"
+                raise ConfigError(f"App({setting}=...) must be {allowed}, not {seconds!r}")
         if producer_format not in FORMATS:
             raise ConfigError(
                 f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
@@ -133,7 +130,6 @@ class App:
         self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
         self._task: asyncio.Task[None] | None = None
-        self._unredact: Callable[[], None] = lambda: None
         self._ended = anyio.Event()
         #: A fatal error (MemoryError, ...) that ended the Supervisor; ``run()`` re-raises it.
         self.failure: BaseException | None = None
@@ -211,7 +207,6 @@ class App:
             raise NotRunningError(f"the app is already {self.state}; stop it before starting it again")
         topology = self.topology
         self.state = "starting"
-        self._unredact = redact_secrets(s for c in topology.clusters.values() for s in c.settings.secrets())
         self._ended = anyio.Event()
         self.failure = None
         self._producers = ProducerRegistry(
@@ -273,7 +268,6 @@ class App:
                 await self._admin.close()
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary)
-        self._unredact()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[App]:
@@ -326,8 +320,11 @@ class App:
 def _clusters(
     kafka: Mapping[str, Any] | None, clusters: Mapping[str, Mapping[str, Any]], primary: str
 ) -> tuple[Cluster, dict[str, Cluster]]:
+    check_cluster_name(primary, "App(primary=...)")
     named = {
-        name: Cluster(name, KafkaSettings.parse(settings, where=f"cluster {name!r}"))
+        check_cluster_name(name, "App(clusters=...)"): Cluster(
+            name, KafkaSettings.parse(settings, where=f"cluster {name!r}")
+        )
         for name, settings in clusters.items()
     }
     if kafka is not None:
@@ -342,6 +339,12 @@ def _clusters(
     raise ConfigError(
         "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
     )
+
+
+def _positive_seconds(value: object) -> bool:
+    """A finite number of seconds above zero: not nan (which compares false to everything, so
+    passed ``<= 0`` and made ``stop()`` raise), not infinity, not a bool or a string."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 def _unwrap(error: BaseException | None) -> BaseException | None:

@@ -804,7 +804,10 @@ class Listener:
                 self._done[tp] = done
                 resumed[f"{tp.topic}/{tp.partition}"] = done
         self._monitor.emit(
-            "partitions.assigned", **self._tags, partitions=_names(assigned), resumed_after_failed_commit=resumed
+            "partitions.assigned",
+            **self._tags,
+            partitions=_names(assigned),
+            resumed_after_failed_commit=resumed,
         )
 
     async def _quietly(self, hook: Awaitable[None]) -> None:

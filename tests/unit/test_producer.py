@@ -13,8 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import RecordMetadata
 
-from aiostream_kafka import App, DeadLetterQueue, Event, Message, ProduceError, ProducerRecord
-from aiostream_kafka.processing.dead_letter import dispatch
+from aiostream_kafka import App, Event, ProduceError, ProducerRecord
 from aiostream_kafka.producing.producer import Producer
 
 
@@ -149,19 +148,6 @@ async def test_a_topic_name_no_broker_accepts_is_refused_at_once_on_every_path_a
 
     assert kafka.sent == []
     assert [e["topic"] for e in seen] == [topic] * len(sends)
-
-
-async def test_a_dead_letter_topic_no_broker_accepts_fails_the_dispatch_at_once() -> None:
-    kafka = FakeKafka()
-    producer, _ = producer_with(kafka)
-    message: Message[Any] = Message(topic="orders", partition=0, offset=7, key=None, value=b"{}")
-
-    with pytest.raises(ProduceError, match=r"^cannot produce to topic 'orders/dlq' on cluster 'primary'"):
-        await dispatch(
-            producer, DeadLetterQueue("orders/dlq"), message, error=ValueError(), attempts=1, group_id="g"
-        )
-
-    assert kafka.sent == []
 
 
 async def test_a_job_on_a_topic_no_broker_accepts_fails_at_enqueue_naming_it() -> None:

@@ -222,6 +222,40 @@ def test_shutdown_timeout_must_be_positive() -> None:
         App("svc", kafka=PRIMARY, shutdown_timeout=0)
 
 
+@pytest.mark.parametrize(
+    "setting", ["shutdown_timeout", "revoke_timeout", "statistics_interval", "slow_batch_after"]
+)
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0, "30", True])
+def test_timeouts_are_positive_numbers_of_seconds_and_nan_is_not_one(setting: str, seconds: Any) -> None:
+    """nan compares false to everything: it passed ``<= 0`` and made ``stop()`` raise."""
+    with pytest.raises(ConfigError, match=rf"^App\({setting}=\.\.\.\) must be positive seconds"):
+        App("svc", kafka=PRIMARY, **{setting: seconds})
+
+
+@pytest.mark.parametrize(
+    ("clusters", "where", "name"),
+    [
+        ({"": PRIMARY}, "App(clusters=...)", ""),
+        ({"a/b": PRIMARY}, "App(clusters=...)", "a/b"),
+        ({"a\nb": PRIMARY}, "App(clusters=...)", "a\nb"),
+        ({"x" * 65: PRIMARY}, "App(clusters=...)", "x" * 65),
+    ],
+)
+def test_cluster_names_are_letters_digits_dots_underscores_and_dashes(
+    clusters: dict[str, Any], where: str, name: str
+) -> None:
+    expected = f"{where}: cluster name {name!r} is not allowed; use 1 to 64 letters, digits, '.', '_' or '-'"
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        App("svc", kafka=PRIMARY, clusters=clusters)
+
+
+def test_the_primary_clusters_name_follows_the_same_rule() -> None:
+    with pytest.raises(ConfigError, match=r"^App\(primary=\.\.\.\): cluster name 'main cluster' is not"):
+        App("svc", kafka=PRIMARY, primary="main cluster")
+    assert App("svc", kafka=PRIMARY, primary="eu-west_1.main").topology.primary.name == "eu-west_1.main"
+
+
 def test_bad_primary_settings_are_named_as_the_apps_kafka_settings() -> None:
     with pytest.raises(ConfigError, match=r"^App\(kafka=\.\.\.\): unknown Kafka setting 'bootstrap_server'"):
         App("svc", kafka={"bootstrap_server": "127.0.0.1:19092"})
