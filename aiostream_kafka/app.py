@@ -30,6 +30,7 @@ from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.runtime.listener import Listener
+from aiostream_kafka.runtime.reachability import Outages
 from aiostream_kafka.runtime.supervisor import Supervisor
 from aiostream_kafka.web.web import Web
 
@@ -129,6 +130,7 @@ class App:
         self._producers: ProducerRegistry | None = None
         self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
+        self._outages = Outages({}, self.monitor)
         self._task: asyncio.Task[None] | None = None
         self._ended = anyio.Event()
         #: A fatal error (MemoryError, ...) that ended the Supervisor; ``run()`` re-raises it.
@@ -209,6 +211,8 @@ class App:
         self.state = "starting"
         self._ended = anyio.Event()
         self.failure = None
+        self._outages = Outages(topology.clusters, self.monitor)
+        self._outages.install()
         self._producers = ProducerRegistry(
             topology, self.monitor, client_id=self.name, format=self.producer_format, clients=self.clients
         )
@@ -266,6 +270,7 @@ class App:
             await self._producers.stop()
             if self._admin is not None:
                 await self._admin.close()
+        self._outages.uninstall()
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary)
 

@@ -20,6 +20,8 @@ _LEVELS = {
     "fetch.failed": logging.ERROR,
     "batch.slow": logging.WARNING,
     "fetch.recovered": logging.INFO,
+    "cluster.unreachable": logging.ERROR,
+    "cluster.reachable": logging.INFO,
     "produce.failed": logging.ERROR,
     "error.occurred": logging.ERROR,
     "app.started": logging.INFO,

@@ -22,6 +22,8 @@ EVENTS = frozenset(
         "app.started",
         "app.stopping",
         "app.stopped",
+        "cluster.unreachable",
+        "cluster.reachable",
         "listener.started",
         "listener.crashed",
         "listener.restarted",

@@ -24,6 +24,7 @@ from aiostream_kafka.producing.failures import (
     produce_failure,
 )
 from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
+from aiostream_kafka.runtime.reachability import client_of
 from aiostream_kafka.topic_names import is_topic_name
 
 Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
@@ -97,7 +98,8 @@ class Producer:
                 }
                 kafka = self._clients.producer(self.cluster, **settings)
                 try:
-                    await kafka.start()
+                    with client_of(self.cluster.name):  # its sender task says whose it is
+                        await kafka.start()
                 except BaseException as error:
                     with anyio.CancelScope(shield=True):
                         await kafka.stop()

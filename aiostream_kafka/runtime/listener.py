@@ -41,6 +41,7 @@ from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, locate, remedy
+from aiostream_kafka.runtime.reachability import CLIENT_CLUSTER
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -189,6 +190,7 @@ class Listener:
 
     async def run(self) -> None:
         self._reset()
+        CLIENT_CLUSTER.set(self.group.cluster.name)  # this task's, and its consumer's tasks'
         consumer = self._consumer = self._app.clients.consumer(
             self.group.cluster,
             **{
