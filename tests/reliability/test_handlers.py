@@ -30,6 +30,13 @@ def sink_app(primary: str, name: str) -> App:
     )
 
 
+def assert_failed(events: Events, times: int, kind: type[Exception], saying: str) -> None:
+    """The batches failed ``times`` times (at least once), every time with ``kind`` ``saying`` so."""
+    failures = events.named("batch.failed")
+    assert len(failures) == times > 0
+    assert all(isinstance(e["error"], kind) and saying in str(e["error"]) for e in failures)
+
+
 async def test_a_handler_that_raises_cancelled_error_fails_its_batch_and_consumption_goes_on(
     primary: str, topic_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -56,10 +63,9 @@ async def test_a_handler_that_raises_cancelled_error_fails_its_batch_and_consump
     report = Report.of("handler-raises-cancelled", produced, sink)
     report.write(capsys)
     assert report.lost == 0
-    failures = events.named("batch.failed")
-    assert len(failures) == len(cancelled_once) > 0
-    assert all(isinstance(e["error"], HandlerCancelledError) for e in failures)
-    assert "handle raised CancelledError, but nothing cancelled it" in str(failures[0]["error"])
+    assert_failed(
+        events, len(cancelled_once), HandlerCancelledError, "raised CancelledError, but nothing cancelled"
+    )
 
 
 async def test_a_hung_handler_holds_up_only_its_own_partition_and_is_reported(
@@ -129,10 +135,7 @@ async def test_a_batch_past_its_processing_timeout_is_cancelled_and_retried(
     report = Report.of("processing-timeout", produced, sink)
     report.write(capsys)
     assert report.lost == 0
-    failures = events.named("batch.failed")
-    assert len(failures) == len(timed_out) > 0
-    assert all(isinstance(e["error"], ProcessingTimeoutError) for e in failures)
-    assert "took longer than processing_timeout=0.5s" in str(failures[0]["error"])
+    assert_failed(events, len(timed_out), ProcessingTimeoutError, "took longer than processing_timeout=0.5s")
 
 
 async def test_a_handler_that_blocks_the_event_loop_past_the_session_costs_no_duplicates(
