@@ -38,6 +38,7 @@ from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, locate, remedy
+from aiostream_kafka.runtime.in_hand import InHand
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -139,6 +140,7 @@ class Listener:
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._dead: dict[TopicPartition, set[int]] = {}  # dead-lettered, not yet committed past
         self._current: dict[TopicPartition, Messages[Any]] = {}  # the batch a handler holds
+        self._started: dict[TopicPartition, float] = {}  # when it got it (perf_counter); see in_hand
         self._in_flight: dict[TopicPartition, anyio.Event] = {}  # set when the partition's work ends
         self._scopes: dict[TopicPartition, anyio.CancelScope] = {}
         self._revoked: set[TopicPartition] = set()
@@ -301,6 +303,7 @@ class Listener:
             )
             began = time.perf_counter()
             self._current[tp] = messages
+            self._started[tp] = began
             try:
                 if limiter is None:
                     await route.invoke(messages)
@@ -534,6 +537,24 @@ class Listener:
 
     def current(self, topic: str, partition: int) -> Messages[Any] | None:
         return self._current.get(TopicPartition(topic, partition))
+
+    def in_hand(self) -> list[InHand]:
+        """The batches handlers hold now, for the loop watchdog (another thread) and a stop's report.
+
+        Read-only, and it copies ``_current`` before reading it, which a thread may do.
+        """
+        started, routes = self._started, self._routes
+        return [
+            InHand(
+                self.group.cluster.name,
+                tp.topic,
+                tp.partition,
+                batch.first_offset,
+                started.get(tp, 0.0),
+                route.topic.route.handler_name if (route := routes.get(tp.topic)) else "?",
+            )
+            for tp, batch in list(self._current.items())
+        ]
 
     def request(self, topic: str, partition: int, action: AfterBatch) -> None:
         tp = TopicPartition(topic, partition)

@@ -16,6 +16,7 @@ import anyio
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.processing.policy import is_fatal
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 
 
@@ -36,6 +37,10 @@ class Supervisor:
         self._stop.set()
         for listener in self.listeners:
             listener.request_stop()
+
+    def in_hand(self) -> list[InHand]:
+        """Every listener's batches in its handlers' hands (see ``Listener.in_hand``)."""
+        return [batch for listener in self.listeners for batch in listener.in_hand()]
 
     async def _supervise(self, listener: Listener) -> None:
         failures = 0

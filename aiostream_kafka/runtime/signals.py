@@ -1,0 +1,51 @@
+"""Stop signals for ``App.serve``: the first SIGINT/SIGTERM asks for a graceful stop; another
+one during that stop means now (batches in hand are cancelled, the exit is a failure).
+
+A repeat within ``REPEAT_WINDOW`` of the first is the same request delivered twice, not a
+person in a hurry: timeout(1) signals its child and then its whole process group, so an app
+run under it gets SIGTERM twice at once, and would otherwise never stop gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+
+log = logging.getLogger("aiostream_kafka")
+
+#: Seconds after the first signal during which another one counts as the same.
+REPEAT_WINDOW = 1.0
+
+
+class StopSignals:
+    """Watches a signal receiver: ``requested`` is set on the first signal, ``on_repeat`` is
+    called once for the first repeat that comes ``window`` seconds or more after it."""
+
+    def __init__(self, on_repeat: Callable[[signal.Signals], None], window: float = REPEAT_WINDOW) -> None:
+        self.requested = anyio.Event()
+        self.first: signal.Signals | None = None
+        self.repeated: signal.Signals | None = None
+        self._on_repeat = on_repeat
+        self._window = window
+
+    async def watch(self, signals: AsyncIterator[signal.Signals]) -> None:
+        first_at = 0.0
+        async for received in signals:
+            now = time.monotonic()
+            if self.first is None:
+                self.first, first_at = received, now
+                self.requested.set()
+            elif self.repeated is not None:
+                continue
+            elif now - first_at < self._window:
+                log.info("%s again within %gs: the same stop", received.name, self._window)
+            else:
+                self.repeated = received
+                log.warning(
+                    "%s again: stopping at once; the batches in hand are not committed", received.name
+                )
+                self._on_repeat(received)
