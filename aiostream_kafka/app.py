@@ -36,6 +36,7 @@ from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 from aiostream_kafka.runtime.signals import StopSignals
 from aiostream_kafka.runtime.supervisor import Supervisor
+from aiostream_kafka.runtime.watchdog import LoopWatchdog
 from aiostream_kafka.web.web import Web
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class App:
     ``kafka``, ``primary`` names which of ``clusters`` is the primary. Events are logged
     (``log_events``) and traced and measured through OpenTelemetry (``opentelemetry``: True
     for the global providers, an ``OpenTelemetryListener`` for your own, False for none).
+    A handler that blocks the event loop longer than ``loop_block_threshold`` seconds is
+    reported (``loop.blocked``, naming it; None: not watched).
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class App:
         opentelemetry: bool | OpenTelemetryListener = True,
         auto_create_topics: bool = False,
         jobs_cluster: str | None = None,
+        loop_block_threshold: float | None = 1.0,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError(
@@ -91,10 +95,12 @@ class App:
         for setting, seconds in (("shutdown_timeout", shutdown_timeout), ("revoke_timeout", revoke_timeout)):
             if seconds <= 0:
                 raise ConfigError(f"App({setting}=...) must be positive seconds, not {seconds!r}")
-        if statistics_interval is not None and statistics_interval <= 0:
-            raise ConfigError(
-                f"App(statistics_interval=...) must be positive seconds or None, not {statistics_interval!r}"
-            )
+        for setting, optional in (
+            ("statistics_interval", statistics_interval),
+            ("loop_block_threshold", loop_block_threshold),
+        ):
+            if optional is not None and not optional > 0:
+                raise ConfigError(f"App({setting}=...) must be positive seconds or None, not {optional!r}")
         if producer_format not in FORMATS:
             raise ConfigError(
                 f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
@@ -105,6 +111,7 @@ class App:
         self.shutdown_timeout = shutdown_timeout
         self.revoke_timeout = revoke_timeout
         self.statistics_interval = statistics_interval
+        self.loop_block_threshold = loop_block_threshold
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
         self.producer_format = producer_format
@@ -133,6 +140,7 @@ class App:
         self._producers: ProducerRegistry | None = None
         self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
+        self._watchdog: LoopWatchdog | None = None
         self._task: asyncio.Task[None] | None = None
         self._unredact: Callable[[], None] = lambda: None
         self._ended = anyio.Event()
@@ -238,6 +246,14 @@ class App:
         self._supervisor = Supervisor(listeners, self.monitor, self.restart_backoff)
         self._task = asyncio.create_task(self._supervisor.run(), name=f"{self.name} supervisor")
         self._task.add_done_callback(self._supervisor_ended)
+        if self.loop_block_threshold is not None:
+            self._watchdog = LoopWatchdog(
+                self.monitor,
+                self._supervisor.in_hand,
+                cluster=topology.primary.name,
+                threshold=self.loop_block_threshold,
+            )
+            self._watchdog.start()
         await self.web.start_reporting()
         self.state = "running"
         self.monitor.emit(
@@ -291,6 +307,9 @@ class App:
             await self._producers.stop()
             if self._admin is not None:
                 await self._admin.close()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary, abandoned=sorted({_name(b) for b in abandoned}))
         self._unredact()

@@ -41,6 +41,7 @@ EVENTS = frozenset(
         "retry.scheduled",
         "error.occurred",
         "statistics.emitted",
+        "loop.blocked",
     }
 )
 ALL = "*"
