@@ -1,9 +1,10 @@
 """Stop signals for ``App.serve``: the first SIGINT/SIGTERM asks for a graceful stop; another
 one during that stop means now (batches in hand are cancelled, the exit is a failure).
 
-A repeat within ``REPEAT_WINDOW`` of the first is the same request delivered twice, not a
-person in a hurry: timeout(1) signals its child and then its whole process group, so an app
-run under it gets SIGTERM twice at once, and would otherwise never stop gracefully.
+A SIGTERM within ``REPEAT_WINDOW`` of the first signal is the same request delivered twice,
+not a person in a hurry: timeout(1) signals its child and then its whole process group, so
+an app run under it gets SIGTERM twice at once, and would otherwise never stop gracefully.
+A second SIGINT is always a person (Ctrl-C again), as for the ``--processes`` parent.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import anyio
 
 log = logging.getLogger("aiostream_kafka")
 
-#: Seconds after the first signal during which another one counts as the same.
+#: Seconds after the first signal during which a SIGTERM counts as the same one.
 REPEAT_WINDOW = 1.0
 
 
 class StopSignals:
     """Watches a signal receiver: ``requested`` is set on the first signal, ``on_repeat`` is
-    called once for the first repeat that comes ``window`` seconds or more after it."""
+    called once for the first repeat that is a SIGINT, or comes ``window`` seconds or more
+    after it."""
 
     def __init__(self, on_repeat: Callable[[signal.Signals], None], window: float = REPEAT_WINDOW) -> None:
         self.requested = anyio.Event()
@@ -41,7 +43,7 @@ class StopSignals:
                 self.requested.set()
             elif self.repeated is not None:
                 continue
-            elif now - first_at < self._window:
+            elif received == signal.SIGTERM and now - first_at < self._window:
                 log.info("%s again within %gs: the same stop", received.name, self._window)
             else:
                 self.repeated = received

@@ -120,14 +120,16 @@ async def test_a_handler_that_ignores_cancellation_is_given_up_on_and_the_proces
     assert await committed_offsets(primary, env["STUBBORN_APP_GROUP"]) == {}
 
 
+@pytest.mark.parametrize("processes", [None, 1], ids=["one-process", "workers"])
 async def test_a_second_sigterm_during_a_graceful_stop_stops_at_once_and_exits_1(
-    primary: str, topic_name: str, tmp_path: Path
+    primary: str, topic_name: str, tmp_path: Path, processes: int | None
 ) -> None:
     # A handler that takes 10 minutes and a stop that would wait 5 for it: only "now" ends this in time.
     env = slow_env(primary, topic_name, tmp_path, SLOW_APP_SECONDS="600", SLOW_APP_SHUTDOWN_TIMEOUT="300")
     await produce(primary, topic_name, b"slow one")
     log = tmp_path / "app.log"
-    process = await run_cli("tests.reliability.slow_app:app", env, log)
+    options = ["--processes", str(processes)] if processes else []  # the parent passes it on
+    process = await run_cli("tests.reliability.slow_app:app", env, log, *options)
     try:
         await eventually(lambda: (tmp_path / "started").exists(), within=30, what="the batch to start")
         process.send_signal(signal.SIGTERM)

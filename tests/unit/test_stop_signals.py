@@ -25,7 +25,7 @@ async def test_the_first_signal_requests_the_stop_and_a_later_one_means_now() ->
     assert signals.repeated == signal.SIGINT
 
 
-async def test_a_repeat_within_the_window_is_the_same_stop_delivered_twice() -> None:
+async def test_a_sigterm_within_the_window_is_the_same_stop_delivered_twice() -> None:
     # timeout(1) signals its child, then its whole process group: the app gets SIGTERM twice at once.
     hurried: list[signal.Signals] = []
     signals = StopSignals(on_repeat=hurried.append, window=60)
@@ -35,3 +35,12 @@ async def test_a_repeat_within_the_window_is_the_same_stop_delivered_twice() -> 
     assert signals.requested.is_set()
     assert hurried == []
     assert signals.repeated is None
+
+
+async def test_ctrl_c_again_means_now_however_soon() -> None:
+    hurried: list[signal.Signals] = []
+    signals = StopSignals(on_repeat=hurried.append, window=60)
+
+    await signals.watch(delivered(signal.SIGINT, signal.SIGINT))
+
+    assert hurried == [signal.SIGINT]
