@@ -7,9 +7,11 @@ say is "Heartbeat session expired" and ``CommitFailedError``. Only a thread can 
 loop stand still, so this one asks the loop to run a callback every ``interval`` and
 measures how late it runs.
 
-While a ping is overdue by ``threshold`` the loop is blocked: the thread reads the loop
-thread's stack and the batches in hand (``Listener.in_hand``), and takes the batches whose
-handler (``module.qualname``) is on that stack as the culprit. Once the loop runs again,
+While a ping is overdue by ``threshold`` the loop is blocked: at every tick the thread reads
+the loop thread's stack and the batches in hand (``Listener.in_hand``), and takes the
+batches whose handler (``module.qualname``) is on that stack as culprits; one block may
+have several (one poll's partitions, each handler blocking in turn before the loop gets
+a turn). Once the loop runs again,
 ``loop.blocked`` is emitted there, on the loop, like every other event (at most one per
 ``report_every`` seconds; ``blocks`` counts those in between). A loop blocked for longer
 is also logged from the thread every ``report_every`` seconds, since its event would come
@@ -44,8 +46,12 @@ MAX_DEPTH = 200
 class Blocker:
     """Who held the loop, as seen while it was blocked."""
 
-    where: str  # the innermost frame: "path/to/module.py:12 in handle"
-    culprits: tuple[InHand, ...]  # the batches whose handler was on the stack
+    where: str  # the innermost frame when first seen: "path/to/module.py:12 in handle"
+    culprits: tuple[InHand, ...]  # the batches whose handler was on the stack, first seen first
+
+    def then(self, later: Blocker) -> Blocker:
+        """This block, seen again later: the culprits of both."""
+        return Blocker(self.where, self.culprits + tuple(b for b in later.culprits if b not in self.culprits))
 
 
 class LoopWatchdog:
@@ -108,7 +114,8 @@ class LoopWatchdog:
             blocked = now - sent
             if blocked <= self._threshold:
                 continue
-            blocker = self._blocker or self._who()
+            seen = self._who()
+            blocker = self._blocker.then(seen) if self._blocker else seen
             with self._lock:
                 if self._sent != sent:  # the loop answered meanwhile: that block is over
                     continue
@@ -153,8 +160,8 @@ class LoopWatchdog:
             "loop.blocked",
             cluster=first.cluster if first else self._cluster,
             topic=first.topic if first else None,
-            partition=first.partition if len(culprits) == 1 and first else None,
-            first_offset=first.first_offset if len(culprits) == 1 and first else None,
+            partition=first.partition if first else None,
+            first_offset=first.first_offset if first else None,
             handler=first.handler if first else None,
             duration=round(blocked, 3),
             where=blocker.where if blocker else None,
