@@ -51,6 +51,9 @@ State = Literal["idle", "starting", "running", "stopping", "stopped"]
 #: (the cancelled handlers unwinding, the last commit, leaving the group; well under a second
 #: normally) before ``stop()`` gives up on them. The CLI's worker margin leaves room for it.
 CANCEL_GRACE = 5.0
+#: Then, how long leaving the group may take: one request, so that the partitions of the
+#: handlers given up on go to another member (their task would hold them for ever).
+LEAVE_TIMEOUT = 2.0
 
 
 class App:
@@ -276,7 +279,8 @@ class App:
 
         What is still in hand then is cancelled and left uncommitted (``app.stopped`` lists it
         as ``abandoned``). Handlers that ignore the cancellation too are given up on after
-        ``CANCEL_GRACE`` seconds: the app is stopped all the same (producers closed), and
+        ``CANCEL_GRACE`` seconds: the app is stopped all the same (the consumers leave their
+        groups, so that those partitions go to another member; producers closed), and
         ``ShutdownError`` names them; they may still run, so the process should end.
         """
         if self.state != "running":
@@ -302,6 +306,8 @@ class App:
                 await self._ended.wait()
             if not self._ended.is_set():
                 failure = self._gave_up(self._supervisor.in_hand())
+                with anyio.move_on_after(LEAVE_TIMEOUT):
+                    await self._supervisor.leave()
         with anyio.CancelScope(shield=True):
             await self.web.stop_reporting()
             await self._producers.stop()

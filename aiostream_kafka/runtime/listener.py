@@ -556,6 +556,13 @@ class Listener:
             for tp, batch in list(self._current.items())
         ]
 
+    async def leave(self) -> None:
+        """Close the consumer, leaving the group, while a handler still holds a batch: what a
+        stop that gave up on handlers ignoring cancellation does, so that their partitions
+        go to another member instead of staying with a task that will not end."""
+        if self._consumer is not None:
+            await self._consumer.stop()
+
     def request(self, topic: str, partition: int, action: AfterBatch) -> None:
         tp = TopicPartition(topic, partition)
         batch = self._current.get(tp)

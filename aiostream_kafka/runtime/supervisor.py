@@ -42,6 +42,11 @@ class Supervisor:
         """Every listener's batches in its handlers' hands (see ``Listener.in_hand``)."""
         return [batch for listener in self.listeners for batch in listener.in_hand()]
 
+    async def leave(self) -> None:
+        """Every listener leaves its group now (``Listener.leave``; those that ended already have)."""
+        for listener in self.listeners:
+            await listener.leave()
+
     async def _supervise(self, listener: Listener) -> None:
         failures = 0
         tags = {"cluster": listener.group.cluster.name, "subscription_group": listener.group.name}

@@ -149,35 +149,55 @@ async def test_a_second_sigterm_during_a_graceful_stop_stops_at_once_and_exits_1
     assert await committed_offsets(primary, env["SLOW_APP_GROUP"]) == {}
 
 
-async def test_an_embedded_stop_gives_up_on_a_stubborn_handler_and_names_it(
+async def test_an_embedded_stop_gives_up_on_a_stubborn_handler_names_it_and_leaves_the_group(
     primary: str, topic_name: str
 ) -> None:
-    app = App("embedded", kafka={"bootstrap_servers": primary}, group_id=topic_name, shutdown_timeout=1)
+    # A session longer than the successor below waits: only leaving the group frees the partition.
+    kafka = {"bootstrap_servers": primary, "session_timeout_ms": 60_000}
+    app = App("embedded", kafka=kafka, group_id=topic_name, shutdown_timeout=1)
     events = Events(app)
-    started, released = anyio.Event(), False
+    started, released = anyio.Event(), anyio.Event()
 
     @app.route(topic_name)
     async def stubborn(messages: Messages[bytes]) -> None:
         started.set()
-        while not released:
+        while not released.is_set():
             with contextlib.suppress(asyncio.CancelledError):  # the point: it will not be stopped
                 await anyio.sleep(0.1)
 
     await produce(primary, topic_name, b"never let go")
     await app.start()
-    with anyio.fail_after(30):
-        await started.wait()
-    with pytest.raises(ShutdownError) as caught:
-        await app.stop()
+    try:
+        with anyio.fail_after(30):
+            await started.wait()
+        with pytest.raises(ShutdownError) as caught:
+            await app.stop()
 
-    assert app.state == "stopped"
-    assert caught.value.gave_up
-    [handler] = caught.value.handlers
-    assert handler.startswith(f"{topic_name}/0 (handler {__name__}.test_an_embedded_stop_gives_up_on_")
-    assert "<locals>.stubborn, from offset 0, for " in handler
-    [report] = events.named("error.occurred", type="shutdown.timeout")
-    assert report["error"] is caught.value is app.failure
-    assert report["handlers"] == [handler]
+        assert app.state == "stopped"
+        assert caught.value.gave_up
+        [handler] = caught.value.handlers
+        assert handler.startswith(
+            f"{topic_name}/0 (handler {__name__}.{stubborn.__qualname__}, from offset 0, for "
+        )
+        [report] = events.named("error.occurred", type="shutdown.timeout")
+        assert report["error"] is caught.value is app.failure
+        assert report["handlers"] == [handler]
+        assert await the_next_member_gets(primary, topic_name)
+    finally:
+        released.set()  # so that the test's event loop can close: the task ends after all
+        await eventually(lambda: events.count("listener.stopped") == 1, what="the stubborn listener to end")
 
-    released = True  # so that the test's event loop can close: its task ends after all
-    await eventually(lambda: events.count("listener.stopped") == 1, what="the stubborn listener to end")
+
+async def the_next_member_gets(primary: str, topic: str) -> bool:
+    """Whether another member of the group is handed the topic's uncommitted message."""
+    successor = App("successor", kafka={"bootstrap_servers": primary}, group_id=topic)
+    took_over = anyio.Event()
+
+    @successor.route(topic)
+    async def take_over(messages: Messages[bytes]) -> None:
+        took_over.set()
+
+    async with successor.running():
+        with anyio.move_on_after(30):
+            await took_over.wait()
+    return took_over.is_set()
