@@ -48,7 +48,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: A worker's lines say which worker wrote them: they share the parent's output.
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)-7s [worker-{number}] %(name)s: %(message)s"
 #: Beyond the app's shutdown_timeout, what a worker's stop may take: the last commit,
-#: leaving the group, flushing and closing producers.
+#: leaving the group, flushing and closing producers; for handlers that ignore cancellation,
+#: app.CANCEL_GRACE and app.LEAVE_TIMEOUT (7 s), after which the worker exits 1 by itself.
 STOP_MARGIN = 10.0
 
 
