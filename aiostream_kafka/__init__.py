@@ -10,7 +10,10 @@ from aiostream_kafka.errors import (
     ConfigError,
     DecodeError,
     EncodeError,
+    HandlerCancelledError,
     NotRunningError,
+    ProcessingTimeoutError,
+    ProduceError,
     UnknownClusterError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
@@ -34,6 +37,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Event",
+    "HandlerCancelledError",
     "Job",
     "JobEnvelope",
     "Jobs",
@@ -43,6 +47,8 @@ __all__ = [
     "Monitor",
     "NotRunningError",
     "OpenTelemetryListener",
+    "ProcessingTimeoutError",
+    "ProduceError",
     "Producer",
     "ProducerRecord",
     "ProducerRegistry",

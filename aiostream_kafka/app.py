@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
@@ -16,12 +17,11 @@ import anyio
 from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.codecs import FORMATS
-from aiostream_kafka.config import Cluster, KafkaSettings
+from aiostream_kafka.config import Cluster, KafkaSettings, check_cluster_name
 from aiostream_kafka.errors import ConfigError, NotRunningError, ShutdownError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
-from aiostream_kafka.instrumentation.redaction import redact_secrets
 from aiostream_kafka.jobs.registry import Jobs
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
@@ -34,6 +34,7 @@ from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
+from aiostream_kafka.runtime.reachability import Outages
 from aiostream_kafka.runtime.signals import StopSignals
 from aiostream_kafka.runtime.supervisor import Supervisor
 from aiostream_kafka.runtime.watchdog import LoopWatchdog
@@ -63,6 +64,8 @@ class App:
     ``kafka``, ``primary`` names which of ``clusters`` is the primary. Events are logged
     (``log_events``) and traced and measured through OpenTelemetry (``opentelemetry``: True
     for the global providers, an ``OpenTelemetryListener`` for your own, False for none).
+    A batch whose handler has run ``slow_batch_after`` seconds is reported (``batch.slow``)
+    and its partition set aside, so that its listener's other partitions keep flowing.
     A handler that blocks the event loop longer than ``loop_block_threshold`` seconds is
     reported (``loop.blocked``, naming it; None: not watched).
     """
@@ -80,6 +83,7 @@ class App:
         shutdown_timeout: float = 30.0,
         revoke_timeout: float = 10.0,
         statistics_interval: float | None = 5.0,
+        slow_batch_after: float | None = 30.0,
         restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
         retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
         producer_format: str = "json",
@@ -95,15 +99,16 @@ class App:
             )
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
-        for setting, seconds in (("shutdown_timeout", shutdown_timeout), ("revoke_timeout", revoke_timeout)):
-            if seconds <= 0:
-                raise ConfigError(f"App({setting}=...) must be positive seconds, not {seconds!r}")
-        for setting, optional in (
-            ("statistics_interval", statistics_interval),
-            ("loop_block_threshold", loop_block_threshold),
+        for setting, seconds, optional in (
+            ("shutdown_timeout", shutdown_timeout, False),
+            ("revoke_timeout", revoke_timeout, False),
+            ("statistics_interval", statistics_interval, True),
+            ("slow_batch_after", slow_batch_after, True),
+            ("loop_block_threshold", loop_block_threshold, True),
         ):
-            if optional is not None and not optional > 0:
-                raise ConfigError(f"App({setting}=...) must be positive seconds or None, not {optional!r}")
+            if not (optional and seconds is None) and not _positive_seconds(seconds):
+                allowed = "positive seconds or None" if optional else "positive seconds"
+                raise ConfigError(f"App({setting}=...) must be {allowed}, not {seconds!r}")
         if producer_format not in FORMATS:
             raise ConfigError(
                 f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
@@ -114,6 +119,7 @@ class App:
         self.shutdown_timeout = shutdown_timeout
         self.revoke_timeout = revoke_timeout
         self.statistics_interval = statistics_interval
+        self.slow_batch_after = slow_batch_after
         self.loop_block_threshold = loop_block_threshold
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
@@ -144,8 +150,8 @@ class App:
         self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
         self._watchdog: LoopWatchdog | None = None
+        self._outages = Outages({}, self.monitor)
         self._task: asyncio.Task[None] | None = None
-        self._unredact: Callable[[], None] = lambda: None
         self._ended = anyio.Event()
         self._now = False  # stop_now(): skip the wait for batches in hand
         self._draining: anyio.CancelScope | None = None
@@ -225,10 +231,11 @@ class App:
             raise NotRunningError(f"the app is already {self.state}; stop it before starting it again")
         topology = self.topology
         self.state = "starting"
-        self._unredact = redact_secrets(s for c in topology.clusters.values() for s in c.settings.secrets())
         self._ended = anyio.Event()
         self._now = False
         self.failure = None
+        self._outages = Outages(topology.clusters, self.monitor)
+        self._outages.install()
         self._producers = ProducerRegistry(
             topology, self.monitor, client_id=self.name, format=self.producer_format, clients=self.clients
         )
@@ -243,6 +250,7 @@ class App:
                 retry_backoff=self.retry_backoff,
                 revoke_timeout=self.revoke_timeout,
                 statistics_interval=self.statistics_interval,
+                slow_batch_after=self.slow_batch_after,
             )
             for group in topology.subscription_groups
         ]
@@ -316,9 +324,9 @@ class App:
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog = None
+        self._outages.uninstall()
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary, abandoned=sorted({_name(b) for b in abandoned}))
-        self._unredact()
         if failure is not None:
             raise failure
 
@@ -439,8 +447,11 @@ def _name(batch: InHand) -> str:
 def _clusters(
     kafka: Mapping[str, Any] | None, clusters: Mapping[str, Mapping[str, Any]], primary: str
 ) -> tuple[Cluster, dict[str, Cluster]]:
+    check_cluster_name(primary, "App(primary=...)")
     named = {
-        name: Cluster(name, KafkaSettings.parse(settings, where=f"cluster {name!r}"))
+        check_cluster_name(name, "App(clusters=...)"): Cluster(
+            name, KafkaSettings.parse(settings, where=f"cluster {name!r}")
+        )
         for name, settings in clusters.items()
     }
     if kafka is not None:
@@ -455,6 +466,12 @@ def _clusters(
     raise ConfigError(
         "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
     )
+
+
+def _positive_seconds(value: object) -> bool:
+    """A finite number of seconds above zero: not nan (which compares false to everything, so
+    passed ``<= 0`` and made ``stop()`` raise), not infinity, not a bool or a string."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 def _unwrap(error: BaseException | None) -> BaseException | None:

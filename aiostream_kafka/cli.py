@@ -4,7 +4,8 @@ Apps are named the way uvicorn names them, ``module:attribute`` (``examples.mult
 imported from the current directory. Mistakes in that path or in the app's settings are
 reported in one line on stderr with exit status 2, never as a traceback: they are the
 user's to fix, and the message says what to fix. Any other exception raised by the user's
-module keeps its traceback, because there the traceback is what points at the bug.
+module keeps its traceback (exit 1), because there the traceback is what points at the
+bug; any secret the app declared is masked in it, as in every log line.
 
 ``run APP --processes N`` makes this process the parent of N workers (runtime/workers.py):
 the app is checked here, once, so that its mistakes are still one line and exit 2; each
@@ -35,6 +36,7 @@ from aiostream_kafka.__about__ import __version__
 from aiostream_kafka.admin.migration import migrate, plan
 from aiostream_kafka.app import App, exit_if_given_up
 from aiostream_kafka.errors import ConfigError, ShutdownError
+from aiostream_kafka.instrumentation import redaction
 from aiostream_kafka.jobs import Job
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import Topology
@@ -51,6 +53,10 @@ WORKER_LOG_FORMAT = "%(asctime)s %(levelname)-7s [worker-{number}] %(name)s: %(m
 #: leaving the group, flushing and closing producers; for handlers that ignore cancellation,
 #: app.CANCEL_GRACE and app.LEAVE_TIMEOUT (7 s), after which the worker exits 1 by itself.
 STOP_MARGIN = 10.0
+
+# Every command may log a secret (aiokafka's DEBUG request log, a traceback), and the user's
+# module may configure logging as it imports: mask from here on, before any of that.
+redaction.install()
 
 
 class CliError(Exception):
@@ -370,7 +376,7 @@ def _web_facts(app: App) -> dict[str, Any] | None:
 
 def _web(args: argparse.Namespace) -> int:
     """Serve the Web UI for the app's clusters (the app itself does not run here)."""
-    from aiostream_kafka.web.auth import TOKEN_ENV, BindError, check_bind
+    from aiostream_kafka.web.auth import TOKEN_ENV, BindError, check_bind, loopback_hosts
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
@@ -382,7 +388,8 @@ def _web(args: argparse.Namespace) -> int:
     except ImportError:
         raise CliError("the Web UI needs its extra: pip install 'aiostream-kafka[web]'") from None
     app = load_app(args.app)
-    web_app = app.web.asgi(token=token)
+    # Tokenless means loopback: answer only requests addressed to it (no DNS rebinding).
+    web_app = app.web.asgi(token=token, hosts=None if token else loopback_hosts(args.host, args.port))
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     uvicorn.run(web_app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
@@ -433,7 +440,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("--heartbeat-timeout and --startup-timeout apply to workers: add --processes N")
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     app = load_app(args.app)
-    app.topology  # noqa: B018 - settings and routes are checked here, before anything connects
+    nothing = _nothing_to_consume(app)  # settings and routes are checked here, before anything connects
+    if nothing:
+        raise CliError(nothing)
     if args.check:
         for note in anyio.run(lambda: app.check(within=args.check_timeout)):
             print(note)
@@ -447,6 +456,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return FAILED
     return 0
+
+
+def _nothing_to_consume(app: App) -> str | None:
+    """Why ``run`` would start and stop at once, saying nothing: no active route to consume."""
+    topology = app.topology
+    if topology.subscription_groups:
+        return None
+    inactive = len(topology.inactive)
+    what = f"all {inactive} of its routes are inactive (active=False)" if inactive else "it has no routes"
+    return (
+        f"app {app.name!r} has nothing to consume: {what} and no jobs to consume; declare one with "
+        f'@app.route("topic"), app.routes.topic(...) or app.jobs.consume("topic"). An app that only '
+        f"produces is used from your own code, not run by aiostream-kafka run"
+    )
 
 
 def _run_workers(app: App, args: argparse.Namespace) -> int:
@@ -609,4 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as error:  # a bug: its traceback, as Python shows it, but never a secret
+        print(redaction.masked("".join(traceback.format_exception(error))), file=sys.stderr, end="")
+        return FAILED
     return status

@@ -10,14 +10,22 @@ it was found and the closest valid key.
 from __future__ import annotations
 
 import difflib
+import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
 from aiostream_kafka import security
 from aiostream_kafka.errors import ConfigError
-from aiostream_kafka.security import SASL_KEYS, SECRET_KEYS, TLS_KEYS
+from aiostream_kafka.instrumentation.redaction import remember
+from aiostream_kafka.security import MECHANISMS, PROTOCOLS, SASL_KEYS, SECRET_KEYS, TLS_KEYS
 
 #: Settings that say which cluster this is and who we are on it: two settings that agree
 #: on these are the same cluster.
@@ -112,8 +120,186 @@ DOTTED_ALIASES = {
 #: What a producer can compress with (all of them decode out of the box, through cramjam).
 COMPRESSION_TYPES = ("gzip", "snappy", "lz4", "zstd")
 
-_INT_SUFFIXES = ("_ms", "_bytes", "_size")
+#: aiokafka's partition assignors by the names librdkafka and Java users know them by.
+ASSIGNORS: dict[str, type[AbstractPartitionAssignor]] = {
+    assignor.name: assignor
+    for assignor in (RangePartitionAssignor, RoundRobinPartitionAssignor, StickyPartitionAssignor)
+}
+
+#: What a cluster may be called: it shows in metrics labels, URLs and ``app.producers[...]``.
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
 _BOOLEANS = {"true": True, "false": False}
+_WHOLE_NUMBER = re.compile(r"\s*-?\d+\s*")
+
+
+class Refused(ValueError):
+    """A value a rule does not take; ``KafkaSettings.parse`` says where and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting takes: ``convert`` returns what aiokafka gets, or raises ``Refused``."""
+
+    allowed: str
+    convert: Callable[[Any], Any]
+
+
+def _integer(minimum: int, unit: str, *, none: bool = False) -> Rule:
+    """Whole numbers from ``minimum`` up, also as the strings a ``.properties`` file holds."""
+
+    def convert(value: Any) -> int | None:
+        if value is None and none:
+            return None
+        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise Refused
+        return value
+
+    return Rule(f"a whole number of {unit} >= {minimum}{' or None' if none else ''}", convert)
+
+
+def _milliseconds(minimum: int, *, none: bool = False) -> Rule:
+    return _integer(minimum, "milliseconds", none=none)
+
+
+def _bytes(minimum: int) -> Rule:
+    return _integer(minimum, "bytes")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]
+    if not isinstance(value, bool):
+        raise Refused
+    return value
+
+
+def _choice(options: Sequence[str], case: Callable[[str], str] = str.lower) -> Rule:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or case(value.strip()) not in options:
+            raise Refused
+        return case(value.strip())
+
+    return Rule(f"one of {', '.join(options)}", convert)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise Refused
+    return value
+
+
+def _token_provider(value: Any) -> AbstractTokenProvider:
+    if not isinstance(value, AbstractTokenProvider):
+        raise Refused
+    return value
+
+
+def _callable(value: Any) -> Any:
+    if not callable(value):
+        raise Refused
+    return value
+
+
+def _acks(value: Any) -> int | str:
+    if isinstance(value, bool):
+        raise Refused
+    if value in (-1, "-1", "all"):
+        return "all"
+    if value in (0, 1, "0", "1"):
+        return int(value)
+    raise Refused
+
+
+def _compression(value: Any) -> str | None:
+    lowered = value.lower() if isinstance(value, str) else value
+    if lowered in (None, "none"):
+        return None
+    if lowered not in COMPRESSION_TYPES:
+        raise Refused
+    return str(lowered)
+
+
+def _hostname_check(value: Any) -> bool:
+    """``ssl.endpoint.identification.algorithm`` (``https`` or empty) or a bool."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("https", "", "none"):
+        return value.lower() == "https"
+    raise Refused
+
+
+def _assignors(value: Any) -> tuple[type[AbstractPartitionAssignor], ...]:
+    """Names (``"range"``, ``"roundrobin,sticky"``) or aiokafka assignor classes, in order."""
+    if isinstance(value, str):
+        value = value.split(",")
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    found = []
+    for item in items:
+        if isinstance(item, str) and item.strip().lower() in ASSIGNORS:
+            found.append(ASSIGNORS[item.strip().lower()])
+        elif isinstance(item, type) and issubclass(item, AbstractPartitionAssignor):
+            found.append(item)
+        else:
+            raise Refused
+    if not found:
+        raise Refused
+    return tuple(found)
+
+
+_TEXT = Rule("a non-empty string", _text)
+_BOOLEAN = Rule("True or False (or 'true' / 'false')", _boolean)
+
+#: Every setting's type and range, checked when it is declared (not when aiokafka first uses
+#: it, which may be at stop, or in a crash loop). Keys without a rule are checked elsewhere:
+#: bootstrap_servers here, TLS files and ssl_context by ``security.check``.
+RULES: dict[str, Rule] = {
+    "security_protocol": _choice(PROTOCOLS, str.upper),
+    "sasl_mechanism": _choice(MECHANISMS, str.upper),
+    "sasl_plain_username": _TEXT,
+    "sasl_plain_password": _TEXT,
+    "sasl_kerberos_service_name": _TEXT,
+    "sasl_kerberos_domain_name": _TEXT,
+    "sasl_oauth_token_provider": Rule("an aiokafka.abc.AbstractTokenProvider", _token_provider),
+    "ssl_password": _TEXT,
+    "ssl_check_hostname": Rule("'https' (on) or '' (off), or True / False", _hostname_check),
+    "client_id": _TEXT,
+    "api_version": _TEXT,
+    "connections_max_idle_ms": _milliseconds(1, none=True),
+    "metadata_max_age_ms": _milliseconds(1),
+    "request_timeout_ms": _milliseconds(1),
+    "retry_backoff_ms": _milliseconds(0),
+    "group_id": _TEXT,
+    "auto_offset_reset": _choice(("earliest", "latest")),  # route.INITIAL_OFFSETS (import cycle)
+    "check_crcs": _BOOLEAN,
+    "client_rack": _TEXT,
+    "consumer_timeout_ms": _milliseconds(1),
+    "exclude_internal_topics": _BOOLEAN,
+    "fetch_max_bytes": _bytes(1),
+    "fetch_max_wait_ms": _milliseconds(0),
+    "fetch_min_bytes": _bytes(0),
+    "heartbeat_interval_ms": _milliseconds(1),
+    "isolation_level": _choice(("read_committed", "read_uncommitted")),  # route.ISOLATION_LEVELS
+    "max_partition_fetch_bytes": _bytes(1),
+    "max_poll_interval_ms": _milliseconds(1),
+    "partition_assignment_strategy": Rule(
+        f"assignor names ({', '.join(ASSIGNORS)}) or aiokafka assignor classes", _assignors
+    ),
+    "rebalance_timeout_ms": _milliseconds(1, none=True),
+    "session_timeout_ms": _milliseconds(1),
+    "group_instance_id": _TEXT,
+    "acks": Rule("0, 1 or 'all' (or -1)", _acks),
+    "compression_type": Rule(f"one of {', '.join(COMPRESSION_TYPES)} or none", _compression),
+    "enable_idempotence": _BOOLEAN,
+    "linger_ms": _milliseconds(0),
+    "max_batch_size": _bytes(1),
+    "max_request_size": _bytes(1),
+    "partitioner": Rule("a callable (key, all_partitions, available_partitions) -> partition", _callable),
+    "transaction_timeout_ms": _milliseconds(1),
+    "transactional_id": _TEXT,
+}
 
 
 def _canonical_key(key: str) -> str:
@@ -130,38 +316,26 @@ def _suggestion(key: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _normalise_value(key: str, value: Any, where: str) -> Any:
-    if isinstance(value, str) and value.lower() in _BOOLEANS and key in {"enable_idempotence", "check_crcs"}:
-        return _BOOLEANS[value.lower()]
-    if isinstance(value, str) and key.endswith(_INT_SUFFIXES) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if key == "acks":
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: acks must be 0, 1 or 'all' (or -1), not {value!r}")
-        if value in (-1, "-1", "all"):
-            return "all"
-        if value in (0, 1, "0", "1"):
-            return int(value)
-        raise ConfigError(f"{where}: acks must be 0, 1 or 'all' (or -1), not {value!r}")
-    if key == "compression_type":
-        lowered = value.lower() if isinstance(value, str) else value
-        if lowered in (None, "none"):
-            return None
-        if lowered not in COMPRESSION_TYPES:
-            raise ConfigError(
-                f"{where}: compression_type must be one of {', '.join(COMPRESSION_TYPES)} or none, "
-                f"not {value!r}"
-            )
-        return lowered
-    if key == "security_protocol" and isinstance(value, str):
-        return value.upper()
-    if key == "auto_offset_reset" and isinstance(value, str):
-        return value.lower()
-    if key == "sasl_mechanism" and isinstance(value, str):
-        return value.upper()
-    if key == "ssl_check_hostname":
-        return security.check_hostname(value, where)
-    return value
+def _checked(key: str, original: str, value: Any, where: str) -> Any:
+    """``value`` as its rule converts it; refused: the place, the key as written, what is allowed."""
+    rule = RULES.get(key)
+    if rule is None:
+        return value
+    try:
+        return rule.convert(value)
+    except Refused:
+        # A secret of the wrong type is a secret all the same: say its type only.
+        shown = f"a value of type {type(value).__name__}" if key in SECRET_KEYS else repr(value)
+        raise ConfigError(f"{where}: {original} must be {rule.allowed}, not {shown}") from None
+
+
+def check_cluster_name(name: Any, where: str) -> str:
+    """``name`` if it is a name a cluster can have; else a ``ConfigError`` saying which are."""
+    if not isinstance(name, str) or not CLUSTER_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: cluster name {name!r} is not allowed; use 1 to 64 letters, digits, '.', '_' or '-'"
+        )
+    return name
 
 
 def _normalise_servers(value: Any, where: str) -> tuple[str, ...]:
@@ -226,7 +400,7 @@ class KafkaSettings:
             if key in seen:
                 raise ConfigError(f"{where}: {original!r} and {seen[key]!r} are the same setting; keep one")
             seen[key] = original
-            value = _normalise_value(key, value, where)
+            value = _checked(key, original, value, where)
             part = (
                 "identity"
                 if key in IDENTITY_KEYS
@@ -241,7 +415,9 @@ class KafkaSettings:
         identity["bootstrap_servers"] = _normalise_servers(identity.get("bootstrap_servers"), where)
         identity.setdefault("security_protocol", "PLAINTEXT")
         tls = security.check(identity, where)
-        return cls(**parts, tls=tls)
+        settings = cls(**parts, tls=tls)
+        remember(settings, settings.secrets())  # masked in every log line from now on, not at start
+        return settings
 
     @property
     def bootstrap_servers(self) -> tuple[str, ...]:

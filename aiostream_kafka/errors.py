@@ -5,7 +5,11 @@ Every error a user can cause names the thing to fix: the route, the cluster, the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.errors import KafkaError
 
 
 class AiostreamKafkaError(Exception):
@@ -35,10 +39,59 @@ class ClusterConnectionError(AiostreamKafkaError, ConnectionError):
 
     #: False when nothing even accepted a TCP connection (the cluster is down or elsewhere).
     listening: bool = True
+    #: The topic a producer was about to send to, when the connection failed for a send.
+    topic: str | None = None
+
+    def producing(self, topic: str) -> ClusterConnectionError:
+        """This error, saying it stopped a send to ``topic``; caused by this one."""
+        error = type(self)(f"{self}; while producing to topic {topic!r}")
+        error.listening, error.topic = self.listening, topic
+        error.__cause__ = self
+        return error
+
+
+class ClusterUnreachableError(ClusterConnectionError):
+    """A cluster that is away: nothing listens at its address, its name does not resolve, or it
+    did not answer in time. The message names it, its servers and which of these it was."""
+
+
+class ProduceError(AiostreamKafkaError, KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """A message that was not produced, naming the cluster, the topic and why.
+
+    ``__cause__`` is aiokafka's error when there was one (kept, for code that looks for a
+    retriable error down the chain), and ``retriable`` is copied from it (True for
+    timeouts and lost connections too). A ``KafkaError`` as well, so ``except KafkaError``
+    written against aiokafka keeps catching it.
+    """
+
+    def __init__(self, message: str, *, cluster: str, topic: str, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.cluster = cluster
+        self.topic = topic
+        self.retriable = retriable
+
+    def __str__(self) -> str:  # KafkaError would put the class name first
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle (to another process) with the keywords
+        rebuild = functools.partial(
+            type(self), cluster=self.cluster, topic=self.topic, retriable=self.retriable
+        )
+        return rebuild, self.args
 
 
 class NotRunningError(AiostreamKafkaError, RuntimeError):
     """Something that needs a started app was used before start or after stop."""
+
+
+class HandlerCancelledError(AiostreamKafkaError, RuntimeError):
+    """A handler raised ``CancelledError`` though nothing cancelled it (a cancelled future it
+    awaited, say): a failure of that batch like any other, never a reason to stop consuming."""
+
+
+class ProcessingTimeoutError(AiostreamKafkaError, TimeoutError):
+    """A batch's handler ran past its route's ``processing_timeout`` and was cancelled: a
+    failure of that batch, retried or dead-lettered by the route's policy."""
 
 
 class DecodeError(AiostreamKafkaError, ValueError):

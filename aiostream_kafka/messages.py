@@ -96,6 +96,7 @@ class Messages(Sequence[Message[T]]):
     """
 
     __slots__ = (
+        "_closed",
         "_decoder",
         "_is_revoked",
         "_marked",
@@ -131,6 +132,19 @@ class Messages(Sequence[Message[T]]):
         self._is_revoked = is_revoked
         self._marked: int | None = None
         self.after_batch: AfterBatch | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """The handler has returned: marks, pauses and seeks on this batch are refused from now
+        on, since nothing would act on them (a Consumer's own pause / seek still work)."""
+        self._closed = True
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"{what} on the batch of {self.topic}[{self.partition}] after its handler returned: "
+                f"call it while the handler runs (or use the Consumer's own pause / seek)"
+            )
 
     @property
     def _all(self) -> Sequence[Message[T]]:
@@ -156,6 +170,7 @@ class Messages(Sequence[Message[T]]):
         which message is the culprit). Marking an earlier message than one already
         marked changes nothing.
         """
+        self._check_open("mark_as_consumed")
         if message.topic != self.topic or message.partition != self.partition:
             raise ValueError(
                 f"{message!r} is not in this batch ({self.topic}[{self.partition}]); mark it on its own batch"
@@ -174,17 +189,28 @@ class Messages(Sequence[Message[T]]):
         It resumes after this batch, or with ``manual_offset_management`` at the first message
         not marked; the rest of the poll is not handed out.
         """
+        self._check_open("pause")
         check_pause(for_ms)
         self.after_batch = ("pause", for_ms)
 
     def resume(self) -> None:
         """Cancel a ``pause`` or ``seek`` asked for during this batch."""
+        self._check_open("resume")
         self.after_batch = None
 
     def seek(self, target: SeekTarget) -> None:
         """Once this batch returns, continue the partition from ``target`` instead."""
+        self._check_open("seek")
         check_seek_target(target)
         self.after_batch = ("seek", target)
+
+    def as_received(self, offset: int) -> Message[T]:
+        """The message at ``offset`` as it arrived, whatever the handler did to its ``Message``
+        since: what a dead-letter queue sends."""
+        for record in self._records:
+            if record.offset == offset:
+                return from_records([record], self.cluster, self._decoder)[0]
+        return next(m for m in self._all if m.offset == offset)
 
     @property
     def first_offset(self) -> int:

@@ -1,9 +1,16 @@
-"""Small tools the Kafka tests share: waiting for a condition, recording monitor events."""
+"""Small tools the Kafka tests share: waiting for a condition, recording monitor events,
+servers on free ports that misbehave as a broker might."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import random
+import socket
+import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -139,3 +146,62 @@ async def wait_for_records(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {count} record(s) on {topic}")
         await anyio.sleep(0.2)
+
+
+#: Ports tests may take: below the kernel's ephemeral range, which other tests' clients use.
+TEST_PORTS = range(20000, 32768)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 below 32768 that nothing listens on: a connection to it is refused."""
+    for port in random.sample(TEST_PORTS, 100):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != errno.ECONNREFUSED:
+                continue  # something listens there
+        with socket.socket() as taken:
+            try:
+                taken.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # bound (not listening yet) by someone else
+        return port
+    raise AssertionError(f"no free port among 100 tried in {TEST_PORTS}")
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def tcp_server(handle: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    """A server on a free port below 32768 running ``handle`` for each connection; yields its
+    address, and closes every connection it still holds at the end."""
+    connections: list[tuple[asyncio.StreamWriter, asyncio.Task[object] | None]] = []
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append((writer, asyncio.current_task()))
+        await handle(reader, writer)
+
+    server = None
+    while server is None:
+        try:
+            server = await asyncio.start_server(tracked, "127.0.0.1", free_port(), ssl=tls)
+        except OSError as error:  # taken between the check and the bind
+            if error.errno != errno.EADDRINUSE:
+                raise
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer, _ in connections:
+            writer.close()
+        await asyncio.gather(*(task for _, task in connections if task is not None), return_exceptions=True)
+        await server.wait_closed()
+
+
+async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept and never answer: a broker that hangs."""
+    await reader.read()  # everything, until the client hangs up
+
+
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close each connection at once, as a listener that refuses the protocol spoken."""
+    writer.close()

@@ -1,6 +1,6 @@
 """Administration of every cluster: topics, configs, consumer groups, offsets, reading messages."""
 
-from aiostream_kafka.admin.client import Admin, ClusterUnreachableError, GroupActiveError
+from aiostream_kafka.admin.client import Admin, GroupActiveError
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.admin.types import (
     Broker,
@@ -10,6 +10,7 @@ from aiostream_kafka.admin.types import (
     TopicDescription,
     TopicSpec,
 )
+from aiostream_kafka.errors import ClusterUnreachableError
 
 __all__ = [
     "Admin",

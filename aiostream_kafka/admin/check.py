@@ -1,7 +1,8 @@
 """Boot-time validation: the multi-cluster mistakes found before the first message, not after.
 
-Each cluster must answer within a timeout; each routed topic and each dead-letter topic
-must exist on *its* cluster. A topic missing there but present on another cluster is the
+Each cluster must answer within a timeout (a cluster that does not says why: refused at
+once, unresolvable, timed out or a TLS failure); each routed topic and each dead-letter
+topic must exist on *its* cluster. A topic missing there but present on another cluster is the
 classic mismatched-cluster mistake, and the error says so, naming both.
 """
 
@@ -11,6 +12,8 @@ import anyio
 
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.admin.types import TopicSpec
+from aiostream_kafka.config import Cluster
+from aiostream_kafka.diagnosis import PROBE_TIMEOUT, likely_reason
 from aiostream_kafka.errors import ClusterConnectionError, ConfigError
 from aiostream_kafka.routing.topology import DeclaredTopic, Topology
 
@@ -35,10 +38,10 @@ async def check(
                 existing[name] = set(await admins.cluster(name).list_topics())
         except ClusterConnectionError as error:  # it names the cluster, its servers and why
             problems.append(str(error))
+        except TimeoutError:
+            problems.append(await _silent(cluster, within))
         except Exception as error:
-            problems.append(
-                f"cluster {name!r} ({cluster.bootstrap_servers}) did not answer within {within:g}s: {error}"
-            )
+            problems.append(f"cluster {name!r} ({cluster.bootstrap_servers}) failed: {error!r}")
 
     needed: list[tuple[str, str, str]] = []  # (cluster, topic, who needs it)
     for topic in topology.topics:
@@ -78,6 +81,13 @@ async def check(
     if problems:
         raise CheckError(problems)
     return notes
+
+
+async def _silent(cluster: Cluster, within: float) -> str:
+    """A cluster that did not answer within ``within`` seconds, and what a probe finds there."""
+    reason = await likely_reason(cluster, within=min(within, PROBE_TIMEOUT))
+    where = f"cluster {cluster.name!r} ({cluster.bootstrap_servers})"
+    return f"{where} did not answer within {within:g}s: {reason.text}"
 
 
 async def _create(admins: AdminRegistry, declared: DeclaredTopic) -> None:

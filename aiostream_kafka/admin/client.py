@@ -44,8 +44,8 @@ from aiostream_kafka.admin.types import (
     TopicSpec,
 )
 from aiostream_kafka.config import Cluster
-from aiostream_kafka.diagnosis import connection_error
-from aiostream_kafka.errors import AiostreamKafkaError, ClusterConnectionError
+from aiostream_kafka.diagnosis import PROBE_TIMEOUT, connection_error
+from aiostream_kafka.errors import AiostreamKafkaError, ClusterUnreachableError
 from aiostream_kafka.messages import Message, from_records
 
 T = TypeVar("T")
@@ -66,10 +66,6 @@ _NO_ANSWER = (
     OSError,
 )
 _COMMIT_REFUSED = (CommitFailedError, IllegalGenerationError, UnknownMemberIdError, RebalanceInProgressError)
-
-
-class ClusterUnreachableError(ClusterConnectionError):
-    """A cluster that did not answer in time: the message names it, its servers and the timeout."""
 
 
 class GroupActiveError(AiostreamKafkaError, RuntimeError):
@@ -169,15 +165,18 @@ class Admin:
                 except BaseException as error:
                     with anyio.CancelScope(shield=True):
                         await client.close()
-                    if isinstance(error, KafkaConnectionError):
-                        refused = await connection_error(self.cluster, error)
-                        if refused.listening:  # a TLS or login problem, not a cluster that is away
-                            raise refused from error
-                    if isinstance(error, _NO_ANSWER):
-                        raise self._unreachable(error) from error
+                    await self._not_connected(error)
                     raise
                 self._client = client
             return self._client
+
+    async def _not_connected(self, error: BaseException) -> None:
+        """Raise what says why connecting failed with ``error``, if it was the cluster's doing."""
+        if isinstance(error, KafkaConnectionError):  # refused, unresolvable, TLS, login...
+            probe = min(self.timeout, PROBE_TIMEOUT)
+            raise await connection_error(self.cluster, error, within=probe) from error
+        if isinstance(error, _NO_ANSWER):
+            raise self._unreachable(error) from error
 
     @asynccontextmanager
     async def _consumer(self, group_id: str | None = None) -> AsyncIterator[Any]:
@@ -194,8 +193,7 @@ class Admin:
         except BaseException as error:
             with anyio.CancelScope(shield=True):
                 await consumer.stop()
-            if isinstance(error, _NO_ANSWER):
-                raise self._unreachable(error) from error
+            await self._not_connected(error)
             raise
         try:
             with self._answering():

@@ -21,6 +21,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from aiostream_kafka.__about__ import __version__
+from aiostream_kafka.errors import ProduceError
 from aiostream_kafka.instrumentation.monitor import EVENTS, Event, Monitor, method_name
 
 SCOPE = "aiostream_kafka"
@@ -266,6 +267,8 @@ def _metric_attributes(event: Event, *, consumer: bool) -> dict[str, Any]:
 
 def _error_type(event: Event) -> str:
     error = event.get("error")
+    if isinstance(error, ProduceError) and error.__cause__ is not None:
+        error = error.__cause__  # aiokafka's error says which failure it was; ours says where
     return type(error).__qualname__ if error is not None else str(event.get("type", "unknown"))
 
 

@@ -9,6 +9,7 @@ from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.errors import ConfigError, DecodeError, check_exception_types
 from aiostream_kafka.messages import Message
+from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
 
 if TYPE_CHECKING:  # routes import this module; producing imports routing
     from aiostream_kafka.producing.producer import Producer
@@ -47,8 +48,8 @@ class DeadLetterQueue:
             or self.max_retries < 0
         ):
             raise ConfigError(f"DeadLetterQueue(max_retries={self.max_retries!r}): need a whole number >= 0")
-        if self.topic is not None and (not isinstance(self.topic, str) or not self.topic):
-            raise ConfigError(f"DeadLetterQueue(topic={self.topic!r}): a topic name, or None to skip")
+        if self.topic is not None and not is_topic_name(self.topic):
+            raise ConfigError(f"DeadLetterQueue(topic={self.topic!r}): {TOPIC_NAME_RULE}, or None to skip")
         check_exception_types(self.dispatch_on, f"DeadLetterQueue(dispatch_on={self.dispatch_on!r})")
         if self.cluster is not None and (not isinstance(self.cluster, str) or not self.cluster):
             raise ConfigError(

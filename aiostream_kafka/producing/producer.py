@@ -9,16 +9,29 @@ from typing import Any, NoReturn
 import anyio
 import msgspec
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.codecs import Encoder
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.diagnosis import connection_error
-from aiostream_kafka.errors import NotRunningError
+from aiostream_kafka.errors import ClusterConnectionError, NotRunningError
 from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.producing.failures import (
+    DEFAULT_MAX_REQUEST_SIZE,
+    KAFKA_FAILURES,
+    invalid_topic,
+    produce_failure,
+)
 from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
+from aiostream_kafka.runtime.reachability import client_of
+from aiostream_kafka.topic_names import is_topic_name
 
 Headers = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
+
+#: How many valid topic names a producer remembers; past that, the others are checked each time.
+KNOWN_TOPICS = 10_000
+_CONNECT_FAILURES = (ClusterConnectionError, *KAFKA_FAILURES)
 
 
 class ProducerRecord(msgspec.Struct, frozen=True):
@@ -37,7 +50,12 @@ class ProducerRecord(msgspec.Struct, frozen=True):
 
 
 class Producer:
-    """Connects on start (or on first use if the cluster was down then); flushes on stop."""
+    """Connects on start (or on first use if the cluster was down then); flushes on stop.
+
+    A message that is not produced raises ``ProduceError`` (caused by aiokafka's error) naming
+    the cluster and the topic; a topic name no broker accepts is refused before anything is
+    sent, where aiokafka would wait ``request_timeout_ms`` for its metadata.
+    """
 
     def __init__(
         self,
@@ -59,6 +77,9 @@ class Producer:
         self._lock = anyio.Lock()
         self._closed = False
         self._server = cluster.settings.bootstrap_servers[0]
+        self._topics: set[str] = set()  # names found valid: a valid topic costs one lookup a send
+        settings = {**cluster.settings.producer_kwargs(), **self._overrides}
+        self._max_request_size = int(settings.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE))
 
     async def start(self) -> None:
         await self._connection()
@@ -77,7 +98,8 @@ class Producer:
                 }
                 kafka = self._clients.producer(self.cluster, **settings)
                 try:
-                    await kafka.start()
+                    with client_of(self.cluster.name):  # its sender task says whose it is
+                        await kafka.start()
                 except BaseException as error:
                     with anyio.CancelScope(shield=True):
                         await kafka.stop()
@@ -86,6 +108,20 @@ class Producer:
                     raise
                 self._kafka = kafka
         return self._kafka
+
+    async def _connected(self, topic: str) -> ProducerClient:
+        """The connected client, for a send to ``topic``: a failure to connect names it."""
+        try:
+            return await self._connection()
+        except _CONNECT_FAILURES as error:
+            self._raise(topic, error, None)
+
+    def _check_topic(self, topic: str) -> None:
+        """Refuse a name no broker accepts; remember the good ones."""
+        if not is_topic_name(topic):
+            self._raise(topic, invalid_topic(self.cluster, topic), None)
+        if len(self._topics) < KNOWN_TOPICS:
+            self._topics.add(topic)
 
     async def produce(
         self,
@@ -97,13 +133,14 @@ class Producer:
         partition: int | None = None,
         timestamp_ms: int | None = None,
     ) -> RecordMetadata:
-        """Send one message and wait until the broker has it."""
+        """Send one message and wait until the broker has it; else raise ``ProduceError``."""
+        if topic not in self._topics:
+            self._check_topic(topic)
         delivery, context = await self._send(topic, value, key, headers, partition, timestamp_ms)
         try:
             metadata = await delivery
         except Exception as error:
-            self._failed(topic, error, context)
-            raise
+            self._raise(topic, error, context, (value, key, headers))
         self._delivered(topic, metadata, context)
         return metadata
 
@@ -119,10 +156,17 @@ class Producer:
     ) -> asyncio.Future[RecordMetadata]:
         """Queue one message; the returned future resolves when the broker has it.
 
-        Waits only while the producer's buffer is full, so many sends can be in flight.
-        ``message.produced`` / ``produce.failed`` follow for it only while something observes
-        each message (a delivery callback per message is costly); its future always tells.
+        Waits only while the producer's buffer is full, so many sends can be in flight. What
+        the call itself raises (an invalid topic name, a message over ``max_request_size``, a
+        full buffer) is a ``ProduceError`` naming the cluster and topic. The future is
+        aiokafka's own, untouched (wrapping it would cost every message): it carries the
+        ``RecordMetadata``, or aiokafka's error for a message the broker did not take, which
+        names no topic. ``message.produced`` / ``produce.failed`` (whose error is a
+        ``ProduceError``) follow for it only while something observes each message (a
+        delivery callback per message is costly); its future always tells.
         """
+        if topic not in self._topics:
+            self._check_topic(topic)
         kafka, heard = self._kafka, self._monitor.heard
         if kafka is None or headers or "message.producing" in heard or "message.produced" in heard:
             return await self._produce_watched(topic, value, key, headers, partition, timestamp_ms)
@@ -136,8 +180,7 @@ class Producer:
         try:
             return await kafka.send(topic, value, key, partition, timestamp_ms)
         except Exception as error:
-            self._failed(topic, error, None)
-            raise
+            self._raise(topic, error, None, (value, key, None))
 
     async def _produce_watched(
         self,
@@ -156,8 +199,14 @@ class Producer:
     async def produce_many(self, records: Iterable[ProducerRecord]) -> list[RecordMetadata]:
         """Send many messages in flight at once and wait for all of them, in order.
 
-        Raises the first failure, after every message has been accounted for.
+        Raises the first failure (a ``ProduceError``), after every message has been accounted
+        for; an invalid topic name among them, before any is sent.
         """
+        records = records if isinstance(records, list | tuple) else list(records)
+        known = self._topics
+        for r in records:  # all of them first, so that a bad name sends nothing
+            if r.topic not in known:
+                self._check_topic(r.topic)
         # Every send only appends to aiokafka's buffer (it waits only while that is full), so
         # all of them are queued before any delivery is awaited, never one send per round
         # trip (aio-libs/aiokafka#1065). The deliveries are then taken in order: those of one
@@ -166,12 +215,12 @@ class Producer:
         kafka = self._kafka
         monitor, encode_value, encode_key = self._monitor, self._encoder.value, Encoder.key
         deliveries: list[asyncio.Future[RecordMetadata]] = []
-        topics: list[str] = []
+        sent: list[ProducerRecord] = []
         contexts: dict[int, dict[str, Any]] = {}  # by position, for the messages that have one
         for r in records:
             topic, value, key = r.topic, r.value, r.key
             if kafka is None:  # connected on first use, as every send is (nothing to send: no need)
-                kafka = await self._connection()
+                kafka = await self._connected(topic)
             if r.headers or "message.producing" in monitor.heard:
                 delivery, context = await self._send(
                     topic, value, key, r.headers, r.partition, r.timestamp_ms
@@ -186,10 +235,9 @@ class Producer:
                 try:
                     delivery = await kafka.send(topic, value, key, r.partition, r.timestamp_ms)
                 except Exception as error:
-                    self._failed(topic, error, None)
-                    raise
+                    self._raise(topic, error, None, (value, key, None))
             deliveries.append(delivery)
-            topics.append(topic)
+            sent.append(r)
         for delivery in deliveries:
             if not delivery.done():
                 await asyncio.wait((delivery,))  # never raises the delivery's own error
@@ -198,28 +246,29 @@ class Producer:
         except BaseException:  # a delivery failed or was cancelled (never this task: all are done)
             results = None
         if results is None:
-            self._account(deliveries, topics, contexts)
+            self._account(deliveries, sent, contexts)
         if "message.produced" in monitor.heard:
             for i, metadata in enumerate(results):
-                self._delivered(topics[i], metadata, contexts.get(i))
+                self._delivered(sent[i].topic, metadata, contexts.get(i))
         return results
 
     def _account(
         self,
         deliveries: list[asyncio.Future[RecordMetadata]],
-        topics: list[str],
+        sent: list[ProducerRecord],
         contexts: dict[int, dict[str, Any]],
     ) -> NoReturn:
         """Report every message of a ``produce_many`` that did not all succeed, then raise the
         first failure."""
         failure: BaseException | None = None
         for i, delivery in enumerate(deliveries):
+            r = sent[i]
             error = delivery.exception() if not delivery.cancelled() else asyncio.CancelledError()
             if error is not None:
-                self._failed(topics[i], error, contexts.get(i))
-                failure = failure or error
+                failed = self._failed(r.topic, error, contexts.get(i), (r.value, r.key, r.headers))
+                failure = failure or failed
             else:
-                self._delivered(topics[i], delivery.result(), contexts.get(i))
+                self._delivered(r.topic, delivery.result(), contexts.get(i))
         assert failure is not None
         raise failure
 
@@ -234,11 +283,8 @@ class Producer:
     ) -> tuple[asyncio.Future[RecordMetadata], dict[str, Any] | None]:
         kafka = self._kafka
         if kafka is None:
-            kafka = await self._connection()
-        if type(value) is not bytes and value is not None:
-            value = self._encoder.value(value)
-        if type(key) is not bytes and key is not None:
-            key = Encoder.key(key)
+            kafka = await self._connected(topic)
+        value, key = self._encoder.value(value), Encoder.key(key)
         encoded_headers = Encoder.headers(headers) if headers else None
         context: dict[str, Any] | None = None
         if self._monitor.listens_to("message.producing"):
@@ -264,8 +310,7 @@ class Producer:
                 timestamp_ms=timestamp_ms,
             )
         except Exception as error:
-            self._failed(topic, error, context)
-            raise
+            self._raise(topic, error, context, (value, key, headers))
         return delivery, context
 
     def _report(
@@ -290,9 +335,46 @@ class Producer:
                 context=context,
             )
 
-    def _failed(self, topic: str, error: BaseException, context: dict[str, Any] | None) -> None:
+    def _failed(
+        self,
+        topic: str,
+        error: BaseException,
+        context: dict[str, Any] | None,
+        message: tuple[Any, Any, Headers | None] | None = None,
+    ) -> BaseException:
+        """Report a send that failed (``produce.failed``); return the error to raise for it.
+
+        ``message`` (value, key, headers) sizes a message too large, on this path only.
+        """
+        size = (lambda: self._size_of(*message)) if message is not None else None
+        failure = produce_failure(
+            self.cluster, topic, error, size=size, max_request_size=self._max_request_size
+        )
         self._monitor.emit(
-            "produce.failed", cluster=self.cluster.name, topic=topic, error=error, context=context
+            "produce.failed", cluster=self.cluster.name, topic=topic, error=failure, context=context
+        )
+        return failure
+
+    def _raise(
+        self,
+        topic: str,
+        error: BaseException,
+        context: dict[str, Any] | None,
+        message: tuple[Any, Any, Headers | None] | None = None,
+    ) -> NoReturn:
+        """Report a send that failed, then raise what says why: caused by ``error``, or itself."""
+        failure = self._failed(topic, error, context, message)
+        if failure is error:
+            raise error
+        raise failure from error
+
+    def _size_of(self, value: Any, key: Any, headers: Headers | None) -> int:
+        """A message's encoded size, as aiokafka measures it against ``max_request_size``."""
+        encoded_headers = Encoder.headers(headers) or []
+        return int(
+            DefaultRecordBatchBuilder.estimate_size_in_bytes(
+                Encoder.key(key), self._encoder.value(value), encoded_headers
+            )
         )
 
     async def flush(self) -> None:

@@ -72,6 +72,7 @@ class Route:
     retry: Retry | None = None  # the app's retry_backoff when None
     dead_letter_queue: DeadLetterQueue | None = None
     manual_offset_management: bool = False
+    processing_timeout: float | None = None  # seconds a batch's handler may take (None: no limit)
     config: TopicConfig | None = None  # declare the topic (see TopicConfig)
 
     @property

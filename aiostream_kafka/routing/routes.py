@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -15,11 +15,10 @@ from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Handler, Route, TopicConfig
+from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
-
-_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
 class RouteOptions(TypedDict, total=False):
@@ -40,6 +39,7 @@ class RouteOptions(TypedDict, total=False):
     retry: Retry
     dead_letter_queue: DeadLetterQueue
     manual_offset_management: bool
+    processing_timeout: float
     config: TopicConfig
 
 
@@ -62,10 +62,8 @@ class Routes:
         """Route ``topic`` to a ``Consumer`` subclass or an ``async def`` handler."""
         if self._frozen_reason:
             raise ConfigError(f"cannot add a route for topic {topic!r}: {self._frozen_reason}")
-        if not isinstance(topic, str) or not _TOPIC_NAME.match(topic):
-            raise ConfigError(
-                f"route for topic {topic!r}: a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -"
-            )
+        if not is_topic_name(topic):
+            raise ConfigError(f"route for topic {topic!r}: {TOPIC_NAME_RULE}")
         unknown = set(options) - set(RouteOptions.__annotations__)
         if unknown:
             name = sorted(unknown)[0]
@@ -132,6 +130,11 @@ def _check(route: Route) -> None:
             f"{where}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), "
             f"not {route.dead_letter_queue!r}"
         )
+    timeout = route.processing_timeout
+    if timeout is not None and (
+        not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < math.inf
+    ):
+        raise ConfigError(f"{where}: processing_timeout must be positive seconds or None, not {timeout!r}")
     if route.config is not None and not isinstance(route.config, TopicConfig):
         raise ConfigError(f"{where}: config= takes aiostream_kafka.TopicConfig(...), not {route.config!r}")
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:

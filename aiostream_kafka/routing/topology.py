@@ -15,7 +15,7 @@ from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.routing.declared import TopicDeclaration
-from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, INITIAL_OFFSETS, Route, TopicConfig
+from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route, TopicConfig
 
 DEFAULT_SUBSCRIPTION_GROUP = "default"
 
@@ -134,12 +134,10 @@ def build_topology(
         group_id = route.group_id or consumer_settings.pop("group_id", None) or default_group_id
         consumer_settings.pop("group_id", None)
         initial_offset = route.initial_offset or consumer_settings.pop("auto_offset_reset", "earliest")
-        consumer_settings.pop("auto_offset_reset", None)
+        consumer_settings.pop("auto_offset_reset", None)  # earliest or latest: config.RULES
         consumer_settings["isolation_level"] = (
             route.isolation_level or consumer_settings.get("isolation_level") or DEFAULT_ISOLATION_LEVEL
         )
-        if initial_offset not in INITIAL_OFFSETS:
-            raise ConfigError(f"{route.label}: auto_offset_reset must be 'earliest' or 'latest'")
         decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
         topic = Topic(route.topic, route, cluster, decoder)
         _check_dead_letter_queue(topic, clusters)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 
 class InHand(NamedTuple):
-    """One partition's batch in a handler's hands; ``started`` is ``time.perf_counter()``."""
+    """One partition's batch in a handler's hands; ``started`` is ``time.monotonic()``."""
 
     cluster: str
     topic: str
@@ -23,7 +23,7 @@ class InHand(NamedTuple):
 
     def describe(self, now: float | None = None) -> str:
         """``orders/0 (handler app.on_orders, from offset 12, for 3.2s)``."""
-        running = (time.perf_counter() if now is None else now) - self.started
+        running = (time.monotonic() if now is None else now) - self.started
         return (
             f"{self.topic}/{self.partition} (handler {self.handler}, from offset {self.first_offset}, "
             f"for {running:.1f}s)"

@@ -15,6 +15,8 @@ retried: they stop the listener and the Supervisor lets them through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,16 +31,18 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.diagnosis import connection_error
-from aiostream_kafka.errors import DecodeError
+from aiostream_kafka.errors import DecodeError, HandlerCancelledError, ProcessingTimeoutError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import AfterBatch, Messages, batch_of
 from aiostream_kafka.processing.dead_letter import dispatch
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, locate, remedy
 from aiostream_kafka.runtime.in_hand import InHand
+from aiostream_kafka.runtime.reachability import CLIENT_CLUSTER
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -75,6 +79,15 @@ class _Route:
     invoke: Invoke
     policy: FailurePolicy
     instance: Consumer | None
+
+    @property
+    def timeout(self) -> float | None:
+        return self.topic.route.processing_timeout
+
+
+#: The pause token of a partition set aside while a slow batch runs (see _set_aside_slow).
+_SET_ASIDE = object()
+_NO_LIMIT = contextlib.nullcontext()
 
 
 async def _together(here: Awaitable[None], beside: list[Coroutine[Any, Any, None]]) -> None:
@@ -113,6 +126,7 @@ class Listener:
         retry_backoff: Backoff,
         revoke_timeout: float = 10.0,
         statistics_interval: float | None = 5.0,
+        slow_batch_after: float | None = 30.0,
     ) -> None:
         self.group = group
         self._app = app
@@ -122,6 +136,7 @@ class Listener:
         self._retry_backoff = retry_backoff
         self._revoke_timeout = revoke_timeout
         self._statistics_interval = statistics_interval
+        self._slow_batch_after = slow_batch_after
         self._server = group.cluster.settings.bootstrap_servers[0]
         self._tags = {
             "cluster": group.cluster.name,
@@ -130,17 +145,18 @@ class Listener:
         }
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
-        self._in_batch = False
         self._reset()
         #: Set once the listener has polled; the Supervisor uses it to reset its backoff.
         self.healthy = False
+        #: What was processed but could not be committed (the group moved on): kept across
+        #: rebalances and restarts, so that a partition that comes back is not processed twice.
+        self._uncommitted: dict[TopicPartition, int] = {}
 
     def _reset(self) -> None:
         self._routes: dict[str, _Route] = {}
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._dead: dict[TopicPartition, set[int]] = {}  # dead-lettered, not yet committed past
         self._current: dict[TopicPartition, Messages[Any]] = {}  # the batch a handler holds
-        self._started: dict[TopicPartition, float] = {}  # when it got it (perf_counter); see in_hand
         self._in_flight: dict[TopicPartition, anyio.Event] = {}  # set when the partition's work ends
         self._scopes: dict[TopicPartition, anyio.CancelScope] = {}
         self._revoked: set[TopicPartition] = set()
@@ -154,17 +170,28 @@ class Listener:
         self._last_commit: float | None = None
         self._consumer: ConsumerClient | None = None
         self._background: anyio.abc.TaskGroup | None = None
+        self._started: dict[TopicPartition, float] = {}  # when the batch in hand began (monotonic)
+        self._slow: set[TopicPartition] = set()  # batches in hand already reported slow
+        # The poll loop hands over to a new one when a batch holds it up (see _set_aside_slow):
+        self._poller: object = None  # the loop that may poll
+        self._polling: anyio.CancelScope | None = None  # around the poller's getmany
+        self._loops = 0
+        self._loops_ended = anyio.Event()
+        self._limiter = anyio.CapacityLimiter(self._concurrency)
 
     def request_stop(self) -> None:
         """Stop after the batches in hand; a listener waiting on Kafka stops at once."""
         self._stopping = True
-        if self._scope is not None and not self._in_batch:
+        if self._polling is not None:
+            self._polling.cancel()
+        elif self._scope is not None and not self._in_flight:
             self._scope.cancel()
 
     # --- the loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
         self._reset()
+        CLIENT_CLUSTER.set(self.group.cluster.name)  # this task's, and its consumer's tasks'
         consumer = self._consumer = self._app.clients.consumer(
             self.group.cluster,
             **{
@@ -191,11 +218,16 @@ class Listener:
                 for instance in instances:
                     await instance.on_start()
                 self._monitor.emit("listener.started", **self._tags, topics=list(self._routes))
-                async with anyio.create_task_group() as self._background:
+                async with anyio.create_task_group() as background:
+                    self._background = background
                     if self._statistics_interval:
-                        self._background.start_soon(self._statistics, consumer, self._statistics_interval)
-                    await self._loop(consumer)
-                    self._background.cancel_scope.cancel()
+                        background.start_soon(self._statistics, consumer, self._statistics_interval)
+                    if self._slow_batch_after:
+                        background.start_soon(self._watch_slow_batches, consumer, self._slow_batch_after)
+                    self._poller = token = object()
+                    await self._run_loop(consumer, token)
+                    await self._loops_ended.wait()  # loops set aside finish their batches
+                    background.cancel_scope.cancel()
         finally:
             self._scope = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
@@ -217,27 +249,42 @@ class Listener:
         instance.bind(self._app, topic.name, topic.cluster.name, self)
         return _Route(topic, instance.consume, policy, instance)
 
-    async def _loop(self, consumer: ConsumerClient) -> None:
-        limiter = anyio.CapacityLimiter(self._concurrency)
+    async def _run_loop(self, consumer: ConsumerClient, token: object) -> None:
+        self._loops += 1
+        try:
+            await self._loop(consumer, token)
+        finally:
+            self._loops -= 1
+            if not self._loops:
+                self._loops_ended.set()
+
+    async def _loop(self, consumer: ConsumerClient, token: object) -> None:
+        """Poll, process, commit, for as long as this loop is the poller (``token``)."""
+        limiter = self._limiter
         max_records = self.group.max_messages * self._concurrency
-        while not self._stopping:
-            try:
-                records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
-            except Exception as error:
-                failure = locate(error)
-                if failure is None:
-                    raise
-                records = await self._unreadable_partition(consumer, failure)
-            else:
-                if self._unreadable and records:
-                    self._readable_again(records)
+        while not self._stopping and self._poller is token:
+            with anyio.CancelScope() as self._polling:
+                try:
+                    records = await consumer.getmany(
+                        timeout_ms=self.group.max_wait_ms, max_records=max_records
+                    )
+                except Exception as error:
+                    failure = locate(error)
+                    if failure is None:
+                        raise
+                    records = await self._unreadable_partition(consumer, failure)
+                else:
+                    if self._unreadable and records:
+                        self._readable_again(records)
+            self._polling = None
+            if self._stopping or self._poller is not token:
+                return  # a stop cancelled the poll (what it had fetched comes again next time)
             self.healthy = True
             if not records:
                 await self._commit_skipped(consumer)
                 continue
             for tp, polled in records.items():
                 self._handed[tp] = polled[-1].offset + 1
-            self._in_batch = True
             try:
                 self._in_flight.update({tp: anyio.Event() for tp in records})
                 # Each turn of the event loop the work waits for costs latency (other tasks'
@@ -255,9 +302,10 @@ class Listener:
                     )
                 await self._commit(consumer)
             finally:
-                self._in_batch = False
                 for tp in records:
                     self._in_flight.pop(tp, None)
+                    if self._pause_tokens.get(tp) is _SET_ASIDE:  # nothing else paused it since
+                        self._resume(consumer, tp)
 
     async def _partition(
         self,
@@ -303,20 +351,31 @@ class Listener:
             )
             began = time.perf_counter()
             self._current[tp] = messages
-            self._started[tp] = began
+            self._started[tp] = time.monotonic()
             try:
-                if limiter is None:
+                if limiter is None and route.timeout is None:
                     await route.invoke(messages)
                 else:
-                    async with limiter:
-                        await route.invoke(messages)
+                    await self._invoke_bounded(route, messages, limiter)
             except Exception as error:
                 if is_fatal(error):
                     raise
                 await self._failed(consumer, tp, route, messages, error, where)
                 return
+            except asyncio.CancelledError as cancelled:
+                if being_cancelled():
+                    raise
+                failure = HandlerCancelledError(
+                    f"{route.topic.route.handler_name} raised CancelledError, but nothing cancelled it"
+                )
+                failure.__cause__ = cancelled
+                await self._failed(consumer, tp, route, messages, failure, where)
+                return
             finally:
+                messages.close()
                 self._current.pop(tp, None)
+                self._started.pop(tp, None)
+                self._slow.discard(tp)
             route.policy.succeeded(tp.partition)
             self._positions[tp] = chunk[-1].offset + 1
             self._processed += len(live)
@@ -348,6 +407,20 @@ class Listener:
                 return
             if start + size < len(records):
                 await self._commit(consumer, only=[tp])
+
+    async def _invoke_bounded(
+        self, route: _Route, messages: Messages[Any], limiter: anyio.CapacityLimiter | None
+    ) -> None:
+        """The handler, after its turn under the limiter, within the route's processing_timeout."""
+        async with limiter if limiter is not None else _NO_LIMIT:
+            with anyio.move_on_after(route.timeout if route.timeout is not None else math.inf) as scope:
+                await route.invoke(messages)
+            if scope.cancel_called:  # even if the handler swallowed the cancellation and returned
+                raise ProcessingTimeoutError(
+                    f"{route.topic.route.handler_name} took longer than processing_timeout="
+                    f"{route.timeout}s on {messages.topic}[{messages.partition}] at offset "
+                    f"{messages.first_offset}"
+                )
 
     def _messages(
         self, route: _Route, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
@@ -411,7 +484,7 @@ class Listener:
             )
             return
 
-        culprit = next(m for m in messages if m.offset == decision.offset)
+        culprit = messages.as_received(decision.offset)
         queue = route.topic.route.dead_letter_queue
         assert queue is not None
         if decision.action == "dispatch":
@@ -580,6 +653,47 @@ class Listener:
     def is_revoked(self, topic: str, partition: int) -> bool:
         return TopicPartition(topic, partition) in self._revoked
 
+    # --- slow batches --------------------------------------------------------------------
+
+    async def _watch_slow_batches(self, consumer: ConsumerClient, after: float) -> None:
+        """Report every batch in hand for longer than ``after`` seconds, once, and set aside
+        the partitions holding up the poller, so that the others keep flowing."""
+        while True:
+            await anyio.sleep(min(1.0, after / 4))
+            now = time.monotonic()
+            slow = {tp for tp, began in self._started.items() if now - began >= after} - self._slow
+            for tp in sorted(slow):
+                self._slow.add(tp)
+                batch = self._current.get(tp)
+                self._monitor.emit(
+                    "batch.slow",
+                    **self._tags,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=batch.first_offset if batch is not None else None,
+                    duration=round(now - self._started.get(tp, now), 3),
+                    handler=self._routes[tp.topic].topic.route.handler_name,
+                )
+            # A slow partition not set aside yet belongs to the poller's poll: it holds it up.
+            if any(self._pause_tokens.get(tp) is not _SET_ASIDE for tp in slow) and self._background:
+                self._set_aside_slow(consumer, self._background)
+
+    def _set_aside_slow(self, consumer: ConsumerClient, background: anyio.abc.TaskGroup) -> None:
+        """Leave the poll in hand to its loop and start a new poller beside it.
+
+        The poll's unfinished partitions are paused, so that the new poller fetches only the
+        others; the old loop ends after its poll (committing it), resuming them unless
+        something else paused them meanwhile (a retry, the handler).
+        """
+        unfinished = [tp for tp, done in self._in_flight.items() if not done.is_set()]
+        for tp in unfinished:
+            if self._pause_tokens.get(tp) is _SET_ASIDE:
+                continue  # an earlier poll's, set aside already
+            consumer.pause(tp)
+            self._pause_tokens[tp] = _SET_ASIDE
+        self._poller = token = object()
+        background.start_soon(self._run_loop, consumer, token)
+
     # --- statistics ----------------------------------------------------------------------
 
     async def _statistics(self, consumer: ConsumerClient, interval: float) -> None:
@@ -621,10 +735,16 @@ class Listener:
         except KafkaError as error:
             # The group moved on (or the cluster is away): whoever owns these partitions next
             # starts from the last commit and sees these messages again; at-least-once holds.
+            # If they come back to this listener, it skips what it had done (on_assigned).
+            for tp, offset in offsets.items():
+                self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
             self._monitor.emit("error.occurred", **self._tags, type="commit", error=error)
             return
         self._last_commit = time.time()
         self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            if self._uncommitted.get(tp, offset) <= offset:
+                self._uncommitted.pop(tp, None)
         for tp, offset in offsets.items():
             dead = self._dead.get(tp)
             if dead:
@@ -697,9 +817,26 @@ class Listener:
             "partitions.revoked", **self._tags, partitions=_names(revoked), abandoned=abandoned
         )
 
-    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+    async def on_assigned(self, consumer: ConsumerClient, assigned: set[TopicPartition]) -> None:
+        """Take the partitions, moving past what this listener processed but could not commit."""
         self._revoked -= assigned
-        self._monitor.emit("partitions.assigned", **self._tags, partitions=_names(assigned))
+        resumed: dict[str, int] = {}
+        for tp in sorted(assigned & self._uncommitted.keys()):
+            done = self._uncommitted.pop(tp)
+            try:
+                committed = await consumer.committed(tp)
+            except KafkaError:
+                continue  # not known: process again (at-least-once)
+            if committed is None or committed < done:  # nobody got further meanwhile
+                consumer.seek(tp, done)
+                self._done[tp] = done
+                resumed[f"{tp.topic}/{tp.partition}"] = done
+        self._monitor.emit(
+            "partitions.assigned",
+            **self._tags,
+            partitions=_names(assigned),
+            resumed_after_failed_commit=resumed,
+        )
 
     async def _quietly(self, hook: Awaitable[None]) -> None:
         """Run a user hook whose failure must not stop the listener; report it instead."""
@@ -721,7 +858,7 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._listener.on_revoked(self._consumer, revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._listener.on_assigned(assigned)
+        await self._listener.on_assigned(self._consumer, assigned)
 
 
 def _names(partitions: Iterable[TopicPartition]) -> list[str]:

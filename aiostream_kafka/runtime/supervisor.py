@@ -8,6 +8,7 @@ that crashes right after every first poll is in a crash loop, and waits longer e
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -16,6 +17,7 @@ import anyio
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.processing.policy import is_fatal
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 
@@ -54,7 +56,13 @@ class Supervisor:
             listener.healthy = False
             began = time.monotonic()
             try:
-                await listener.run()
+                try:
+                    await listener.run()
+                except asyncio.CancelledError as cancelled:
+                    if being_cancelled():
+                        raise
+                    unasked = "the listener ended with a CancelledError nobody asked for"
+                    raise RuntimeError(unasked) from cancelled
             except Exception as error:
                 if is_fatal(error):
                     raise  # the process is in trouble: restarting would only hide it

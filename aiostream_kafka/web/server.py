@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aiostream_kafka.web import payloads
-from aiostream_kafka.web.auth import TokenGuard
+from aiostream_kafka.web.auth import HostGuard, TokenGuard
 from aiostream_kafka.web.board import StatusBoard
 
 if TYPE_CHECKING:
@@ -237,8 +237,15 @@ class WebUI:
         return shown
 
 
-def create_web_app(app: App, *, token: str | None = None, board: StatusBoard | None = None) -> ASGIApp:
-    """The Web UI for ``app`` (see ``app.web.asgi``)."""
+def create_web_app(
+    app: App,
+    *,
+    token: str | None = None,
+    hosts: Collection[str] | None = None,
+    board: StatusBoard | None = None,
+) -> ASGIApp:
+    """The Web UI for ``app`` (see ``app.web.asgi``); ``hosts``: the only ``Host`` values it
+    answers (``aiostream-kafka web`` on loopback without a token: ``auth.loopback_hosts``)."""
     ui = WebUI(app, board or StatusBoard(app))
 
     @asynccontextmanager
@@ -261,6 +268,8 @@ def create_web_app(app: App, *, token: str | None = None, board: StatusBoard | N
     middleware = [Middleware(SecurityHeaders)]
     if token:
         middleware.insert(0, Middleware(TokenGuard, token=token))
+    if hosts is not None:
+        middleware.insert(0, Middleware(HostGuard, hosts=hosts))
     web = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     web.state.ui = ui
     return web

@@ -102,7 +102,8 @@ class Web:
     def asgi(self, *, token: str | None = None, **options: Any) -> Any:
         """The Web UI as an ASGI app (Starlette; ``pip install 'aiostream-kafka[web]'``), to mount
         in FastAPI (``api.mount("/kafka", app.web.asgi(token=...))``) or serve on its own
-        (``aiostream-kafka web APP``). ``token``: required from every request when given."""
+        (``aiostream-kafka web APP``). ``token``: required from every request when given;
+        ``hosts``: answer only requests with one of these ``Host`` headers (``host:port``)."""
         from aiostream_kafka.web.server import create_web_app
 
         return create_web_app(self._app, token=token, **options)

@@ -6,9 +6,12 @@ import asyncio
 
 import msgspec
 import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
-from aiostream_kafka import App, NotRunningError, ProducerRecord, UnknownClusterError
-from tests.helpers import Events, eventually, read_all
+from aiostream_kafka import App, NotRunningError, ProduceError, ProducerRecord, UnknownClusterError
+from aiostream_kafka.admin import TopicSpec
+from aiostream_kafka.errors import ClusterUnreachableError
+from tests.helpers import Events, eventually, free_port, read_all
 
 
 class Click(msgspec.Struct):
@@ -136,3 +139,99 @@ async def test_every_codec_round_trips_from_a_clusters_producer_to_a_route(
         await eventually(lambda: len(received) == 20, what=f"20 {codec} messages")
 
     assert received == [b'{"n":%d}' % n for n in range(20)]
+
+
+# --- what a failed send says -------------------------------------------------------------
+
+
+async def test_a_topic_name_no_broker_accepts_fails_at_once_naming_topic_and_cluster(primary: str) -> None:
+    app = App("bad-names", kafka={"bootstrap_servers": primary})
+    async with app.running():
+        with pytest.raises(ProduceError) as raised:
+            await app.producer.produce("orders/eu", b"never sent")  # aiokafka alone: ~40 s, no name
+
+    message = str(raised.value)
+    assert message.startswith(f"cannot produce to topic 'orders/eu' on cluster 'primary' ({primary}): ")
+    assert message.endswith("nothing was sent")
+
+
+async def test_a_message_over_max_request_size_names_cluster_topic_size_and_the_setting(
+    primary: str, topic_name: str
+) -> None:
+    app = App("too-big", kafka={"bootstrap_servers": primary, "max.request.size": 2000})
+    async with app.running():
+        with pytest.raises(ProduceError) as raised:
+            await app.producer.produce(topic_name, b"x" * 3000)
+        with pytest.raises(ProduceError) as many:
+            await app.producer.produce_many([ProducerRecord(topic_name, b"x" * 3000)])
+
+    size = 3086  # 3000 bytes of value, and the record batch around it
+    for error in (raised.value, many.value):
+        assert str(error) == (
+            f"cannot produce to topic {topic_name!r} on cluster 'primary' ({primary}): the message is "
+            f"{size} bytes encoded, over the producer's max_request_size of 2000 bytes: raise "
+            "max_request_size (max.request.size) in the settings of cluster 'primary' (and the "
+            "topic's max.message.bytes with it), or send less"
+        )
+        assert isinstance(error.__cause__, MessageSizeTooLargeError)
+        assert f"The message is {size} bytes when serialized" in str(error.__cause__)  # aiokafka's count
+        assert not error.retriable
+
+
+async def test_a_message_over_the_topics_max_message_bytes_names_the_topic_setting(
+    primary: str, topic_name: str
+) -> None:
+    app = App("too-big-for-the-topic", kafka={"bootstrap_servers": primary})
+    events = Events(app)
+    async with app.admin:
+        await app.admin.create_topics([TopicSpec(topic_name, settings={"max.message.bytes": "1000"})])
+    async with app.running():
+        small = await app.producer.produce(topic_name, b"fits")
+        with pytest.raises(ProduceError) as raised:
+            await app.producer.produce(topic_name, b"x" * 2000, key="k")
+        with pytest.raises(ProduceError) as many:
+            await app.producer.produce_many([ProducerRecord(topic_name, b"x" * 2000, key="k")])
+        delivery = await app.producer.produce_nowait(topic_name, b"x" * 2000)
+        with pytest.raises(KafkaError) as later:  # the future is aiokafka's own
+            await delivery
+
+    assert small.offset == 0
+    for error in (raised.value, many.value):
+        assert str(error) == (
+            f"cannot produce to topic {topic_name!r} on cluster 'primary' ({primary}): the broker "
+            "refused the batch holding the message (2087 bytes encoded) as larger than the topic "
+            "allows: raise the topic's max.message.bytes (its default is the broker's "
+            f"message.max.bytes), or send less [{error.__cause__}]"
+        )
+        assert isinstance(error.__cause__, MessageSizeTooLargeError)
+    assert isinstance(later.value, MessageSizeTooLargeError)
+    failed = events.named("produce.failed", topic=topic_name)
+    assert [e["error"] for e in failed[:2]] == [raised.value, many.value]
+    assert "refused the batch holding the message as larger than the topic allows" in str(failed[2]["error"])
+    assert await read_all(primary, topic_name) == [b"fits"]
+
+
+async def test_a_send_to_a_cluster_nothing_listens_for_says_it_refused_and_names_the_topic(
+    primary: str, topic_name: str
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    app = App("away", kafka={"bootstrap_servers": primary}, clusters={"gone": {"bootstrap_servers": address}})
+    async with app.running():  # a cluster that is down does not stop the start
+        gone = app.producers["gone"]
+        sends = [
+            lambda: gone.produce(topic_name, b"x"),
+            lambda: gone.produce_nowait(topic_name, b"x"),
+            lambda: gone.produce_many([ProducerRecord(topic_name, b"x")]),
+        ]
+        for send in sends:
+            with pytest.raises(ClusterUnreachableError) as raised:
+                await send()
+
+            message = str(raised.value)
+            assert message.startswith(
+                f"cannot connect to cluster 'gone' ({address}, PLAINTEXT): connection refused at {address}: "
+                "nothing listens there"
+            )
+            assert message.endswith(f"; while producing to topic {topic_name!r}")
+            assert raised.value.topic == topic_name
+            assert isinstance(raised.value.__cause__.__cause__, KafkaConnectionError)  # the chain, kept

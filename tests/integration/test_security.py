@@ -276,3 +276,38 @@ async def test_the_segregated_example_keeps_card_numbers_on_the_secure_cluster(
     assert b"4111111111111111" not in (receipt.value or b"")
     assert b'"card_last4":"1111"' in (receipt.value or b"")
     assert b"4111111111111111" in (charge.value or b"")
+
+
+DEBUG_APP_MODULE = """
+import json
+import logging
+from aiostream_kafka import App, Messages
+from tests.integration.test_security import plain
+
+logging.basicConfig(level=logging.DEBUG)  # the module's own choice: aiokafka's request log too
+c = json.loads(open({client_file!r}).read())
+app = App("debugging", kafka={{"bootstrap_servers": {primary!r}}}, clusters={{"vault": plain(c)}})
+
+@app.route({topic!r}, cluster="vault")
+async def on_vault(messages: Messages[bytes]) -> None:
+    pass
+"""
+
+
+@pytest.mark.parametrize("command", [["check"], ["topics", "list"]])
+async def test_commands_that_never_start_the_app_mask_a_sasl_plain_password_in_debug_logs(
+    command: list[str], primary: str, secure_cluster: dict[str, Any], topic_name: str, tmp_path: Path
+) -> None:
+    client_file = str(Path(secure_cluster["cafile"]).parent.parent / "client.json")
+    module = DEBUG_APP_MODULE.format(client_file=client_file, primary=primary, topic=topic_name)
+    (tmp_path / "debugging_app.py").write_text(module)
+    environment = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+
+    result = await anyio.run_process(
+        [sys.executable, "-m", "aiostream_kafka", *command, "debugging_app:app"], env=environment, check=False
+    )
+
+    output = result.stdout.decode() + result.stderr.decode()
+    assert "SaslAuthenticateRequest" in output  # the PLAIN login was logged, password and all
+    assert "\\x00aiostream\\x00***" in output
+    assert secure_cluster["password"] not in output

@@ -6,8 +6,11 @@ address beyond loopback."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,17 +25,25 @@ from playwright.async_api import Browser, async_playwright
 
 from aiostream_kafka import App, Messages
 from tests.helpers import create_topic, eventually
+from tests.integration.test_security import plain
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("AIOSTREAM_KAFKA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = b'<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing listens on, below the ephemeral range (where the kernel picks ports for
+    outgoing connections, which could take it before the server binds)."""
+    for port in random.sample(range(20000, 32768), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port between 20000 and 32767")
 
 
 @asynccontextmanager
@@ -187,3 +198,82 @@ async def test_every_page_answers_with_the_security_headers(primary: str) -> Non
             assert response.headers["x-content-type-options"] == "nosniff"
         assert (await client.post("/")).status_code == 405  # read-only
         assert (await client.get("/clusters/nope")).status_code == 404
+
+
+WEB_APP_MODULE = """
+from aiostream_kafka import App
+
+app = App("served", kafka={kafka!r})
+app.web.enable()
+"""
+
+
+@asynccontextmanager
+async def cli_web(
+    kafka: dict[str, Any], tmp_path: Path, *options: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, list[str]]]:
+    """``aiostream-kafka web`` in its own process, as users run it; yields a client of it and
+    every line it writes (stdout and stderr, uvicorn's access log included), as they come."""
+    (tmp_path / "served_app.py").write_text(WEB_APP_MODULE.format(kafka=kafka))
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "aiostream_kafka",
+        "web",
+        "served_app:app",
+        "--port",
+        str(port),
+        *options,
+    ]
+    environment = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    lines: list[str] = []
+    async with await anyio.open_process(command, env=environment, stderr=subprocess.STDOUT) as process:
+        assert process.stdout is not None
+        output = process.stdout
+
+        async def read() -> None:
+            async for chunk in output:
+                lines.extend(chunk.decode().splitlines())
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read)
+            await eventually(lambda: logged(lines, "Uvicorn running on"), what="the server")
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                    yield client, lines
+            finally:
+                process.terminate()  # uvicorn stops gracefully and writes what it has
+
+
+def logged(lines: list[str], text: str) -> bool:
+    return any(text in line for line in lines)
+
+
+async def test_the_token_never_shows_in_the_logs_of_aiostream_kafka_web_nor_a_sasl_password(
+    secure_cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    token = "t0ken-" + uuid.uuid4().hex
+    options = ("--token", token, "--log-level", "debug")
+    async with cli_web(plain(secure_cluster), tmp_path, *options) as (browser, lines):
+        redirect = await browser.get(f"/errors?token={token}&x=1")
+        assert redirect.status_code == 303
+        access = '"GET /errors?token=***&x=1 HTTP/1.1" 303'
+        await eventually(lambda: logged(lines, access), what="the access log line")
+        await eventually(lambda: logged(lines, "SaslAuthenticateRequest"), what="aiokafka logging a login")
+
+    written = "\n".join(lines)
+    assert token not in written
+    assert secure_cluster["password"] not in written
+
+
+async def test_aiostream_kafka_web_without_a_token_answers_only_requests_addressed_to_loopback(
+    primary: str, tmp_path: Path
+) -> None:
+    async with cli_web({"bootstrap_servers": primary}, tmp_path) as (browser, _):
+        rebound = await browser.get("/", headers={"Host": "evil.example:8080"})  # DNS rebinding
+        direct = await browser.get("/")
+
+    assert rebound.status_code == 421
+    assert "answers only requests for 127.0.0.1:" in rebound.text
+    assert direct.status_code == 200

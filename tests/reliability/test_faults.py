@@ -8,6 +8,7 @@ stalls alone while the others finish, and finishes once the cause is fixed."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -176,3 +177,52 @@ async def test_one_partition_the_consumer_cannot_read_stalls_alone_and_finishes_
     report.write(capsys)
     assert (healthy.lost, report.lost) == (0, 0)
     assert events.count("listener.crashed") == 0
+
+
+async def test_an_outage_is_one_event_pair_and_a_few_log_lines_that_name_the_cluster(
+    kafka: KafkaClusters, topic_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App(
+        "outage-report",
+        kafka={"bootstrap_servers": kafka.primary},
+        clusters={"secondary": {"bootstrap_servers": kafka.secondary}},
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+    )
+    events = Events(app)
+    seen: list[str] = []
+
+    @app.route(topic_name)
+    async def on_primary(messages: Messages[bytes]) -> None:
+        seen.extend("primary" for _ in messages)
+
+    @app.route(topic_name, cluster="secondary")
+    async def on_secondary(messages: Messages[bytes]) -> None:
+        seen.extend("secondary" for _ in messages)
+
+    caplog.set_level(logging.WARNING, logger="aiokafka")
+    try:
+        async with app.running():
+            await app.producers["secondary"].produce(topic_name, b"before")
+            await eventually(lambda: "secondary" in seen, what="the secondary consumed")
+            kafka.stop("secondary")
+            await eventually(lambda: events.count("cluster.unreachable") == 1, what="the outage noticed")
+            await anyio.sleep(OUTAGE)  # the outage itself
+            during = [r for r in caplog.records if r.name.startswith("aiokafka")]
+            kafka.start("secondary")
+            await eventually(
+                lambda: events.count("cluster.reachable") == 1, within=60, what="it noticed back"
+            )
+            await app.producers["secondary"].produce(topic_name, b"after")
+            await eventually(lambda: seen.count("secondary") == 2, within=60, what="the secondary again")
+    finally:
+        kafka.start("secondary")
+
+    [away] = events.named("cluster.unreachable")
+    [back] = events.named("cluster.reachable")
+    assert (away["cluster"], back["cluster"]) == ("secondary", "secondary")
+    assert back["away_for"] >= OUTAGE
+    assert all(r.getMessage().startswith("[cluster '") for r in during)  # each names its cluster
+    secondary = [r for r in during if r.getMessage().startswith("[cluster 'secondary'] ")]
+    assert secondary, "aiokafka said nothing of the outage"
+    kinds = {(r.name, r.lineno) for r in secondary}
+    assert len(secondary) <= 2 * len(kinds)  # a line or two of each kind, not one per attempt

@@ -413,6 +413,21 @@ def test_a_config_error_in_the_topology_is_one_line(
     assert err == "error: route for topic 'orders': no cluster named 'warehouse'; the app has: primary\n"
 
 
+def test_any_other_error_keeps_its_traceback_with_the_apps_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bug = "\nraise RuntimeError('analytics refused u/s3cret-5e6f')\n"  # after the app is declared
+    failing = EXAMPLE.replace("s3cret", "s3cret-5e6f") + bug
+    module = write_module(tmp_path, failing)
+
+    status, out, err = run_cli(capsys, "info", f"{module}:app")
+
+    assert (status, out) == (1, "")
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.endswith("RuntimeError: analytics refused u/***\n")
+    assert "s3cret-5e6f" not in err
+
+
 def test_a_config_error_while_importing_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -445,6 +460,62 @@ def test_run_checks_the_topology_before_running(tmp_path: Path, capsys: pytest.C
     )
 
     assert_usage_error(*run_cli(capsys, "run", f"{module}:app"), "no cluster named 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("routes", "what"),
+    [
+        ("", "it has no routes"),
+        (
+            "app.routes.topic('orders', handler=on_orders, active=False)",
+            "all 1 of its routes are inactive (active=False)",
+        ),
+    ],
+)
+def test_run_refuses_an_app_with_nothing_to_consume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], routes: str, what: str
+) -> None:
+    """It would start, find no subscription group, and exit 0 without a word."""
+    module = write_module(
+        tmp_path,
+        f"""
+        from aiostream_kafka import App, Messages
+
+        app = App("producer-only", kafka={{"bootstrap_servers": "127.0.0.1:19092"}})
+
+        async def on_orders(messages: Messages[bytes]) -> None:
+            pass
+
+        {routes}
+        """,
+    )
+
+    assert_usage_error(
+        *run_cli(capsys, "run", f"{module}:app"),
+        f"error: app 'producer-only' has nothing to consume: {what} and no jobs to consume; declare one "
+        f'with @app.route("topic"), app.routes.topic(...) or app.jobs.consume("topic"). An app that only '
+        f"produces is used from your own code, not run by aiostream-kafka run",
+    )
+
+
+def test_run_runs_an_app_that_only_consumes_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_module(
+        tmp_path,
+        """
+        from aiostream_kafka import App
+
+        app = App("worker", kafka={"bootstrap_servers": "127.0.0.1:19092"})
+        app.jobs.consume("jobs.default")
+        """,
+    )
+    ran: list[App] = []
+    monkeypatch.setattr(App, "run", lambda self: ran.append(self))
+    monkeypatch.setattr("logging.basicConfig", lambda **kwargs: None)
+
+    assert run_cli(capsys, "run", f"{module}:app") == (0, "", "")
+    assert [app.name for app in ran] == ["worker"]
 
 
 def test_run_configures_logging_and_runs_the_app(

@@ -6,8 +6,10 @@ import re
 from typing import Any
 
 import pytest
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
-from aiostream_kafka.config import KafkaSettings
+from aiostream_kafka.config import RULES, VALID_KEYS, KafkaSettings
 from aiostream_kafka.errors import ConfigError
 
 SERVERS = {"bootstrap_servers": "127.0.0.1:19092"}
@@ -291,3 +293,87 @@ def test_producer_kwargs_leave_out_consumer_settings() -> None:
 def test_acks_true_is_not_mistaken_for_one() -> None:
     with pytest.raises(ConfigError, match=r"acks must be 0, 1 or 'all'"):
         KafkaSettings.parse({"bootstrap_servers": "h:1", "acks": True}, where="App(kafka=...)")
+
+
+# --- types and ranges ----------------------------------------------------------------------
+
+MILLISECONDS = "a whole number of milliseconds"
+BOOLEAN = "True or False (or 'true' / 'false')"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        # Accepted before, then nothing was consumed and aiokafka's TypeError surfaced at stop.
+        ("max_partition_fetch_bytes", "abc", "a whole number of bytes >= 1"),
+        # Accepted before: a consumer that crashed on every start, restarted forever.
+        ("session_timeout_ms", -1, f"{MILLISECONDS} >= 1"),
+        ("session.timeout.ms", "0", f"{MILLISECONDS} >= 1"),
+        ("linger_ms", 1.5, f"{MILLISECONDS} >= 0"),
+        ("fetch_max_wait_ms", True, f"{MILLISECONDS} >= 0"),
+        ("rebalance_timeout_ms", 0, f"{MILLISECONDS} >= 1 or None"),
+        ("batch.size", "16k", "a whole number of bytes >= 1"),
+        ("check_crcs", "yes", BOOLEAN),
+        ("enable_idempotence", 1, BOOLEAN),
+        ("isolation.level", "committed", "one of read_committed, read_uncommitted"),
+        ("auto_offset_reset", "none", "one of earliest, latest"),
+        ("security_protocol", 1, "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+        (
+            "partition.assignment.strategy",
+            "cooperative-sticky",
+            "assignor names (range, roundrobin, sticky) or aiokafka assignor classes",
+        ),
+        ("client_id", 7, "a non-empty string"),
+        ("group.id", "", "a non-empty string"),
+        ("partitioner", "murmur2", "a callable (key, all_partitions, available_partitions) -> partition"),
+    ],
+)
+def test_a_value_of_the_wrong_type_or_range_is_refused_naming_the_key_as_written(
+    key: str, value: Any, allowed: str
+) -> None:
+    expected = f"App(kafka=...): {key} must be {allowed}, not {value!r}"
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        parse_dotted({**SERVERS, key: value})
+
+
+def test_a_secret_of_the_wrong_type_is_refused_without_showing_it() -> None:
+    settings = {**SERVERS, "security.protocol": "SASL_SSL", "sasl.username": "u", "sasl.password": 84713}
+    expected = "App(kafka=...): sasl.password must be a non-empty string, not a value of type int"
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        parse_dotted(settings)
+
+
+def test_values_from_a_properties_file_become_what_aiokafka_takes() -> None:
+    settings = parse_dotted(
+        {
+            **SERVERS,
+            "session.timeout.ms": " 45000 ",
+            "exclude.internal.topics": "False",
+            "isolation.level": "READ_COMMITTED",
+            "partition.assignment.strategy": "range, roundrobin",
+            "connections.max.idle.ms": None,
+        }
+    )
+
+    assert settings.consumer == {
+        "session_timeout_ms": 45000,
+        "exclude_internal_topics": False,
+        "isolation_level": "read_committed",
+        "partition_assignment_strategy": (RangePartitionAssignor, RoundRobinPartitionAssignor),
+    }
+    assert settings.client == {"connections_max_idle_ms": None}
+
+
+def test_assignor_classes_are_taken_as_they_are() -> None:
+    settings = parse(partition_assignment_strategy=[RoundRobinPartitionAssignor])
+
+    assert settings.consumer == {"partition_assignment_strategy": (RoundRobinPartitionAssignor,)}
+
+
+def test_every_setting_has_a_rule_but_the_servers_and_tls_files_which_are_checked_on_their_own() -> None:
+    checked_elsewhere = {"bootstrap_servers", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_context"}
+    assert VALID_KEYS - set(RULES) == checked_elsewhere
+    numeric = {key for key in VALID_KEYS if key.endswith(("_ms", "_bytes", "_size"))}
+    assert all(RULES[key].allowed.startswith("a whole number of") for key in numeric)

@@ -4,15 +4,16 @@ the events per message, and how ``produce_many`` accounts for every message."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from typing import Any
 
 import msgspec
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import RecordMetadata
 
-from aiostream_kafka import App, Event, ProducerRecord
+from aiostream_kafka import App, Event, ProduceError, ProducerRecord
 from aiostream_kafka.producing.producer import Producer
 
 
@@ -23,10 +24,11 @@ class Click(msgspec.Struct):
 class FakeKafka:
     """Records every send; deliveries resolve when the test says so (``deliver``)."""
 
-    def __init__(self, fail_send_on: bytes | None = None) -> None:
+    def __init__(self, fail_send_on: bytes | None = None, failure: BaseException | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
         self.deliveries: list[asyncio.Future[RecordMetadata]] = []
         self.fail_send_on = fail_send_on
+        self.failure = failure or KafkaTimeoutError("buffer full")
 
     async def send(
         self,
@@ -38,7 +40,7 @@ class FakeKafka:
         headers: list[tuple[str, bytes | None]] | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         if value is not None and value == self.fail_send_on:
-            raise KafkaTimeoutError("buffer full")
+            raise self.failure
         self.sent.append(
             {"topic": topic, "value": value, "key": key, "partition": partition, "headers": headers}
         )
@@ -89,13 +91,107 @@ async def test_produce_nowait_encodes_values_and_keys_and_returns_the_delivery()
     assert (delivery, raw, text) == tuple(kafka.deliveries)
 
 
-async def test_produce_nowait_reports_a_send_that_fails_and_raises_it() -> None:
+async def test_a_failed_send_raises_a_produce_error_naming_cluster_and_topic_caused_by_aiokafkas() -> None:
     producer, seen = producer_with(FakeKafka(fail_send_on=b"x"), "produce.failed")
 
-    with pytest.raises(KafkaTimeoutError):
+    with pytest.raises(ProduceError) as raised:
         await producer.produce_nowait("clicks", b"x")
 
-    assert [(e.name, e["topic"]) for e in seen] == [("produce.failed", "clicks")]
+    error = raised.value
+    assert str(error) == (
+        "cannot produce to topic 'clicks' on cluster 'primary' (127.0.0.1:1): KafkaTimeoutError: buffer full"
+    )
+    assert (error.cluster, error.topic, error.retriable) == ("primary", "clicks", True)
+    assert isinstance(error.__cause__, KafkaTimeoutError)
+    assert isinstance(error, KafkaError)  # what `except KafkaError` caught before still catches it
+    assert [(e.name, e["topic"], e["error"]) for e in seen] == [("produce.failed", "clicks", error)]
+
+
+def test_a_produce_error_survives_pickling_with_what_it_names() -> None:
+    error = ProduceError("cannot produce", cluster="primary", topic="clicks", retriable=True)
+
+    copy = pickle.loads(pickle.dumps(error))
+
+    assert (str(copy), copy.cluster, copy.topic, copy.retriable) == (
+        "cannot produce",
+        "primary",
+        "clicks",
+        True,
+    )
+
+
+INVALID_NAMES = ["", "clicks/eu", "clicks eu", ".", "..", "c" * 250, "clicks\n"]
+
+
+@pytest.mark.parametrize("topic", INVALID_NAMES)
+async def test_a_topic_name_no_broker_accepts_is_refused_at_once_on_every_path_and_nothing_is_sent(
+    topic: str,
+) -> None:
+    kafka = FakeKafka()
+    producer, seen = producer_with(kafka, "produce.failed")
+    expected = (
+        f"cannot produce to topic {topic!r} on cluster 'primary' (127.0.0.1:1): a topic name is "
+        "1 to 249 of the characters a-z A-Z 0-9 . _ -, other than '.' and '..'; nothing was sent"
+    )
+    sends = [
+        lambda: producer.produce(topic, b"v"),
+        lambda: producer.produce_nowait(topic, b"v"),
+        lambda: producer.produce_nowait(topic, b"v", headers={"h": "1"}),
+        lambda: producer.produce_many([ProducerRecord("clicks", b"ok"), ProducerRecord(topic, b"v")]),
+    ]
+
+    for send in sends:
+        with pytest.raises(ProduceError) as raised:
+            await send()
+        assert str(raised.value) == expected
+        assert (raised.value.cluster, raised.value.topic, raised.value.retriable) == ("primary", topic, False)
+
+    assert kafka.sent == []
+    assert [e["topic"] for e in seen] == [topic] * len(sends)
+
+
+async def test_a_job_on_a_topic_no_broker_accepts_fails_at_enqueue_naming_it() -> None:
+    app = App("jobs", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, opentelemetry=False)
+
+    @app.job(topic="jobs default")
+    async def send_email(to: str) -> None:
+        raise AssertionError("never enqueued, never run")
+
+    async with app.testing() as testing:
+        with pytest.raises(
+            ProduceError, match=r"^cannot produce to topic 'jobs default' on cluster 'primary'"
+        ):
+            await send_email.enqueue(to="ann@example.com")
+
+        assert testing.produced("jobs default") == []
+
+
+async def test_a_topic_the_cluster_does_not_have_says_so_after_aiokafkas_wait() -> None:
+    missing = UnknownTopicOrPartitionError()
+    producer, _ = producer_with(FakeKafka(fail_send_on=b"x", failure=missing))
+
+    with pytest.raises(ProduceError) as raised:
+        await producer.produce("orders", b"x")
+
+    assert str(raised.value) == (
+        "cannot produce to topic 'orders' on cluster 'primary' (127.0.0.1:1): the cluster has no such "
+        "topic (or none of its partitions has a leader) and did not create it within the producer's "
+        "request_timeout_ms; create it, or check that this is its cluster "
+        "[[Error 3] UnknownTopicOrPartitionError]"
+    )
+    assert raised.value.__cause__ is missing
+    assert raised.value.retriable  # aiokafka's own verdict: the topic may appear
+
+
+async def test_a_topic_name_of_249_allowed_characters_is_sent() -> None:
+    kafka = FakeKafka()
+    producer, _ = producer_with(kafka)
+    topic = "a.B_1-" + "x" * 243
+
+    await producer.produce_nowait(topic, b"v")
+    await producer.produce_nowait(topic, b"again")
+
+    assert [s["topic"] for s in kafka.sent] == [topic, topic]
 
 
 async def test_produce_nowait_reports_each_delivery_while_someone_listens() -> None:
@@ -135,16 +231,17 @@ async def test_produce_many_accounts_for_every_message_then_raises_the_first_fai
         producer.produce_many(ProducerRecord("clicks", str(n).encode()) for n in range(4))
     )
     await later(kafka, (3, second), (0, None), (1, first), (2, None))
-    with pytest.raises(KafkaTimeoutError) as raised:
+    with pytest.raises(ProduceError) as raised:
         await waiting
 
-    assert raised.value is first
-    assert [(e.name, e.get("error")) for e in seen] == [
+    assert raised.value.__cause__ is first
+    assert [(e.name, getattr(e.get("error"), "__cause__", None)) for e in seen] == [
         ("message.produced", None),
         ("produce.failed", first),
         ("message.produced", None),
         ("produce.failed", second),
     ]
+    assert seen[1]["error"] is raised.value
 
 
 async def test_produce_many_reports_a_cancelled_delivery_as_a_failure() -> None:

@@ -172,9 +172,12 @@ def test_initial_offset_must_be_earliest_or_latest(initial_offset: str) -> None:
 # --- topic names -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ["", "orders/eu", "orders eu", "o" * 250, "ordres!"])
+@pytest.mark.parametrize("topic", ["", "orders/eu", "orders eu", "o" * 250, "ordres!", ".", "..", "orders\n"])
 def test_a_topic_name_kafka_would_refuse_is_rejected_naming_it(topic: str) -> None:
-    expected = f"route for topic {topic!r}: a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -"
+    expected = (
+        f"route for topic {topic!r}: "
+        "a topic name is 1 to 249 of the characters a-z A-Z 0-9 . _ -, other than '.' and '..'"
+    )
 
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
         Routes().topic(topic, handler=handle)
@@ -217,6 +220,40 @@ def test_the_app_name_must_not_be_empty() -> None:
 def test_shutdown_timeout_must_be_positive() -> None:
     with pytest.raises(ConfigError, match=r"^App\(shutdown_timeout=\.\.\.\) must be positive seconds, not 0"):
         App("svc", kafka=PRIMARY, shutdown_timeout=0)
+
+
+@pytest.mark.parametrize(
+    "setting", ["shutdown_timeout", "revoke_timeout", "statistics_interval", "slow_batch_after"]
+)
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0, "30", True])
+def test_timeouts_are_positive_numbers_of_seconds_and_nan_is_not_one(setting: str, seconds: Any) -> None:
+    """nan compares false to everything: it passed ``<= 0`` and made ``stop()`` raise."""
+    with pytest.raises(ConfigError, match=rf"^App\({setting}=\.\.\.\) must be positive seconds"):
+        App("svc", kafka=PRIMARY, **{setting: seconds})
+
+
+@pytest.mark.parametrize(
+    ("clusters", "where", "name"),
+    [
+        ({"": PRIMARY}, "App(clusters=...)", ""),
+        ({"a/b": PRIMARY}, "App(clusters=...)", "a/b"),
+        ({"a\nb": PRIMARY}, "App(clusters=...)", "a\nb"),
+        ({"x" * 65: PRIMARY}, "App(clusters=...)", "x" * 65),
+    ],
+)
+def test_cluster_names_are_letters_digits_dots_underscores_and_dashes(
+    clusters: dict[str, Any], where: str, name: str
+) -> None:
+    expected = f"{where}: cluster name {name!r} is not allowed; use 1 to 64 letters, digits, '.', '_' or '-'"
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        App("svc", kafka=PRIMARY, clusters=clusters)
+
+
+def test_the_primary_clusters_name_follows_the_same_rule() -> None:
+    with pytest.raises(ConfigError, match=r"^App\(primary=\.\.\.\): cluster name 'main cluster' is not"):
+        App("svc", kafka=PRIMARY, primary="main cluster")
+    assert App("svc", kafka=PRIMARY, primary="eu-west_1.main").topology.primary.name == "eu-west_1.main"
 
 
 def test_bad_primary_settings_are_named_as_the_apps_kafka_settings() -> None:

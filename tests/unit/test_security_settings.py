@@ -3,6 +3,8 @@ secrets never shown."""
 
 from __future__ import annotations
 
+import gc
+import io
 import logging
 import ssl
 import subprocess
@@ -13,7 +15,6 @@ import pytest
 from aiostream_kafka import App
 from aiostream_kafka.config import KafkaSettings
 from aiostream_kafka.errors import ConfigError
-from aiostream_kafka.instrumentation.redaction import redact_secrets
 
 KEY_PASSWORD = "key-pass-1f2e3d"
 
@@ -208,16 +209,52 @@ def test_repr_and_redacted_hide_passwords_and_keep_the_rest(pem: dict[str, str])
     assert sorted(settings.secrets()) == sorted(["sasl-secret-77", KEY_PASSWORD])
 
 
-def test_while_an_app_runs_its_secrets_are_masked_in_aiokafkas_debug_log(
+def sasl_app(password: str) -> App:
+    """Declared, never started: its secrets are known from here on."""
+    return App(
+        "masked",
+        kafka={
+            "bootstrap_servers": "127.0.0.1:1",
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "app",
+            "sasl_plain_password": password,
+        },
+        log_events=False,
+    )
+
+
+def test_a_declared_apps_secrets_are_masked_in_aiokafkas_debug_log_without_starting_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     conn = logging.getLogger("aiokafka.conn")
-    remove = redact_secrets(["hunter2"])
-    conn.debug("Request 3: SaslAuthenticateRequest_v1(sasl_auth_bytes=%r)", b"\x00app\x00hunter2")
-    remove()
-    conn.debug("after: %s", "hunter2")
+    app = sasl_app("hunter2-9c1d")  # check, topics, web and app.admin use an app never started
+    conn.debug("Request 3: SaslAuthenticateRequest_v1(sasl_auth_bytes=%r)", b"\x00app\x00hunter2-9c1d")
+    del app
+    gc.collect()
+    conn.debug("after: %s", "hunter2-9c1d")
 
-    assert "hunter2" not in caplog.records[0].getMessage()
+    assert "hunter2-9c1d" not in caplog.records[0].getMessage()
     assert "\\x00app\\x00***" in caplog.records[0].getMessage()
-    assert caplog.records[1].getMessage() == "after: hunter2"  # only while the app runs
+    assert caplog.records[1].getMessage() == "after: hunter2-9c1d"  # only while its settings live
+
+
+def test_a_secret_in_an_exceptions_text_is_masked_in_the_logged_traceback_too() -> None:
+    output = io.StringIO()
+    handler = logging.StreamHandler(output)  # any logger, any handler: the user's own, say
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log = logging.getLogger("users.own.module")
+    log.addHandler(handler)
+    app = sasl_app("hunter2-4b7e")
+    try:
+        raise ConnectionError(f"login as app with hunter2-4b7e refused by {app.name}")
+    except ConnectionError as error:
+        log.exception("could not connect: %s", error)
+    finally:
+        log.removeHandler(handler)
+
+    written = output.getvalue()
+    assert "could not connect: login as app with *** refused by masked" in written
+    assert "ConnectionError: login as app with *** refused by masked" in written  # the traceback's last line
+    assert "hunter2-4b7e" not in written

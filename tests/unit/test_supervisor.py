@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from types import SimpleNamespace
 
@@ -63,3 +64,12 @@ async def test_a_crash_report_names_the_error_inside_task_group_wrappers(depth: 
     crashes = await supervise(CrashesAfterPolling(1, error))
 
     assert repr(crashes[0]["error"]) == "ValueError('the real cause')"
+
+
+async def test_a_listener_that_ends_in_a_cancellation_nobody_asked_for_is_restarted() -> None:
+    listener = CrashesAfterPolling(1, asyncio.CancelledError())
+
+    crashes = await supervise(listener)
+
+    assert listener.runs == 2
+    assert "CancelledError nobody asked for" in str(crashes[0]["error"])

@@ -184,6 +184,43 @@ async def test_a_message_that_keeps_failing_is_retried_then_dead_lettered_withou
     assert attempts == [1, 2, 3]
 
 
+async def test_the_dlq_gets_the_message_as_it_arrived_whatever_the_handler_did_to_it() -> None:
+    app = shop()
+
+    @app.route("orders", dead_letter_queue=DeadLetterQueue("orders.dlq", max_retries=0))
+    async def on_orders(messages: Messages[bytes]) -> None:
+        for m in messages:
+            m.value = b"scribbled over"
+            m.key = b"not the key"
+        raise ValueError("and then it failed")
+
+    async with app.testing() as t:
+        await t.feed("orders", [b'{"id": 1}'], key="c")
+
+        [dead] = t.dead_lettered("orders")
+        assert (dead.key, dead.value) == (b"c", b'{"id": 1}')
+
+
+async def test_a_batch_refuses_marks_pauses_and_seeks_once_its_handler_returned() -> None:
+    app = shop()
+    kept: list[Messages[bytes]] = []
+
+    @app.route("orders")
+    async def on_orders(messages: Messages[bytes]) -> None:
+        kept.append(messages)
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"{}"])
+
+    [batch] = kept
+    with pytest.raises(RuntimeError, match=r"mark_as_consumed on the batch of orders\[0\] after its handler"):
+        batch.mark_as_consumed(batch[0])
+    with pytest.raises(RuntimeError, match=r"^seek on the batch"):
+        batch.seek(0)
+    with pytest.raises(RuntimeError, match=r"^pause on the batch"):
+        batch.pause()
+
+
 async def test_a_poison_payload_goes_to_the_dlq_at_once() -> None:
     app = shop()
 

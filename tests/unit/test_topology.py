@@ -397,14 +397,12 @@ def test_the_route_initial_offset_wins_over_auto_offset_reset() -> None:
     assert group_of(app.topology, "orders").initial_offset == "earliest"
 
 
-def test_an_auto_offset_reset_other_than_earliest_or_latest_names_the_route() -> None:
-    app = make_app(kafka={**PRIMARY, "auto.offset.reset": "smallest"})
-    app.routes.topic("orders", handler=handle)
-
+def test_an_auto_offset_reset_other_than_earliest_or_latest_is_refused_where_it_is_set() -> None:
     with pytest.raises(
-        ConfigError, match=r"^route for topic 'orders': auto_offset_reset must be 'earliest' or 'latest'"
+        ConfigError,
+        match=r"^App\(kafka=\.\.\.\): auto\.offset\.reset must be one of earliest, latest, not 'smallest'$",
     ):
-        _ = app.topology
+        make_app(kafka={**PRIMARY, "auto.offset.reset": "smallest"})
 
 
 def test_different_initial_offsets_split_groups() -> None:

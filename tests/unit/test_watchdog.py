@@ -29,7 +29,7 @@ def next_blocking_handler(seconds: float) -> None:
 
 
 def batch(partition: int, handler: str) -> InHand:
-    return InHand("primary", "orders", partition, 10 * partition, time.perf_counter(), handler)
+    return InHand("primary", "orders", partition, 10 * partition, time.monotonic(), handler)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from aiostream_kafka import App, Messages
 from aiostream_kafka.cli import main
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.instrumentation.monitor import Event
-from aiostream_kafka.web.auth import TokenGuard, check_bind, is_loopback
+from aiostream_kafka.web.auth import HostGuard, TokenGuard, check_bind, is_loopback, loopback_hosts
 from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.payloads import show
 from aiostream_kafka.web.reporter import Reporter
@@ -228,6 +228,72 @@ async def test_with_a_token_every_request_needs_it() -> None:
         assert redirect.headers["location"] == "/errors?x=1"  # the token leaves the address
         assert "HttpOnly" in redirect.headers["set-cookie"]
         assert (await client.get("/errors")).text == "hello"  # the cookie carries it from now on
+
+
+@pytest.mark.parametrize(
+    ("address", "location"),
+    [
+        ("//evil.example/x?token=t0ken", "/evil.example/x"),  # not scheme-relative: same origin
+        ("///evil.example/x?token=t0ken", "/evil.example/x"),
+        ("/\\evil.example/x?token=t0ken", "/%5Cevil.example/x"),  # browsers read \\ as /
+        ("/%09/evil.example?token=t0ken", "/%09/evil.example"),  # and drop a tab
+    ],
+)
+async def test_the_token_redirect_never_leaves_this_server(address: str, location: str) -> None:
+    guarded = TokenGuard(hello, token="t0ken")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guarded), base_url="http://ui") as client:
+        redirect = await client.get(client.base_url.copy_with(raw_path=address.encode()))  # as sent
+
+    assert redirect.status_code == 303
+    assert redirect.headers["location"] == location
+
+
+@pytest.mark.parametrize("path_has_the_mount", [True, False])  # Starlette's Mount; older servers
+async def test_mounted_the_token_redirect_goes_back_under_the_mount(path_has_the_mount: bool) -> None:
+    guarded = TokenGuard(hello, token="t0ken")
+
+    async def mounted(scope: Any, receive: Any, send: Any) -> None:
+        path = "/kafka/errors" if path_has_the_mount else "/errors"
+        await guarded({**scope, "root_path": "/kafka", "path": path}, receive, send)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mounted), base_url="http://svc") as client:
+        redirect = await client.get("/kafka/errors?token=t0ken")
+
+    assert redirect.headers["location"] == "/kafka/errors"  # not /kafka/kafka/errors
+
+
+async def test_without_a_token_only_requests_addressed_to_loopback_are_answered() -> None:
+    """A DNS-rebinding page (evil.example resolving to 127.0.0.1) sends its own name as Host."""
+    guarded = HostGuard(hello, hosts=loopback_hosts("127.0.0.1", 8080))
+    answers = {}
+    for base in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080",
+                 "http://evil.example:8080", "http://127.0.0.1:9090"):  # fmt: skip
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url=base) as client:
+            answers[base] = await client.get("/")
+
+    assert [base for base, answer in answers.items() if answer.text == "hello"] == [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ]
+    refused = answers["http://evil.example:8080"]
+    assert refused.status_code == 421
+    assert refused.text == (
+        "421: this Web UI answers only requests for 127.0.0.1:8080, [::1]:8080, localhost:8080, "
+        "not Host 'evil.example:8080'; to serve it under another name, give it a token "
+        "(--token or AIOSTREAM_KAFKA_WEB_TOKEN)\n"
+    )
+    assert answers["http://127.0.0.1:9090"].status_code == 421
+
+
+def test_the_hosts_of_a_loopback_bind_are_its_address_and_the_loopback_names_with_its_port() -> None:
+    assert loopback_hosts("127.0.0.2", 8080) == {
+        "127.0.0.2:8080", "127.0.0.1:8080", "localhost:8080", "[::1]:8080",
+    }  # fmt: skip
+    assert loopback_hosts("::1", 80) == {
+        "127.0.0.1:80", "localhost:80", "[::1]:80", "127.0.0.1", "localhost", "[::1]",
+    }  # fmt: skip
 
 
 def test_serving_beyond_loopback_needs_a_token() -> None:

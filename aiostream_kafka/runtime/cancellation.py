@@ -1,0 +1,24 @@
+"""Telling a cancellation of ours from a ``CancelledError`` that user code raised.
+
+asyncio has one exception for both: the task being cancelled (a stop, a revoked partition,
+a timeout), and code that raises ``CancelledError`` itself or awaits a future someone else
+cancelled. Treating the second like the first stopped all consumption silently; it is a
+handler failure. A real cancellation leaves a mark on the task (``Task.cancelling()``,
+Python 3.11+) or on the enclosing anyio cancel scope (an effective deadline of -inf).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import anyio
+
+
+def being_cancelled() -> bool:
+    """Whether the current task has really been asked to stop."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is not None and cancelling():
+        return True
+    return anyio.current_effective_deadline() == -math.inf
