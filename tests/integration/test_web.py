@@ -6,9 +6,7 @@ address beyond loopback."""
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,26 +22,13 @@ import uvicorn
 from playwright.async_api import Browser, async_playwright
 
 from aiostream_kafka import App, Messages
-from tests.helpers import create_topic, eventually
+from tests.helpers import create_topic, eventually, free_port
 from tests.integration.test_security import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("AIOSTREAM_KAFKA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = b'<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
-
-
-def free_port() -> int:
-    """A port nothing listens on, below the ephemeral range (where the kernel picks ports for
-    outgoing connections, which could take it before the server binds)."""
-    for port in random.sample(range(20000, 32768), 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port between 20000 and 32767")
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
 from tests.kafka_clusters import LAUNCHER, localkafka
 
 
@@ -34,17 +35,11 @@ def run_launcher(tmp_path: Path, port: int, *args: str, **env: str) -> subproces
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_taken_port_is_named_with_its_holder_and_the_log_file(tmp_path: Path) -> None:
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
+        port = free_port()
+        squatter.bind(("127.0.0.1", port))
         squatter.listen()
-        port = squatter.getsockname()[1]
 
         result = run_launcher(tmp_path, port, "up", "primary")
 
@@ -80,26 +75,14 @@ def test_status_of_stopped_clusters_exits_non_zero(tmp_path: Path) -> None:
     assert "stopped" in result.stdout
 
 
-def free_port_pair() -> int:
-    """A port whose successor (the controller's port) is free as well."""
-    while True:
-        port = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-
-
 @pytest.mark.slow
 def test_run_starts_a_cluster_for_a_command_and_leaves_no_jvm_behind(tmp_path: Path) -> None:
-    port = free_port_pair()
+    port = free_ports(2)
     probe = (
         "import sys; sys.path.insert(0, 'tools/kafka'); import localkafka; "
         f"sys.exit(0 if localkafka.broker_count('127.0.0.1', {port}) == 1 else 9)"
     )
-    secondary = f"127.0.0.1:{free_port_pair()}"
+    secondary = f"127.0.0.1:{free_ports(2)}"
 
     result = run_launcher(
         tmp_path, port, "run", "--", sys.executable, "-c", probe, AIOSTREAM_KAFKA_SECONDARY=secondary
@@ -129,13 +112,13 @@ def test_a_cluster_id_starting_with_a_dash_is_not_read_as_an_option(
 @pytest.mark.slow
 def test_another_process_can_stop_a_broker_that_run_started(tmp_path: Path) -> None:
     """The outage tests do this: 'run' owns the JVM, a separate 'stop' must still see it exit."""
-    port = free_port_pair()
+    port = free_ports(2)
     stop_from_elsewhere = (
         "import subprocess, sys; "
         f"stop = [sys.executable, {str(LAUNCHER)!r}, 'stop', 'primary']; "
         "sys.exit(subprocess.run(stop, timeout=60).returncode)"
     )
-    secondary = f"127.0.0.1:{free_port_pair()}"
+    secondary = f"127.0.0.1:{free_ports(2)}"
 
     result = run_launcher(
         tmp_path,
@@ -486,3 +469,26 @@ def test_up_secure_returns_once_a_signed_in_tls_client_gets_metadata(tmp_path: P
     assert "secure: stopped" in down.stdout
     survivors = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert survivors.stdout == ""
+
+
+def test_a_port_held_by_a_connection_is_told_from_one_a_process_listens_on() -> None:
+    """Linux gives outgoing connections local ports from 32768-60999: one of those can hold a
+    cluster's port for a moment, which is no process to stop."""
+    with socket.socket() as server:
+        server_port = free_port()
+        server.bind(("127.0.0.1", server_port))
+        server.listen()
+        with socket.socket() as client:
+            client_port = free_port()
+            client.bind(("127.0.0.1", client_port))
+            client.connect(("127.0.0.1", server_port))
+
+            assert localkafka.held_by_a_client(client_port)
+            assert not localkafka.held_by_a_client(server_port)
+            assert localkafka.listener_pid(server_port) == os.getpid()
+
+
+def test_every_default_port_lies_below_the_ephemeral_range() -> None:
+    for name, (_, default) in localkafka.CLUSTERS.items():
+        port = int(default.rpartition(":")[2])
+        assert port + 2 < 32768, name  # the bootstrap port, the controller's and mutual TLS's

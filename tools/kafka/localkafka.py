@@ -55,7 +55,9 @@ DEFAULT_HEAP = "-Xms128m -Xmx512m"
 CLUSTERS = {
     "primary": ("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092"),
     "secondary": ("AIOSTREAM_KAFKA_SECONDARY", "127.0.0.1:29092"),
-    "secure": ("AIOSTREAM_KAFKA_SECURE", "127.0.0.1:39092"),
+    # Every default port lies below 32768: Linux hands 32768-60999 to outgoing connections,
+    # so a listener there collides, at random, with any client socket of the test suite.
+    "secure": ("AIOSTREAM_KAFKA_SECURE", "127.0.0.1:17092"),
 }
 DEFAULT_CLUSTERS = ("primary", "secondary")  # what `up` and `run` start when no name is given
 SECURE_CLUSTERS = ("secure",)  # TLS and SASL only, started on demand: most tests need neither
@@ -329,9 +331,9 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def listener_pid(port: int) -> int | None:
-    """The pid listening on a TCP port, when /proc can tell (Linux)."""
-    inodes = set()
+def _sockets_on(port: int) -> list[tuple[str, str]]:
+    """(state, inode) of every TCP socket whose local port is ``port``, from /proc (Linux)."""
+    found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -339,8 +341,21 @@ def listener_pid(port: int) -> int | None:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{fields[9]}]")
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.append((fields[3], fields[9]))
+    return found
+
+
+def held_by_a_client(port: int) -> bool:
+    """Whether ``port`` is held only as the local end of connections (no listener): an
+    outgoing connection's ephemeral port, or one that is closing (TIME_WAIT)."""
+    sockets = _sockets_on(port)
+    return bool(sockets) and all(state != "0A" for state, _ in sockets)
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid listening on a TCP port, when /proc can tell (Linux)."""
+    inodes = {f"socket:[{inode}]" for state, inode in _sockets_on(port) if state == "0A"}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             for fd in (proc / "fd").iterdir():
@@ -708,7 +723,16 @@ def scram_arguments(passwords: Passwords) -> list[str]:
 def check_ports(c: Cluster) -> None:
     """Fail early, naming the port, when something else holds one of the cluster's ports."""
     for port in c.ports:
+        deadline = time.monotonic() + 10
+        while not port_is_free(c.host, port) and held_by_a_client(port) and time.monotonic() < deadline:
+            time.sleep(0.2)  # a connection's end: it goes away when the connection closes
         if not port_is_free(c.host, port):
+            if held_by_a_client(port):
+                raise LauncherError(
+                    f"{c.name}: port {c.host}:{port} is the local end of a connection (no process "
+                    f"listens there; Linux picks such ports from 32768-60999). Move the cluster below "
+                    f"32768 with {CLUSTERS[c.name][0]}=host:port. Log file: {c.log_file}"
+                )
             holder = describe_pid(listener_pid(port))
             raise LauncherError(
                 f"{c.name}: port {c.host}:{port} is taken by {holder}, not by this launcher. "
