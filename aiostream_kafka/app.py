@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,7 +18,7 @@ from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.codecs import FORMATS
 from aiostream_kafka.config import Cluster, KafkaSettings, check_cluster_name
-from aiostream_kafka.errors import ConfigError, NotRunningError
+from aiostream_kafka.errors import ConfigError, NotRunningError, ShutdownError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
@@ -29,9 +32,12 @@ from aiostream_kafka.routing.topology import Topology, build_topology
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.runtime.clock import Clock
+from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 from aiostream_kafka.runtime.reachability import Outages
+from aiostream_kafka.runtime.signals import StopSignals
 from aiostream_kafka.runtime.supervisor import Supervisor
+from aiostream_kafka.runtime.watchdog import LoopWatchdog
 from aiostream_kafka.web.web import Web
 
 if TYPE_CHECKING:
@@ -41,6 +47,14 @@ if TYPE_CHECKING:
     from aiostream_kafka.testing.harness import TestApp
 
 State = Literal["idle", "starting", "running", "stopping", "stopped"]
+
+#: After cancelling what outlived ``shutdown_timeout``: how long the listeners may take to end
+#: (the cancelled handlers unwinding, the last commit, leaving the group; well under a second
+#: normally) before ``stop()`` gives up on them. The CLI's worker margin leaves room for it.
+CANCEL_GRACE = 5.0
+#: Then, how long leaving the group may take: one request, so that the partitions of the
+#: handlers given up on go to another member (their task would hold them for ever).
+LEAVE_TIMEOUT = 2.0
 
 
 class App:
@@ -52,6 +66,8 @@ class App:
     for the global providers, an ``OpenTelemetryListener`` for your own, False for none).
     A batch whose handler has run ``slow_batch_after`` seconds is reported (``batch.slow``)
     and its partition set aside, so that its listener's other partitions keep flowing.
+    A handler that blocks the event loop longer than ``loop_block_threshold`` seconds is
+    reported (``loop.blocked``, naming it; None: not watched).
     """
 
     def __init__(
@@ -75,6 +91,7 @@ class App:
         opentelemetry: bool | OpenTelemetryListener = True,
         auto_create_topics: bool = False,
         jobs_cluster: str | None = None,
+        loop_block_threshold: float | None = 1.0,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ConfigError(
@@ -87,6 +104,7 @@ class App:
             ("revoke_timeout", revoke_timeout, False),
             ("statistics_interval", statistics_interval, True),
             ("slow_batch_after", slow_batch_after, True),
+            ("loop_block_threshold", loop_block_threshold, True),
         ):
             if not (optional and seconds is None) and not _positive_seconds(seconds):
                 allowed = "positive seconds or None" if optional else "positive seconds"
@@ -102,6 +120,7 @@ class App:
         self.revoke_timeout = revoke_timeout
         self.statistics_interval = statistics_interval
         self.slow_batch_after = slow_batch_after
+        self.loop_block_threshold = loop_block_threshold
         self.restart_backoff = restart_backoff
         self.retry_backoff = retry_backoff
         self.producer_format = producer_format
@@ -130,9 +149,12 @@ class App:
         self._producers: ProducerRegistry | None = None
         self._admin: AdminRegistry | None = None
         self._supervisor: Supervisor | None = None
+        self._watchdog: LoopWatchdog | None = None
         self._outages = Outages({}, self.monitor)
         self._task: asyncio.Task[None] | None = None
         self._ended = anyio.Event()
+        self._now = False  # stop_now(): skip the wait for batches in hand
+        self._draining: anyio.CancelScope | None = None
         #: A fatal error (MemoryError, ...) that ended the Supervisor; ``run()`` re-raises it.
         self.failure: BaseException | None = None
         self.state: State = "idle"
@@ -210,6 +232,7 @@ class App:
         topology = self.topology
         self.state = "starting"
         self._ended = anyio.Event()
+        self._now = False
         self.failure = None
         self._outages = Outages(topology.clusters, self.monitor)
         self._outages.install()
@@ -234,6 +257,14 @@ class App:
         self._supervisor = Supervisor(listeners, self.monitor, self.restart_backoff)
         self._task = asyncio.create_task(self._supervisor.run(), name=f"{self.name} supervisor")
         self._task.add_done_callback(self._supervisor_ended)
+        if self.loop_block_threshold is not None:
+            self._watchdog = LoopWatchdog(
+                self.monitor,
+                self._supervisor.in_hand,
+                cluster=topology.primary.name,
+                threshold=self.loop_block_threshold,
+            )
+            self._watchdog.start()
         await self.web.start_reporting()
         self.state = "running"
         self.monitor.emit(
@@ -244,35 +275,90 @@ class App:
         )
 
     def _supervisor_ended(self, task: asyncio.Task[None]) -> None:
+        if task is not self._task:  # one a stop gave up on, ending after all: the app has moved on
+            return
         self._ended.set()
         if not task.cancelled() and task.exception() is not None:
             self.failure = _unwrap(task.exception())
             self.monitor.emit("error.occurred", cluster=self._primary.name, type="fatal", error=self.failure)
 
     async def stop(self) -> None:
-        """Stop fetching, let batches in hand finish (up to ``shutdown_timeout``), commit, flush producers."""
+        """Stop fetching, let batches in hand finish (up to ``shutdown_timeout``), commit, flush producers.
+
+        What is still in hand then is cancelled and left uncommitted (``app.stopped`` lists it
+        as ``abandoned``). Handlers that ignore the cancellation too are given up on after
+        ``CANCEL_GRACE`` seconds: the app is stopped all the same (the consumers leave their
+        groups, so that those partitions go to another member; producers closed), and
+        ``ShutdownError`` names them; they may still run, so the process should end.
+        """
         if self.state != "running":
             return
         self.state = "stopping"
         primary = self._primary.name
         self.monitor.emit("app.stopping", cluster=primary)
         assert self._supervisor is not None
-        assert self._task is not None
         assert self._producers is not None
         self._supervisor.request_stop()
-        with anyio.move_on_after(self.shutdown_timeout):
-            await asyncio.wait([self._task])
-        if not self._task.done():  # the batches in hand took too long: abandon them uncommitted
+        with anyio.move_on_after(self.shutdown_timeout) as self._draining:
+            if self._now:
+                self._draining.cancel()
+            await self._ended.wait()
+        self._draining = None
+        abandoned: list[InHand] = []
+        failure: ShutdownError | None = None
+        if not self._ended.is_set():
+            abandoned = self._supervisor.in_hand()
+            assert self._task is not None
             self._task.cancel()
-            await asyncio.wait([self._task])
+            with anyio.move_on_after(CANCEL_GRACE):
+                await self._ended.wait()
+            if not self._ended.is_set():
+                failure = self._gave_up(self._supervisor.in_hand())
+                with anyio.move_on_after(LEAVE_TIMEOUT):
+                    await self._supervisor.leave()
         with anyio.CancelScope(shield=True):
             await self.web.stop_reporting()
             await self._producers.stop()
             if self._admin is not None:
                 await self._admin.close()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
         self._outages.uninstall()
         self.state = "stopped"
-        self.monitor.emit("app.stopped", cluster=primary)
+        self.monitor.emit("app.stopped", cluster=primary, abandoned=sorted({_name(b) for b in abandoned}))
+        if failure is not None:
+            raise failure
+
+    def stop_now(self) -> None:
+        """Cut a stop short (or the next one): cancel the batches in hand at once instead of
+        waiting up to ``shutdown_timeout``. What a second SIGINT/SIGTERM does in ``serve()``."""
+        self._now = True
+        if self._draining is not None:
+            self._draining.cancel()
+
+    def _gave_up(self, stuck: list[InHand]) -> ShutdownError:
+        """Report the handlers that would not stop, and make the app's loop forget their task."""
+        handlers = [batch.describe() for batch in stuck]
+        waited = f"{CANCEL_GRACE:g}s after shutdown_timeout ({self.shutdown_timeout:g}s) cancelled them"
+        if handlers:
+            message = (
+                f"{len(handlers)} handler(s) ignored cancellation (do they swallow CancelledError?), still "
+                f"running {waited}; gave up on them, uncommitted: {'; '.join(handlers)}"
+            )
+        else:
+            message = f"the listeners had not ended {waited}: the last commit or leaving the group is stuck"
+        failure = ShutdownError(message, gave_up=True, handlers=handlers)
+        self.failure = failure
+        self._task = None  # its late end, if it ever comes, must not end a later run
+        self.monitor.emit(
+            "error.occurred",
+            cluster=self._primary.name,
+            type="shutdown.timeout",
+            handlers=handlers,
+            error=failure,
+        )
+        return failure
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[App]:
@@ -297,29 +383,65 @@ class App:
         return TestApp(self, **options)
 
     def run(self) -> None:
-        """Run until SIGINT or SIGTERM, then stop gracefully (the CLI's ``run``)."""
-        anyio.run(self.serve, backend="asyncio")
+        """Run until SIGINT or SIGTERM, then stop gracefully (the CLI's ``run``).
+
+        This owns the process: if the stop gives up on handlers that ignore cancellation,
+        the process exits with status 1 (see ``exit_if_given_up``)."""
+        anyio.run(exit_if_given_up, self.serve, backend="asyncio")
 
     async def serve(self) -> None:
         """``run()`` inside an event loop that is already running: until SIGINT or SIGTERM, or
-        until a fatal error ends the Supervisor (then re-raised). A CLI worker process runs
-        this next to its heartbeat, so that the heartbeat comes from the loop the app uses."""
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with self.running(), anyio.create_task_group() as waiting:
+        until a fatal error ends the Supervisor (then re-raised). Another signal during the
+        stop cuts it short (``stop_now``) and raises ``ShutdownError``. A CLI worker process
+        runs this next to its heartbeat, so that the heartbeat comes from the loop the app uses."""
+        signals = StopSignals(on_repeat=lambda _signal: self.stop_now())
+        failure: BaseException | None = None
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            async with anyio.create_task_group() as watching:
+                watching.start_soon(signals.watch, received)
+                try:
+                    async with self.running(), anyio.create_task_group() as waiting:
 
-                async def until_signal() -> None:
-                    async for _ in signals:
-                        break
-                    waiting.cancel_scope.cancel()
+                        async def until(event: anyio.Event) -> None:
+                            await event.wait()
+                            waiting.cancel_scope.cancel()
 
-                async def until_supervisor_ends() -> None:
-                    await self._ended.wait()
-                    waiting.cancel_scope.cancel()
-
-                waiting.start_soon(until_signal)
-                waiting.start_soon(until_supervisor_ends)
+                        waiting.start_soon(until, signals.requested)
+                        waiting.start_soon(until, self._ended)
+                except ShutdownError as error:  # raised here, it would reach the caller in a group
+                    failure = error
+                watching.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if signals.repeated is not None:
+            raise ShutdownError(f"stopped at once on a second {signals.repeated.name}", gave_up=False)
         if self.failure is not None:
             raise self.failure
+
+
+async def exit_if_given_up(serve: Callable[[], Awaitable[None]]) -> None:
+    """Await ``serve()``; if its stop gave up on handlers that ignore cancellation, end the
+    process here, with status 1, once the reason is written.
+
+    Deliberately ``os._exit``, from inside the loop: ``asyncio.run`` cancels and waits for
+    every task before it returns, and would wait for those for ever (as would interpreter
+    exit for a thread they block). The app has already closed its producers; what those
+    handlers hold is uncommitted, so it is delivered again to the partitions' next owner.
+    """
+    try:
+        await serve()
+    except ShutdownError as error:
+        if not error.gave_up:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        logging.shutdown()  # flush every handler: os._exit skips it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _name(batch: InHand) -> str:
+    return f"{batch.topic}/{batch.partition}"
 
 
 def _clusters(

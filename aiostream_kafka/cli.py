@@ -11,6 +11,10 @@ bug; any secret the app declared is masked in it, as in every log line.
 the app is checked here, once, so that its mistakes are still one line and exit 2; each
 worker is this command again in a worker mode the parent alone uses. A pool that gives
 up exits 1 with the reason as its last line.
+
+A stop that is not graceful exits 1 with ``error: ...`` naming why: a second signal cut it
+short, or handlers ignored cancellation past ``shutdown_timeout`` (``App.stop`` gave up on
+them; the process then ends from inside its event loop, which could not close).
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import anyio
 
 from aiostream_kafka.__about__ import __version__
 from aiostream_kafka.admin.migration import migrate, plan
-from aiostream_kafka.app import App
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.app import App, exit_if_given_up
+from aiostream_kafka.errors import ConfigError, ShutdownError
 from aiostream_kafka.instrumentation import redaction
 from aiostream_kafka.jobs import Job
 from aiostream_kafka.routing.route import Route
@@ -46,7 +50,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 #: A worker's lines say which worker wrote them: they share the parent's output.
 WORKER_LOG_FORMAT = "%(asctime)s %(levelname)-7s [worker-{number}] %(name)s: %(message)s"
 #: Beyond the app's shutdown_timeout, what a worker's stop may take: the last commit,
-#: leaving the group, flushing and closing producers.
+#: leaving the group, flushing and closing producers; for handlers that ignore cancellation,
+#: app.CANCEL_GRACE and app.LEAVE_TIMEOUT (7 s), after which the worker exits 1 by itself.
 STOP_MARGIN = 10.0
 
 # Every command may log a secret (aiokafka's DEBUG request log, a traceback), and the user's
@@ -447,6 +452,9 @@ def _run(args: argparse.Namespace) -> int:
         app.run()
     except KeyboardInterrupt:  # a Ctrl-C before the app's own signal handling is in place
         return 130
+    except ShutdownError as error:  # a second signal cut the stop short
+        print(f"error: {error}", file=sys.stderr)
+        return FAILED
     return 0
 
 
@@ -500,9 +508,12 @@ def _run_worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     heartbeat = HeartbeatSender(args.heartbeat_fd, args.heartbeat_interval)
     try:
-        anyio.run(heartbeat.serve, app, backend="asyncio")
+        anyio.run(exit_if_given_up, lambda: heartbeat.serve(app), backend="asyncio")
     except KeyboardInterrupt:
         return 130
+    except ShutdownError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return FAILED
     return 0
 
 

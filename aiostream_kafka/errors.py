@@ -114,3 +114,17 @@ def check_exception_types(value: object, where: str) -> None:
         isinstance(item, type) and issubclass(item, Exception) for item in value
     ):
         raise ConfigError(f"{where}: a tuple of exception classes, e.g. (TimeoutError,)")
+
+
+class ShutdownError(AiostreamKafkaError, RuntimeError):
+    """The app did not stop gracefully; the message names the batches it left behind.
+
+    ``gave_up``: handlers ignored cancellation past ``shutdown_timeout``, so the app gave up
+    waiting for them and they may still be running: only ending the process ends them.
+    Otherwise the stop was cut short (a second signal) and everything did end.
+    """
+
+    def __init__(self, message: str, *, gave_up: bool, handlers: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.gave_up = gave_up
+        self.handlers = tuple(handlers)

@@ -34,6 +34,7 @@ _LEVELS = {
     "partitions.revoked": logging.INFO,
     "retry.scheduled": logging.WARNING,
     "dlq.dispatched": logging.WARNING,
+    "loop.blocked": logging.WARNING,
 }
 
 #: One of these per message produced: far too many for a log, whatever the level.

@@ -44,6 +44,7 @@ EVENTS = frozenset(
         "retry.scheduled",
         "error.occurred",
         "statistics.emitted",
+        "loop.blocked",
     }
 )
 ALL = "*"

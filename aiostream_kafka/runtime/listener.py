@@ -41,6 +41,7 @@ from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, locate, remedy
+from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.reachability import CLIENT_CLUSTER
 
 if TYPE_CHECKING:
@@ -609,6 +610,31 @@ class Listener:
 
     def current(self, topic: str, partition: int) -> Messages[Any] | None:
         return self._current.get(TopicPartition(topic, partition))
+
+    def in_hand(self) -> list[InHand]:
+        """The batches handlers hold now, for the loop watchdog (another thread) and a stop's report.
+
+        Read-only, and it copies ``_current`` before reading it, which a thread may do.
+        """
+        started, routes = self._started, self._routes
+        return [
+            InHand(
+                self.group.cluster.name,
+                tp.topic,
+                tp.partition,
+                batch.first_offset,
+                started.get(tp, 0.0),
+                route.topic.route.handler_name if (route := routes.get(tp.topic)) else "?",
+            )
+            for tp, batch in list(self._current.items())
+        ]
+
+    async def leave(self) -> None:
+        """Close the consumer, leaving the group, while a handler still holds a batch: what a
+        stop that gave up on handlers ignoring cancellation does, so that their partitions
+        go to another member instead of staying with a task that will not end."""
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     def request(self, topic: str, partition: int, action: AfterBatch) -> None:
         tp = TopicPartition(topic, partition)

@@ -18,6 +18,7 @@ from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.processing.policy import is_fatal
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.cancellation import being_cancelled
+from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 
 
@@ -38,6 +39,15 @@ class Supervisor:
         self._stop.set()
         for listener in self.listeners:
             listener.request_stop()
+
+    def in_hand(self) -> list[InHand]:
+        """Every listener's batches in its handlers' hands (see ``Listener.in_hand``)."""
+        return [batch for listener in self.listeners for batch in listener.in_hand()]
+
+    async def leave(self) -> None:
+        """Every listener leaves its group now (``Listener.leave``; those that ended already have)."""
+        for listener in self.listeners:
+            await listener.leave()
 
     async def _supervise(self, listener: Listener) -> None:
         failures = 0

@@ -17,7 +17,9 @@ The parent restarts a worker that dies (non-zero exit or a signal) after the app
 ``restart_backoff``, replaces one whose heartbeat stops (``runtime/heartbeat.py``), and
 gives up, stopping the others, when one worker keeps failing (``RestartPolicy``). SIGINT
 and SIGTERM are passed on to every worker and the parent waits for their graceful stop,
-bounded by ``stop_timeout`` (then kills); a second SIGINT (Ctrl-C) kills at once.
+bounded by ``stop_timeout`` (then kills); a second SIGINT (Ctrl-C) kills at once, and a
+second SIGTERM (``REPEAT_WINDOW`` or more after the first) is passed on, so that every
+worker stops at once by itself.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from anyio.abc import Process
 
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.heartbeat import HeartbeatReader, Liveness
+from aiostream_kafka.runtime.signals import REPEAT_WINDOW
 
 log = logging.getLogger("aiostream_kafka.workers")
 
@@ -98,9 +101,11 @@ class _Stop:
     """Why and how the pool is stopping; set once."""
 
     signal: signal.Signals
+    at: float
     deadline: float
     problems: list[str] = field(default_factory=list)
-    forced: bool = False  # a second signal: kill now, do not wait for the deadline
+    forced: bool = False  # a second SIGINT: kill now, do not wait for the deadline
+    hurried: bool = False  # a second SIGTERM, passed on: the workers stop at once themselves
 
 
 class WorkerPool:
@@ -145,8 +150,12 @@ class WorkerPool:
                         elif received == signal.SIGINT:  # Ctrl-C again: a person in a hurry
                             log.warning("SIGINT again: killing the workers now")
                             self._kill_all("killed on a second SIGINT")
-                        else:  # tools repeat SIGTERM (timeout(1) signals the child and its group)
+                        elif self._stop.hurried or time.monotonic() - self._stop.at < REPEAT_WINDOW:
+                            # tools repeat SIGTERM (timeout(1) signals the child and its group)
                             log.info("%s again: already stopping", received.name)
+                        else:
+                            log.warning("%s again: telling the workers to stop at once", received.name)
+                            self._hurry(received)
 
                 pool.start_soon(on_signals)
                 async with anyio.create_task_group() as slots:
@@ -285,8 +294,17 @@ class WorkerPool:
         """Pass ``received`` on to every worker and stop restarting them; what SIGTERM to the parent does."""
         if self._stop is not None:
             return
-        self._stop = _Stop(received, time.monotonic() + self._stop_timeout)
+        now = time.monotonic()
+        self._stop = _Stop(received, now, now + self._stop_timeout)
         self._stopping.set()
+        for worker in list(self._workers.values()):
+            self._signal(worker, received)
+
+    def _hurry(self, received: signal.Signals) -> None:
+        """Pass a second SIGTERM on: each worker's ``App.serve`` then stops at once (exit 1),
+        committing what is done, which a kill would not."""
+        assert self._stop is not None
+        self._stop.hurried = True
         for worker in list(self._workers.values()):
             self._signal(worker, received)
 

@@ -15,7 +15,7 @@ app = App(
     "slow-app",
     kafka={"bootstrap_servers": os.environ["SLOW_APP_BOOTSTRAP"]},
     group_id=os.environ["SLOW_APP_GROUP"],
-    shutdown_timeout=20,
+    shutdown_timeout=float(os.environ.get("SLOW_APP_SHUTDOWN_TIMEOUT", "20")),
 )
 
 

@@ -41,6 +41,19 @@ def main() -> None:
         while True:
             os.write(fd, b"h")
             time.sleep(interval)
+    if behaviour == "drains":  # a graceful stop that takes long; a second SIGTERM cuts it short
+        received: list[int] = []
+
+        def on_sigterm(*_: object) -> None:
+            received.append(signal.SIGTERM)
+            if len(received) > 1:
+                sys.exit(1)  # what App.serve does: stop at once, a failure
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        os.write(fd, b"r")
+        while True:
+            os.write(fd, b"h")
+            time.sleep(interval)
     if behaviour == "hangs-once" and first_start:  # ready, then its "loop" blocks
         os.write(fd, b"r")
         time.sleep(60)

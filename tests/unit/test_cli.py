@@ -20,6 +20,7 @@ import pytest
 
 from aiostream_kafka import App, Backoff, __version__
 from aiostream_kafka.cli import main, render_table
+from aiostream_kafka.errors import ShutdownError
 from aiostream_kafka.runtime.workers import available_cpus
 
 VENV_BIN = Path(sys.executable).parent
@@ -531,6 +532,22 @@ def test_run_configures_logging_and_runs_the_app(
     assert (status, err) == (0, "")
     assert [app.name for app in ran] == ["svc"]
     assert logging_config[0]["level"] == "DEBUG"
+
+
+def test_run_exits_1_naming_why_when_the_stop_is_cut_short(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_module(tmp_path, EXAMPLE)
+
+    def cut_short(self: App) -> None:
+        raise ShutdownError("stopped at once on a second SIGTERM", gave_up=False)
+
+    monkeypatch.setattr(App, "run", cut_short)
+    monkeypatch.setattr("logging.basicConfig", lambda **kwargs: None)
+
+    status, _, err = run_cli(capsys, "run", f"{module}:app")
+
+    assert (status, err) == (1, "error: stopped at once on a second SIGTERM\n")
 
 
 def test_run_refuses_an_unknown_log_level(capsys: pytest.CaptureFixture[str]) -> None:

@@ -294,6 +294,7 @@ def test_a_bool_is_not_a_number_of_messages_or_milliseconds(option: str) -> None
         ({"revoke_timeout": 0}, "revoke_timeout"),
         ({"shutdown_timeout": -1}, "shutdown_timeout"),
         ({"statistics_interval": 0}, "statistics_interval"),
+        ({"loop_block_threshold": 0}, "loop_block_threshold"),
         ({"producer_format": "xml"}, "producer_format"),
     ],
 )

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import anyio
@@ -19,6 +19,7 @@ import pytest
 
 from aiostream_kafka import Backoff
 from aiostream_kafka.runtime.heartbeat import BEAT, HeartbeatReader, HeartbeatSender, Liveness, overdue
+from aiostream_kafka.runtime.signals import REPEAT_WINDOW
 from aiostream_kafka.runtime.workers import RestartPolicy, WorkerCommand, WorkerPool
 from tests.helpers import eventually
 
@@ -157,8 +158,8 @@ def pool_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="aiostream_kafka.workers")
 
 
-async def run_until(pool: WorkerPool, ready: Callable[[], bool], what: str) -> str | None:
-    """Run the pool, ``request_stop()`` once ``ready()`` holds, and return its result."""
+async def run_beside(pool: WorkerPool, act: Callable[[], Awaitable[None]]) -> str | None:
+    """Run the pool while ``act()`` drives it (stops it, signals it), and return its result."""
     result: list[str | None] = []
 
     async def running() -> None:
@@ -167,9 +168,18 @@ async def run_until(pool: WorkerPool, ready: Callable[[], bool], what: str) -> s
     with anyio.fail_after(30):
         async with anyio.create_task_group() as group:
             group.start_soon(running)
-            await eventually(ready, within=20, what=what)
-            pool.request_stop()
+            await act()
     return result[0]
+
+
+async def run_until(pool: WorkerPool, ready: Callable[[], bool], what: str) -> str | None:
+    """Run the pool, ``request_stop()`` once ``ready()`` holds, and return its result."""
+
+    async def stop_when_ready() -> None:
+        await eventually(ready, within=20, what=what)
+        pool.request_stop()
+
+    return await run_beside(pool, stop_when_ready)
 
 
 async def test_a_worker_that_keeps_crashing_is_restarted_until_the_pool_gives_up(
@@ -216,6 +226,27 @@ async def test_a_stop_is_passed_on_to_every_worker_and_waits_for_them(
     assert seen("worker-1 stopped (exit status 0)")
     assert seen("worker-2 stopped (exit status 0)")
     assert (starts(tmp_path, 1), starts(tmp_path, 2)) == (1, 1)
+
+
+async def test_a_second_sigterm_is_passed_on_so_that_the_workers_stop_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = pool_of(tmp_path, {1: "drains"})  # stops only on a second SIGTERM; the stop timeout is 40s
+    seen = logged(caplog)
+
+    async def sigterm_thrice() -> None:
+        await eventually(lambda: bool(seen("worker-1 ready")), what="the worker ready")
+        signal.raise_signal(signal.SIGTERM)
+        await eventually(lambda: bool(seen("SIGTERM: stopping 1 worker(s)")), what="the stop")
+        signal.raise_signal(signal.SIGTERM)  # at once: timeout(1) repeats it so, the same stop
+        await eventually(lambda: bool(seen("SIGTERM again: already stopping")), what="the repeat")
+        await anyio.sleep(REPEAT_WINDOW)
+        signal.raise_signal(signal.SIGTERM)
+
+    result = await run_beside(pool, sigterm_thrice)
+
+    assert seen("SIGTERM again: telling the workers to stop at once")
+    assert result == "worker-1 stopped with exit status 1"
 
 
 async def test_a_worker_that_ignores_the_stop_is_killed_after_the_stop_timeout(
