@@ -4,6 +4,7 @@ suite's accounting line, and consumption never stops silently."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -166,3 +167,45 @@ async def test_a_handler_that_blocks_the_event_loop_past_the_session_costs_no_du
     assert report.lost == 0
     assert events.count("error.occurred", type="commit") >= 1  # the eviction happened
     assert report.duplicates == 0
+
+
+async def test_a_handler_that_ignores_cancellation_is_timed_out_set_aside_and_retried(
+    primary: str, topic_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """processing_timeout cannot stop a handler that swallows CancelledError, but it still
+    counts as timed out, and the slow batch holds up no other partition meanwhile."""
+    produced = await produce_workload(primary, topic_name, COUNT, 3)
+    sink = Sink(tmp_path / "sink.db")
+    app = App(
+        "stubborn",
+        kafka={"bootstrap_servers": primary},
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        retry_backoff=QUICK_RETRY,
+        slow_batch_after=1.0,
+    )
+    events = Events(app)
+    release = anyio.Event()
+    stubborn: list[int] = []
+
+    @app.route(topic_name, payload=Item, max_messages=20, processing_timeout=0.5)
+    async def handle(messages: Messages[Item]) -> None:
+        if messages.partition == 0 and not stubborn:
+            stubborn.append(messages.first_offset)
+            while not release.is_set():  # the point: a cancellation does not stop it
+                with contextlib.suppress(asyncio.CancelledError):
+                    await release.wait()
+        sink.record([(m.payload.id, m.partition, m.offset, "stubborn") for m in messages])
+
+    others = [i for i in produced if i % 3 != 0]
+    async with app.running():
+        await eventually(lambda: events.count("batch.slow", partition=0) == 1, what="the stubborn batch")
+        await eventually(
+            lambda: {row[0] for row in sink.rows()} >= set(others), within=120, what="partitions 1 and 2"
+        )
+        release.set()
+        await eventually(lambda: sink.count() == COUNT, within=120, what="partition 0, retried")
+
+    report = Report.of("handler-ignores-cancellation", produced, sink)
+    report.write(capsys)
+    assert report.lost == 0
+    assert_failed(events, 1, ProcessingTimeoutError, "took longer than processing_timeout=0.5s")
