@@ -23,6 +23,8 @@ BATCH_HEADER = 61
 #: What a record's size in its batch may differ by from aiokafka's estimate of it (varints).
 SIZE_SLACK = 64
 
+_new = tuple.__new__
+
 #: How the broker says a timestamp is the producer's own (CreateTime): each record keeps its.
 CREATE_TIME = -1
 
@@ -67,12 +69,17 @@ def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetad
     if batch is None:
         return None
     timestamp = appended.timestamp if batch.timestamp == CREATE_TIME else batch.timestamp
-    return RecordMetadata(
-        batch.topic,
-        batch.partition,
-        batch.topic_partition,
-        batch.offset + appended.offset,
-        timestamp,
-        batch.timestamp_type,
-        batch.log_start_offset,
+    # tuple.__new__ skips the namedtuple's Python-level __new__: ~0.5 us of ~1 a message.
+    metadata: RecordMetadata = _new(
+        RecordMetadata,
+        (
+            batch.topic,
+            batch.partition,
+            batch.topic_partition,
+            batch.offset + appended.offset,
+            timestamp,
+            batch.timestamp_type,
+            batch.log_start_offset,
+        ),
     )
+    return metadata
