@@ -39,6 +39,7 @@ EVENTS = frozenset(
         "offsets.committed",
         "message.producing",
         "message.produced",
+        "batch.produced",
         "produce.failed",
         "dlq.dispatched",
         "retry.scheduled",
@@ -86,6 +87,10 @@ class Monitor:
         #: The events someone would receive. ``name in monitor.heard`` is ``listens_to(name)``
         #: without a call, for the per-message paths; read it, never change it.
         self.heard: Container[str] = frozenset()
+        #: The events someone subscribed to by name, not only through ``"*"``: what a path
+        #: that can report a batch instead of each message asks (a ``"*"`` subscriber takes
+        #: whatever is emitted); read it, never change it.
+        self.named: Container[str] = frozenset()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def subscribe(self, name: str | object, subscriber: Subscriber | None = None) -> Callable[[], None]:
@@ -114,10 +119,8 @@ class Monitor:
         return unsubscribe
 
     def _update_heard(self) -> None:
-        if self._subscribers.get(ALL):
-            self.heard = _EVERYTHING
-        else:
-            self.heard = frozenset(name for name, subscribers in self._subscribers.items() if subscribers)
+        self.named = frozenset(name for name, subscribers in self._subscribers.items() if subscribers) - {ALL}
+        self.heard = _EVERYTHING if self._subscribers.get(ALL) else self.named
 
     def _subscribe_object(self, listener: object) -> Callable[[], None]:
         names = {method_name(event): event for event in EVENTS}

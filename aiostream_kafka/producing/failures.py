@@ -26,6 +26,8 @@ from aiostream_kafka.topic_names import TOPIC_NAME_RULE
 
 #: aiokafka's default for the producer's ``max_request_size``.
 DEFAULT_MAX_REQUEST_SIZE = 1048576
+#: aiokafka's default for the producer's ``max_batch_size``.
+DEFAULT_MAX_BATCH_SIZE = 16384
 
 #: Failures of aiokafka (or of waiting on it) that become a ``ProduceError``.
 KAFKA_FAILURES = (KafkaError, TimeoutError, asyncio.TimeoutError)

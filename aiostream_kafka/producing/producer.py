@@ -17,13 +17,22 @@ from aiostream_kafka.config import Cluster
 from aiostream_kafka.diagnosis import connection_error
 from aiostream_kafka.errors import ClusterConnectionError, NotRunningError
 from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.producing.batching import (
+    BATCH_HEADER,
+    SIZE_SLACK,
+    OpenBatch,
+    key_hash,
+    message_metadata,
+    too_large,
+)
 from aiostream_kafka.producing.failures import (
+    DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_REQUEST_SIZE,
     KAFKA_FAILURES,
     invalid_topic,
     produce_failure,
 )
-from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
+from aiostream_kafka.runtime.clients import AppendedRecord, KafkaClients, ProducerClient
 from aiostream_kafka.runtime.reachability import client_of
 from aiostream_kafka.topic_names import is_topic_name
 
@@ -80,6 +89,12 @@ class Producer:
         self._topics: set[str] = set()  # names found valid: a valid topic costs one lookup a send
         settings = {**cluster.settings.producer_kwargs(), **self._overrides}
         self._max_request_size = int(settings.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE))
+        # A record over max_request_size is then always alone in its batch, so it can be left
+        # out of what is sent; aiokafka itself lets a larger max_batch_size build requests
+        # over max_request_size, so those settings keep produce_many on send.
+        batch_size = int(settings.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+        self._batching = batch_size <= self._max_request_size
+        self._next_partition: dict[str, int] = {}  # by topic: where its next keyless batch goes
 
     async def start(self) -> None:
         await self._connection()
@@ -200,13 +215,25 @@ class Producer:
         """Send many messages in flight at once and wait for all of them, in order.
 
         Raises the first failure (a ``ProduceError``), after every message has been accounted
-        for; an invalid topic name among them, before any is sent.
+        for; an invalid topic name among them, before any is sent. Builds its own batches,
+        one per partition at a time (``batch.produced`` per batch), unless something
+        subscribed by name to a per-message event: then each message goes through ``send``
+        (a ``message.producing`` subscriber may add headers to each, the OpenTelemetry
+        listener its trace context, and expects ``message.produced`` for each).
         """
         records = records if isinstance(records, list | tuple) else list(records)
         known = self._topics
         for r in records:  # all of them first, so that a bad name sends nothing
             if r.topic not in known:
                 self._check_topic(r.topic)
+        named = self._monitor.named  # "*" subscribers get the batch events
+        if not records or not self._batching or "message.producing" in named or "message.produced" in named:
+            return await self._produce_each(records)
+        kafka = self._kafka or await self._connected(records[0].topic)
+        return await self._produce_batched(kafka, records)
+
+    async def _produce_each(self, records: Sequence[ProducerRecord]) -> list[RecordMetadata]:
+        """``produce_many`` one ``send`` a message."""
         # Every send only appends to aiokafka's buffer (it waits only while that is full), so
         # all of them are queued before any delivery is awaited, never one send per round
         # trip (aio-libs/aiokafka#1065). The deliveries are then taken in order: those of one
@@ -250,6 +277,170 @@ class Producer:
         if "message.produced" in monitor.heard:
             for i, metadata in enumerate(results):
                 self._delivered(sent[i].topic, metadata, contexts.get(i))
+        return results
+
+    async def _produce_batched(
+        self, kafka: ProducerClient, records: Sequence[ProducerRecord]
+    ) -> list[RecordMetadata]:
+        """``produce_many`` through batches it builds: keyed records on the Java client's
+        partition, keyless ones a batch at a time on each partition in turn, an explicit
+        partition honoured; a full batch is sent (so ``max_batch_size`` holds) and another
+        begun. Kept in one loop, as the per-message path is: a call per message costs."""
+        encode_value, encode_key, encode_headers = self._encoder.value, Encoder.key, Encoder.headers
+        opened: dict[tuple[str, int], OpenBatch] = {}
+        sent: list[OpenBatch] = []
+        placed: list[tuple[OpenBatch, AppendedRecord]] = []  # each message's batch and place in it
+        counts: dict[str, int] = {}  # partitions, by topic
+        keyless: dict[str, int] = {}  # by topic: the partition its keyless records go to now
+        hashes: dict[bytes, int] = {}  # keys repeat; murmur2 in Python costs ~9 us a key
+        limit = self._max_request_size - BATCH_HEADER - SIZE_SLACK
+        for r in records:
+            topic, value, key, partition, headers = r.topic, r.value, r.key, r.partition, r.headers
+            if type(value) is not bytes and value is not None:
+                value = encode_value(value)
+            if type(key) is not bytes and key is not None:
+                key = encode_key(key)
+            headers = (encode_headers(headers) or []) if headers else []
+            if partition is None:
+                count = counts.get(topic) or await self._partition_count(kafka, topic, counts)
+                if key is None:
+                    partition = keyless.get(topic)
+                    if partition is None:
+                        partition = keyless[topic] = self._keyless_partition(topic, count)
+                else:
+                    hashed = hashes.get(key)
+                    if hashed is None:
+                        hashed = hashes[key] = key_hash(key)
+                    partition = hashed % count
+            batch = opened.get((topic, partition))
+            if batch is None:
+                batch = opened[topic, partition] = OpenBatch(
+                    topic, partition, kafka.create_batch(), (value, key, headers)
+                )
+            appended = batch.builder.append(timestamp=r.timestamp_ms, key=key, value=value, headers=headers)
+            if appended is None:  # full: send it, and go on in another
+                moved = None
+                if key is None and r.partition is None:  # keyless: the next one goes elsewhere
+                    moved = keyless[topic] = self._keyless_partition(topic, counts[topic])
+                batch, appended = await self._refill(
+                    kafka, opened, sent, batch, (value, key, headers), r.timestamp_ms, moved
+                )
+            if appended.size > limit:
+                self._leave_out(opened, batch, topic, value, key, headers)
+            placed.append((batch, appended))
+        for batch in list(opened.values()):
+            await self._ship(kafka, opened, sent, batch)
+        for batch in sent:
+            if batch.delivery is not None and not batch.delivery.done():
+                await asyncio.wait((batch.delivery,))  # never raises the delivery's own error
+        self._settle(sent)
+        return self._results(placed)
+
+    async def _partition_count(self, kafka: ProducerClient, topic: str, counts: dict[str, int]) -> int:
+        try:
+            count = counts[topic] = len(await kafka.partitions_for(topic))
+        except Exception as error:
+            self._raise(topic, error, None)
+        return count
+
+    def _keyless_partition(self, topic: str, count: int) -> int:
+        """The next partition for ``topic``'s keyless records: each batch of them on the next."""
+        partition = self._next_partition.get(topic, 0) % count
+        self._next_partition[topic] = partition + 1
+        return partition
+
+    async def _refill(
+        self,
+        kafka: ProducerClient,
+        opened: dict[tuple[str, int], OpenBatch],
+        sent: list[OpenBatch],
+        full: OpenBatch,
+        record: tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]],
+        timestamp_ms: int | None,
+        moved: int | None,
+    ) -> tuple[OpenBatch, AppendedRecord]:
+        """Send ``full``; put the record (encoded) in another batch of its partition, or of
+        ``moved``, the partition a keyless record goes on to."""
+        await self._ship(kafka, opened, sent, full)
+        topic, partition = full.topic, full.partition if moved is None else moved
+        value, key, headers = record
+        batch = opened.get((topic, partition))
+        if batch is not None:
+            appended = batch.builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+            if appended is not None:
+                return batch, appended
+            await self._ship(kafka, opened, sent, batch)
+        batch = opened[topic, partition] = OpenBatch(topic, partition, kafka.create_batch(), record)
+        appended = batch.builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+        assert appended is not None, "an empty batch takes any record"
+        return batch, appended
+
+    async def _ship(
+        self,
+        kafka: ProducerClient,
+        opened: dict[tuple[str, int], OpenBatch],
+        sent: list[OpenBatch],
+        batch: OpenBatch,
+    ) -> None:
+        """Hand ``batch`` to aiokafka (it waits while the partition's previous one is queued)."""
+        del opened[batch.topic, batch.partition]
+        batch.builder.close()
+        batch.count = batch.builder.record_count()
+        try:
+            batch.delivery = await kafka.send_batch(batch.builder, batch.topic, partition=batch.partition)
+        except Exception as error:
+            self._raise(batch.topic, error, None, batch.first)
+        sent.append(batch)
+
+    def _leave_out(
+        self,
+        opened: dict[tuple[str, int], OpenBatch],
+        batch: OpenBatch,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> None:
+        """A record near ``max_request_size``: over it (as aiokafka's ``send`` measures), it
+        fails as ``send`` would have, and its batch, which holds only it, is never sent."""
+        size = self._size_of(value, key, headers)
+        if size <= self._max_request_size:
+            return
+        assert batch.builder.record_count() == 1, "a record over max_request_size is over max_batch_size"
+        del opened[topic, batch.partition]
+        batch.failure = self._failed(topic, too_large(size), None, (value, key, headers))
+
+    def _settle(self, sent: list[OpenBatch]) -> None:
+        """``batch.produced`` for each batch delivered, ``produce.failed`` for each not."""
+        produced = self._monitor.listens_to("batch.produced")
+        for batch in sent:
+            delivery = batch.delivery
+            assert delivery is not None
+            error = delivery.exception() if not delivery.cancelled() else asyncio.CancelledError()
+            if error is not None:
+                batch.failure = self._failed(
+                    batch.topic, error, None, batch.first, partition=batch.partition, count=batch.count
+                )
+            elif produced:
+                metadata = delivery.result()
+                self._monitor.emit(
+                    "batch.produced",
+                    cluster=self.cluster.name,
+                    topic=batch.topic,
+                    partition=batch.partition,
+                    count=batch.count,
+                    base_offset=None if metadata is None else metadata.offset,
+                )
+
+    @staticmethod
+    def _results(placed: list[tuple[OpenBatch, AppendedRecord]]) -> list[RecordMetadata]:
+        """Each message's metadata, in input order; else raise the first message's failure."""
+        results: list[RecordMetadata] = []
+        for batch, appended in placed:
+            if batch.failure is not None:
+                raise batch.failure
+            assert batch.delivery is not None
+            results.append(message_metadata(batch.delivery.result(), appended))
         return results
 
     def _account(
@@ -341,17 +532,19 @@ class Producer:
         error: BaseException,
         context: dict[str, Any] | None,
         message: tuple[Any, Any, Headers | None] | None = None,
+        **batch: int,
     ) -> BaseException:
         """Report a send that failed (``produce.failed``); return the error to raise for it.
 
-        ``message`` (value, key, headers) sizes a message too large, on this path only.
+        ``message`` (value, key, headers) sizes a message too large, on this path only;
+        ``batch`` (partition, count) tells a whole batch of ``produce_many`` failed.
         """
         size = (lambda: self._size_of(*message)) if message is not None else None
         failure = produce_failure(
             self.cluster, topic, error, size=size, max_request_size=self._max_request_size
         )
         self._monitor.emit(
-            "produce.failed", cluster=self.cluster.name, topic=topic, error=failure, context=context
+            "produce.failed", cluster=self.cluster.name, topic=topic, error=failure, context=context, **batch
         )
         return failure
 

@@ -42,6 +42,32 @@ class ConsumerClient(Protocol):
     async def committed(self, partition: TopicPartition) -> int | None: ...
 
 
+class AppendedRecord(Protocol):
+    """What a batch's ``append`` returns: the record's place in its batch, its size, its time."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+class RecordBatch(Protocol):
+    """aiokafka's ``BatchBuilder``: records for one partition, sent together by ``send_batch``."""
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] = ...,
+    ) -> AppendedRecord | None: ...  # None: the batch is full
+    def close(self) -> None: ...
+    def record_count(self) -> int: ...
+
+
 class ProducerClient(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -55,6 +81,11 @@ class ProducerClient(Protocol):
         timestamp_ms: int | None = None,
         headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> asyncio.Future[RecordMetadata]: ...
+    def create_batch(self) -> RecordBatch: ...
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[RecordMetadata | None]: ...  # the batch's base offset; None for acks=0
+    async def partitions_for(self, topic: str) -> set[int]: ...  # waits for the topic's metadata
 
 
 class KafkaClients:

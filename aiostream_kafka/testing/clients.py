@@ -14,11 +14,19 @@ from typing import Any
 import anyio
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
 
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import NotRunningError
-from aiostream_kafka.runtime.clients import ConsumerClient, KafkaClients, ProducerClient
+from aiostream_kafka.producing.failures import DEFAULT_MAX_BATCH_SIZE
+from aiostream_kafka.runtime.clients import (
+    AppendedRecord,
+    ConsumerClient,
+    KafkaClients,
+    ProducerClient,
+    RecordBatch,
+)
 from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.testing.memory import MemoryCluster
 
@@ -144,11 +152,46 @@ class MemoryConsumer:
         return self._cluster.committed.get((self.group_id, partition))
 
 
+class MemoryBatch:
+    """``create_batch``'s builder: aiokafka's own, so that it fills up exactly as the real one
+    does; its records, in order, for ``send_batch`` to append to the in-memory log."""
+
+    def __init__(self, batch_size: int, clock: Clock) -> None:
+        self._builder = BatchBuilder(batch_size, 0)
+        self._clock = clock
+        self.records: list[tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]], int]] = []
+
+    def append(
+        self,
+        *,
+        timestamp: int | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+    ) -> AppendedRecord | None:
+        timestamp = timestamp if timestamp is not None else int(self._clock.now() * 1000)
+        appended: AppendedRecord | None = self._builder.append(
+            timestamp=timestamp, key=key, value=value, headers=list(headers)
+        )
+        if appended is not None:
+            self.records.append((key, value, headers, timestamp))
+        return appended
+
+    def close(self) -> None:
+        self._builder.close()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
 class MemoryProducer:
-    def __init__(self, cluster: MemoryCluster, clock: Clock) -> None:
+    def __init__(
+        self, cluster: MemoryCluster, clock: Clock, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    ) -> None:
         self._cluster = cluster
         self._clock = clock
         self._started = False
+        self._max_batch_size = max_batch_size
 
     async def start(self) -> None:
         self._started = True
@@ -183,6 +226,38 @@ class MemoryProducer:
         delivered.set_result(metadata)
         return delivered
 
+    def create_batch(self) -> RecordBatch:
+        return MemoryBatch(self._max_batch_size, self._clock)
+
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[RecordMetadata | None]:
+        """Append the batch's records to ``partition``: the broker's answer is its base offset,
+        and -1 for the timestamp, as a topic with CreateTime answers."""
+        if not self._started:
+            raise NotRunningError(f"the in-memory producer for cluster {self._cluster.name!r} is stopped")
+        assert isinstance(batch, MemoryBatch), "a batch of this producer's create_batch"
+        offsets = [
+            self._cluster.append(
+                topic,
+                value,
+                key=key,
+                headers=headers,
+                partition=partition,
+                timestamp_ms=timestamp,
+                produced=True,
+            ).offset
+            for key, value, headers, timestamp in batch.records
+        ]
+        tp = TopicPartition(topic, partition)
+        base = offsets[0] if offsets else self._cluster.end_offset(tp)
+        delivered: asyncio.Future[RecordMetadata | None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(RecordMetadata(topic, partition, tp, base, -1, 0, None))
+        return delivered
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self._cluster.partitions(topic)))
+
 
 class MemoryClients(KafkaClients):
     """Clients of the in-memory clusters, by the app's cluster names."""
@@ -202,4 +277,5 @@ class MemoryClients(KafkaClients):
         return consumer
 
     def producer(self, cluster: Cluster, **settings: Any) -> ProducerClient:
-        return MemoryProducer(self.clusters[cluster.name], self._clock)
+        batch_size = int(settings.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+        return MemoryProducer(self.clusters[cluster.name], self._clock, max_batch_size=batch_size)

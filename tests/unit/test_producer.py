@@ -246,7 +246,7 @@ async def test_produce_many_accounts_for_every_message_then_raises_the_first_fai
 
 async def test_produce_many_reports_a_cancelled_delivery_as_a_failure() -> None:
     kafka = FakeKafka()
-    producer, seen = producer_with(kafka, "produce.failed")
+    producer, seen = producer_with(kafka, "message.produced", "produce.failed")  # one send a message
 
     waiting = asyncio.ensure_future(producer.produce_many([ProducerRecord("clicks", b"a")]))
     await asyncio.sleep(0)

@@ -1,0 +1,67 @@
+"""produce_many's own batches: the partitioner they share with the Java client, and what the
+testing harness captures of them."""
+
+from __future__ import annotations
+
+import msgspec
+from aiokafka.partitioner import DefaultPartitioner
+
+from aiostream_kafka import App, ProducerRecord
+from aiostream_kafka.producing.batching import partition_for_key
+from aiostream_kafka.testing.memory import MemoryCluster
+
+KEYS = [b"", b"a", b"order-1", b"order-2", "ключ".encode(), bytes(range(256)), b"x" * 1000]
+
+
+def test_a_key_goes_where_aiokafkas_default_partitioner_sends_it_for_any_partition_count() -> None:
+    for partitions in (1, 2, 3, 6, 7, 100):
+        every = list(range(partitions))
+        for key in KEYS:
+            assert partition_for_key(key, partitions) == DefaultPartitioner()(key, every, every)
+
+
+def test_the_harness_picks_the_same_partition_for_a_key() -> None:
+    cluster = MemoryCluster("primary", default_partitions=6)
+    for key in KEYS:
+        assert partition_for_key(key, 6) == cluster.partition_for("orders", key)
+
+
+def test_javas_own_murmur2_vectors_give_javas_partitions() -> None:
+    # From the Java client's UtilsTest: murmur2 of these strings, made positive, mod 2**31.
+    assert partition_for_key(b"21", 2**31 - 1) == (-973932308 & 0x7FFFFFFF) % (2**31 - 1)
+    assert partition_for_key(b"foobar", 2**31 - 1) == (-790332482 & 0x7FFFFFFF) % (2**31 - 1)
+
+
+class Order(msgspec.Struct):
+    id: int
+
+
+def shop() -> App:
+    return App("shop", kafka={"bootstrap_servers": "127.0.0.1:1", "max_batch_size": 200}, log_events=False)
+
+
+async def test_the_harness_captures_produce_many_batch_by_batch_as_any_other_produce() -> None:
+    app = shop()  # batches of at most 200 bytes: several for these 60 messages
+    records = [ProducerRecord("orders", Order(n), key=str(n % 4)) for n in range(40)]
+    records += [
+        ProducerRecord("orders", Order(n), headers={"n": str(n)}, timestamp_ms=1_000 + n)
+        for n in range(40, 60)
+    ]
+
+    async with app.testing(partitions=3) as t:
+        results = await app.producer.produce_many(records)
+        produced = t.produced("orders", payload=Order)
+        batches = t.events.named("batch.produced", topic="orders")
+
+    assert sorted(m.payload.id for m in produced) == list(range(60))
+    by_place = {(m.partition, m.offset): m for m in produced}
+    for record, result in zip(records, results, strict=True):
+        assert by_place[result.partition, result.offset].payload == record.value  # its own
+        if record.key is not None:
+            assert result.partition == partition_for_key(record.key.encode(), 3)
+    keyless = [by_place[r.partition, r.offset] for r in results[40:]]
+    assert [m.headers for m in keyless] == [{"n": str(n).encode()} for n in range(40, 60)]
+    assert [m.timestamp_ms for m in keyless] == [1_000 + n for n in range(40, 60)]
+    assert len({m.partition for m in keyless}) > 1  # a batch on each partition in turn
+    assert sum(e["count"] for e in batches) == 60
+    assert len(batches) > 3
