@@ -608,7 +608,7 @@ class RecordingPool:
 @pytest.fixture
 def pools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingPool]:
     RecordingPool.made = []
-    monkeypatch.setattr("aiostream_kafka.cli.WorkerPool", RecordingPool)
+    monkeypatch.setattr("aiostream_kafka.cli.workers.WorkerPool", RecordingPool)
     return RecordingPool.made
 
 
@@ -691,7 +691,7 @@ def test_a_pool_that_gave_up_exits_1_with_the_reason(
     async def gave_up(self: RecordingPool) -> str:
         return "worker-1 failed 5 times within 300s (last: exit status 1)"
 
-    monkeypatch.setattr("aiostream_kafka.cli.WorkerPool", RecordingPool)
+    monkeypatch.setattr("aiostream_kafka.cli.workers.WorkerPool", RecordingPool)
     monkeypatch.setattr(RecordingPool, "run", gave_up)
 
     status, _, err = run_cli(capsys, "run", f"{module}:app", "--processes", "2")
