@@ -589,6 +589,19 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: 'no_colon' is not an app path")
 
 
+def test_python_dash_m_runs_the_cli_by_its_package_name_too(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiostream_kafka.cli", "info", "no_colon"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: 'no_colon' is not an app path")
+
+
 # --- run --processes -----------------------------------------------------------------------
 
 
