@@ -589,6 +589,19 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: 'no_colon' is not an app path")
 
 
+def test_python_dash_m_runs_the_cli_by_its_package_name_too(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aiostream_kafka.cli", "info", "no_colon"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: 'no_colon' is not an app path")
+
+
 # --- run --processes -----------------------------------------------------------------------
 
 
@@ -608,7 +621,7 @@ class RecordingPool:
 @pytest.fixture
 def pools(monkeypatch: pytest.MonkeyPatch) -> list[RecordingPool]:
     RecordingPool.made = []
-    monkeypatch.setattr("aiostream_kafka.cli.WorkerPool", RecordingPool)
+    monkeypatch.setattr("aiostream_kafka.cli.workers.WorkerPool", RecordingPool)
     return RecordingPool.made
 
 
@@ -691,7 +704,7 @@ def test_a_pool_that_gave_up_exits_1_with_the_reason(
     async def gave_up(self: RecordingPool) -> str:
         return "worker-1 failed 5 times within 300s (last: exit status 1)"
 
-    monkeypatch.setattr("aiostream_kafka.cli.WorkerPool", RecordingPool)
+    monkeypatch.setattr("aiostream_kafka.cli.workers.WorkerPool", RecordingPool)
     monkeypatch.setattr(RecordingPool, "run", gave_up)
 
     status, _, err = run_cli(capsys, "run", f"{module}:app", "--processes", "2")

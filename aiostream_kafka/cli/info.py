@@ -1,0 +1,142 @@
+"""The ``info`` command: an app's clusters, subscription groups, topics and producers, as tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aiostream_kafka.cli.facts import describe, web_facts
+from aiostream_kafka.cli.loading import load_app
+
+
+def command(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    facts = describe(app.topology, app.jobs)
+    facts["web"] = web_facts(app)
+    if args.json:
+        print(json.dumps({"app": app.name, **facts}, indent=2, default=repr))
+    else:
+        print(render_info(app.name, facts))
+    return 0
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    """Columns padded to their widest cell, two spaces apart; no trailing spaces."""
+    if not rows:
+        return f"{indent}(none)"
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
+    return "\n".join(
+        (indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))).rstrip()
+        for row in [headers, *rows]
+    )
+
+
+def render_info(app_name: str, facts: dict[str, Any]) -> str:
+    """The human-readable ``info``: one table per kind of thing, in the order data flows."""
+    clusters = [
+        [
+            c["name"],
+            "primary" if c["primary"] else "inline" if c["inline"] else "named",
+            c["bootstrap_servers"],
+            c["security_protocol"],
+            " ".join(
+                f"{key}={value}"
+                for key, value in c["settings"].items()
+                if key not in {"bootstrap_servers", "security_protocol"}
+            ),
+        ]
+        for c in facts["clusters"]
+    ]
+    groups = [
+        [
+            g["id"],
+            g["cluster"],
+            g["group_id"],
+            ", ".join(g["topics"]),
+            str(g["max_messages"]),
+            str(g["max_wait_ms"]),
+            g["initial_offset"],
+        ]
+        for g in facts["subscription_groups"]
+    ]
+    topics = [
+        [
+            t["topic"],
+            t["cluster"],
+            t["subscription_group"] or "(inactive)",
+            t["handler"],
+            t["payload"],
+            t["format"],
+        ]
+        for t in facts["topics"]
+    ]
+    producers = [
+        [
+            p["cluster"],
+            p["bootstrap_servers"],
+            "primary" if p["primary"] else "",
+            p["compression_type"],
+            ("app.producer, " if p["primary"] else "") + f'app.producers["{p["cluster"]}"]',
+        ]
+        for p in facts["producers"]
+    ]
+    sections = [
+        f"App {app_name!r} (nothing connected; secrets shown as ***)",
+        "",
+        "Clusters",
+        render_table(["NAME", "ROLE", "BOOTSTRAP SERVERS", "SECURITY", "SETTINGS"], clusters),
+        "",
+        "Subscription groups (one consumer each)",
+        render_table(
+            ["ID", "CLUSTER", "GROUP ID", "TOPICS", "MAX MESSAGES", "MAX WAIT MS", "INITIAL OFFSET"], groups
+        ),
+        "",
+        "Topics",
+        render_table(["TOPIC", "CLUSTER", "SUBSCRIPTION GROUP", "HANDLER", "PAYLOAD", "FORMAT"], topics),
+        "",
+        "Producers (one per cluster)",
+        render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "COMPRESSION", "USE AS"], producers),
+    ]
+    if facts["declared_topics"]:
+        declared = [
+            [
+                d["topic"],
+                d["cluster"],
+                str(d["partitions"]),
+                str(d["replication_factor"]),
+                _settings(d["settings"]),
+            ]
+            for d in facts["declared_topics"]
+        ]
+        sections += [
+            "",
+            "Declared topics (aiostream-kafka topics plan / migrate)",
+            render_table(["TOPIC", "CLUSTER", "PARTITIONS", "REPLICATION", "SETTINGS"], declared),
+        ]
+    if facts["jobs"]:
+        jobs = [[j["name"], j["topic"], j["cluster"]] for j in facts["jobs"]]
+        sections += ["", "Jobs (enqueued to)", render_table(["JOB", "TOPIC", "CLUSTER"], jobs)]
+    web = facts.get("web")
+    if web:
+        sections += [
+            "",
+            "Web UI status reports",
+            render_table(
+                ["CLUSTER", "REPORTS TOPIC", "ERRORS TOPIC", "EVERY"],
+                [[web["cluster"], web["reports_topic"], web["errors_topic"], f"{web['interval']:g}s"]],
+            ),
+        ]
+    if facts["on_several_clusters"]:
+        sections += ["", "Warnings"]
+        sections += [
+            f"  topic {name!r} is used on {len(clusters)} clusters ({', '.join(clusters)}): "
+            f"check that each route points at the cluster you mean"
+            for name, clusters in facts["on_several_clusters"].items()
+        ]
+    return "\n".join(sections)
+
+
+def _settings(settings: dict[str, str]) -> str:
+    return " ".join(f"{key}={value}" for key, value in settings.items())
