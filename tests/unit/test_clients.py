@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from aiostream_kafka import App
 from aiostream_kafka.config import Cluster, KafkaSettings
 from aiostream_kafka.runtime.clients import KafkaClients
 
@@ -69,3 +70,11 @@ async def test_a_client_connects_only_where_its_cluster_says_whatever_it_is_aske
         assert (connection._security_protocol, connection._ssl_context) == ("SASL_SSL", context)
     finally:
         await close(client)
+
+
+def test_an_apps_admin_makes_its_clients_with_the_apps_clients() -> None:
+    app = App("shop", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False)
+
+    assert type(app.clients) is KafkaClients
+    assert app.admin.clients is app.clients
+    assert app.admin.cluster("primary").clients is app.clients
