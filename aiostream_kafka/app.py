@@ -212,7 +212,7 @@ class App:
         """Administration of every cluster: the primary's by default (``await app.admin.list_topics()``),
         any by name (``app.admin.cluster("analytics")``). Needs no running app; closed by ``stop()``."""
         if self._admin is None:
-            self._admin = AdminRegistry(self.topology, client_id=f"{self.name}-admin")
+            self._admin = AdminRegistry(self.topology, client_id=f"{self.name}-admin", clients=self.clients)
         return self._admin
 
     async def check(self, *, within: float = 10.0) -> list[str]:
@@ -220,7 +220,9 @@ class App:
         on its own cluster. Raises ``CheckError`` listing every problem. With
         ``auto_create_topics`` declared topics that are missing are created instead (returned
         as notes)."""
-        async with AdminRegistry(self.topology, client_id=f"{self.name}-check", timeout=within) as admins:
+        async with AdminRegistry(
+            self.topology, client_id=f"{self.name}-check", timeout=within, clients=self.clients
+        ) as admins:
             return await check(self.topology, admins, within=within, auto_create=self.auto_create_topics)
 
     # --- running -------------------------------------------------------------------------

@@ -4,7 +4,8 @@ An ``Admin`` connects lazily, on the first call, and answers in the plain record
 ``admin/types.py``. Requests the broker refuses raise aiokafka's error class for the
 broker's error code (``TopicAlreadyExistsError``, ``UnknownTopicOrPartitionError``, ...)
 with a message naming the cluster and the topic; a cluster that does not answer raises
-``ClusterUnreachableError``.
+``ClusterUnreachableError``. Its clients come from a ``KafkaClients`` (``app.clients`` for
+``app.admin``), so the testing harness can answer from its in-memory clusters.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     CommitFailedError,
@@ -47,6 +48,7 @@ from aiostream_kafka.config import Cluster
 from aiostream_kafka.diagnosis import PROBE_TIMEOUT, connection_error
 from aiostream_kafka.errors import AiostreamKafkaError, ClusterUnreachableError
 from aiostream_kafka.messages import Message, from_records
+from aiostream_kafka.runtime.clients import AdminClient, KafkaClients, ReaderClient
 
 T = TypeVar("T")
 
@@ -77,18 +79,25 @@ class Admin:
 
     ``Admin(cluster)`` connects on first use and keeps its connection until ``close()``
     (or the end of ``async with``); after ``close()`` the next call connects again.
-    ``timeout`` bounds connecting and each request, in seconds.
+    ``timeout`` bounds connecting and each request, in seconds. ``clients`` makes its
+    Kafka clients (aiokafka's unless given).
     """
 
     def __init__(
-        self, cluster: Cluster, *, client_id: str = "aiostream-kafka-admin", timeout: float = 10.0
+        self,
+        cluster: Cluster,
+        *,
+        client_id: str = "aiostream-kafka-admin",
+        timeout: float = 10.0,
+        clients: KafkaClients | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"Admin(timeout=...) must be positive seconds, not {timeout!r}")
         self.cluster = cluster
         self.client_id = client_id
         self.timeout = timeout
-        self._client: Any = None
+        self.clients = clients or KafkaClients()
+        self._client: AdminClient | None = None
         self._connecting = asyncio.Lock()
 
     @property
@@ -119,12 +128,9 @@ class Admin:
             with anyio.CancelScope(shield=True):
                 await client.close()
 
-    def _client_kwargs(self) -> dict[str, Any]:
-        return {
-            **self.cluster.settings.connection_kwargs(),
-            "client_id": self.client_id,
-            "request_timeout_ms": int(self.timeout * 1000),
-        }
+    def _client_settings(self) -> dict[str, Any]:
+        """What every client of this Admin is made with (the cluster's connection is added by ``clients``)."""
+        return {"client_id": self.client_id, "request_timeout_ms": int(self.timeout * 1000)}
 
     def _unreachable(self, error: BaseException) -> ClusterUnreachableError:
         detail = f": {error}" if str(error) else ""
@@ -154,11 +160,11 @@ class Admin:
                         raise
                 await anyio.sleep(0.1)
 
-    async def _admin(self) -> Any:
-        """The connected aiokafka admin client, connecting (within ``timeout``) the first time."""
+    async def _admin(self) -> AdminClient:
+        """The connected admin client, connecting (within ``timeout``) the first time."""
         async with self._connecting:
             if self._client is None:
-                client = AIOKafkaAdminClient(**self._client_kwargs())
+                client = self.clients.admin(self.cluster, **self._client_settings())
                 try:
                     with anyio.fail_after(self.timeout):
                         await client.start()
@@ -179,10 +185,11 @@ class Admin:
             raise self._unreachable(error) from error
 
     @asynccontextmanager
-    async def _consumer(self, group_id: str | None = None) -> AsyncIterator[Any]:
+    async def _consumer(self, group_id: str | None = None) -> AsyncIterator[ReaderClient]:
         """A short-lived consumer on this cluster: group-less unless ``group_id``, never auto-committing."""
-        consumer = AIOKafkaConsumer(
-            **self._client_kwargs(),
+        consumer = self.clients.reader(
+            self.cluster,
+            **self._client_settings(),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -494,7 +501,9 @@ class Admin:
             elif isinstance(to, datetime):
                 at = max(0, int(to.timestamp() * 1000))
                 found = await consumer.offsets_for_times(dict.fromkeys(partitions, at))
-                targets = {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in partitions}
+                targets = {
+                    tp: ends[tp] if (hit := found.get(tp)) is None else hit.offset for tp in partitions
+                }
             else:
                 assert isinstance(to, int)
                 targets = {tp: min(max(to, beginnings[tp]), ends[tp]) for tp in partitions}

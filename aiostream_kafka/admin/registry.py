@@ -12,6 +12,7 @@ from aiostream_kafka.admin.client import Admin
 from aiostream_kafka.admin.types import ClusterInfo, ConsumerGroupInfo, TopicDescription, TopicSpec
 from aiostream_kafka.messages import Message
 from aiostream_kafka.routing.topology import Topology
+from aiostream_kafka.runtime.clients import KafkaClients
 
 
 class AdminRegistry:
@@ -19,12 +20,21 @@ class AdminRegistry:
 
     Nothing connects until a cluster is first used; ``close()`` (or the end of
     ``async with``) closes every connection made, and the registry stays usable after it.
+    Every Admin's clients come from ``clients`` (aiokafka's unless given).
     """
 
-    def __init__(self, topology: Topology, *, client_id: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        client_id: str,
+        timeout: float = 10.0,
+        clients: KafkaClients | None = None,
+    ) -> None:
         self.topology = topology
         self.client_id = client_id
         self.timeout = timeout
+        self.clients = clients or KafkaClients()
         self._admins: dict[str, Admin] = {}
 
     def cluster(self, name: str) -> Admin:
@@ -32,7 +42,9 @@ class AdminRegistry:
         admin = self._admins.get(name)
         if admin is None:
             cluster = self.topology.cluster(name)
-            admin = self._admins[name] = Admin(cluster, client_id=self.client_id, timeout=self.timeout)
+            admin = self._admins[name] = Admin(
+                cluster, client_id=self.client_id, timeout=self.timeout, clients=self.clients
+            )
         return admin
 
     @property

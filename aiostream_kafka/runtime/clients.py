@@ -1,9 +1,17 @@
 """Where Kafka clients come from: aiokafka's, or the testing harness's in-memory ones.
 
-The runtime asks ``app.clients`` for a consumer or a producer instead of constructing
-aiokafka's classes itself. That one seam is what lets the testing harness run the very same
-Listener and Producer code without a broker. The protocols list exactly what the runtime
-uses of aiokafka's clients, so an in-memory stand-in knows what it must do.
+Every Kafka client of the package is made here: the Listener's consumer, each cluster's
+producer, the Admin's admin client and its short-lived consumers, the Web UI's reports
+reader. They ask ``app.clients`` (or the ``KafkaClients`` they were given) instead of
+constructing aiokafka's classes themselves. That one seam is what lets the testing harness
+run the very same Listener, Producer, Admin and status board code without a broker. The
+protocols list exactly what the package uses of aiokafka's clients, so an in-memory
+stand-in knows what it must do.
+
+Each client gets its cluster's servers and security (TLS context, SASL) here, whatever
+else its caller asks for, so no client can connect elsewhere, or otherwise, than its
+cluster says. Starting a client stays the caller's: the runtime's start theirs under
+``reachability.CLIENT_CLUSTER``, so that their background tasks say whose they are.
 """
 
 from __future__ import annotations
@@ -14,12 +22,17 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource
+from aiokafka.protocol.api import Response
+from aiokafka.structs import OffsetAndMetadata, OffsetAndTimestamp, RecordMetadata
 
 from aiostream_kafka.config import Cluster
 
 
 class ConsumerClient(Protocol):
+    """A member of a consumer group, subscribed to topics: the Listener's consumer."""
+
     def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -69,6 +82,8 @@ class RecordBatch(Protocol):
 
 
 class ProducerClient(Protocol):
+    """A cluster's producer: what ``producing.Producer`` sends through."""
+
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def flush(self) -> None: ...
@@ -88,13 +103,67 @@ class ProducerClient(Protocol):
     async def partitions_for(self, topic: str) -> set[int]: ...  # waits for the topic's metadata
 
 
+class ReaderClient(Protocol):
+    """A consumer of partitions assigned to it by hand, never a member of a group: the Admin's
+    reads, offsets and offset resets (committing for a group it names), the Web UI's reports."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+    async def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int, max_records: int | None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...  # no partitions: all assigned
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+
+class AdminClient(Protocol):
+    """aiokafka's admin client, as the Admin uses it: answers are Kafka's own responses."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def describe_cluster(self) -> dict[str, Any]: ...
+    async def describe_topics(self, topics: list[str] | None) -> list[dict[str, Any]]: ...  # None: all
+    async def create_topics(self, new_topics: list[NewTopic]) -> Response: ...
+    async def delete_topics(self, topics: list[str]) -> Response: ...
+    async def create_partitions(self, topic_partitions: dict[str, NewPartitions]) -> Response: ...
+    async def describe_configs(self, config_resources: list[ConfigResource]) -> list[Response]: ...
+    async def alter_configs(self, config_resources: list[ConfigResource]) -> list[Response]: ...
+    async def list_consumer_groups(self) -> list[tuple[Any, ...]]: ...  # (group id, protocol type)
+    async def describe_consumer_groups(self, group_ids: list[str]) -> list[Response]: ...
+    async def list_consumer_group_offsets(self, group_id: str) -> dict[TopicPartition, OffsetAndMetadata]: ...
+
+
 class KafkaClients:
-    """aiokafka's clients, connected to the cluster they are for."""
+    """aiokafka's clients, each connected to the cluster it is for.
+
+    ``settings`` are aiokafka's keyword arguments for the client; the cluster's servers and
+    security are added to them, and win.
+    """
 
     def consumer(self, cluster: Cluster, **settings: Any) -> ConsumerClient:
-        consumer: ConsumerClient = AIOKafkaConsumer(**settings)
+        consumer: ConsumerClient = AIOKafkaConsumer(**connecting(cluster, settings))
         return consumer
 
     def producer(self, cluster: Cluster, **settings: Any) -> ProducerClient:
-        producer: ProducerClient = AIOKafkaProducer(**settings)
+        producer: ProducerClient = AIOKafkaProducer(**connecting(cluster, settings))
         return producer
+
+    def reader(self, cluster: Cluster, **settings: Any) -> ReaderClient:
+        reader: ReaderClient = AIOKafkaConsumer(**connecting(cluster, settings))
+        return reader
+
+    def admin(self, cluster: Cluster, **settings: Any) -> AdminClient:
+        admin: AdminClient = AIOKafkaAdminClient(**connecting(cluster, settings))
+        return admin
+
+
+def connecting(cluster: Cluster, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with the cluster's servers and security (an ``ssl_context``, never TLS files)."""
+    return {**settings, **cluster.settings.connection_kwargs()}

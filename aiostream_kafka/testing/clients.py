@@ -1,19 +1,21 @@
-"""Consumers and producers on in-memory clusters, behaving as aiokafka's do for the runtime.
+"""Kafka clients on in-memory clusters, behaving as aiokafka's do for the code that uses them.
 
-They implement ``runtime.clients.ConsumerClient`` / ``ProducerClient``; the Listener and the
-Producer cannot tell them from aiokafka's. One consumer per group is assumed (a test runs
-one app), so a consumer is assigned every partition of the topics it subscribes to.
+They implement ``runtime.clients.ConsumerClient`` / ``ReaderClient`` / ``ProducerClient``
+(and ``testing/admin.py`` the ``AdminClient``); the Listener, the Producer, the Admin and
+the Web UI's board cannot tell them from aiokafka's. One consumer per group is assumed (a
+test runs one app), so a consumer is assigned every partition of the topics it subscribes to.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import anyio
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import IllegalOperation, IllegalStateError, UnknownMemberIdError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
 
@@ -21,23 +23,39 @@ from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import NotRunningError
 from aiostream_kafka.producing.failures import DEFAULT_MAX_BATCH_SIZE
 from aiostream_kafka.runtime.clients import (
+    AdminClient,
     AppendedRecord,
     ConsumerClient,
     KafkaClients,
     ProducerClient,
+    ReaderClient,
     RecordBatch,
 )
 from aiostream_kafka.runtime.clock import Clock
+from aiostream_kafka.testing.admin import MemoryAdminClient
 from aiostream_kafka.testing.memory import MemoryCluster
 
 
 class MemoryConsumer:
-    def __init__(self, cluster: MemoryCluster, *, group_id: str, auto_offset_reset: str = "latest") -> None:
+    """Subscribed (the Listener's: a member of its group, assigned every partition of its
+    topics) or assigned partitions by hand (the Admin's and the Web UI's: no member of any
+    group, committing for the group it names only while that group has no members)."""
+
+    def __init__(
+        self,
+        cluster: MemoryCluster,
+        *,
+        group_id: str | None,
+        auto_offset_reset: str = "latest",
+        client_id: str = "",
+    ) -> None:
         self._cluster = cluster
         self.group_id = group_id
+        self.client_id = client_id
         self._reset = auto_offset_reset
         self._topics: list[str] = []
         self._listener: ConsumerRebalanceListener | None = None
+        self._member: str | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
         self._wakeup = anyio.Event()
@@ -46,43 +64,64 @@ class MemoryConsumer:
         self.waiting = False
         self.running = False
 
+    @property
+    def cluster(self) -> MemoryCluster:
+        return self._cluster
+
     def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
         self._topics, self._listener = list(topics), listener
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        if self._topics:
+            raise IllegalStateError("Subscription to topics, partitions and pattern are mutually exclusive")
+        self._positions = {tp: self._first_position(tp) for tp in partitions}
+
+    def _first_position(self, tp: TopicPartition) -> int:
+        committed = None if self.group_id is None else self._cluster.committed.get((self.group_id, tp))
+        if committed is not None:
+            return committed
+        return 0 if self._reset == "earliest" else self._cluster.end_offset(tp)
 
     async def start(self) -> None:
         for topic in self._topics:
             self._cluster.create_topic(topic)
-        assigned = {
-            TopicPartition(topic, p) for topic in self._topics for p in range(self._cluster.partitions(topic))
-        }
-        for tp in assigned:
-            committed = self._cluster.committed.get((self.group_id, tp))
-            if committed is not None:
-                self._positions[tp] = committed
-            else:
-                self._positions[tp] = 0 if self._reset == "earliest" else self._cluster.end_offset(tp)
+        if self._topics:
+            assert self.group_id is not None, "a subscribed consumer is in a group"
+            assigned = {
+                TopicPartition(topic, p)
+                for topic in self._topics
+                for p in range(self._cluster.partitions(topic))
+            }
+            self._positions = {tp: self._first_position(tp) for tp in assigned}
+            self._member = self._cluster.join(self.group_id, self.client_id)
         self._unwatch = self._cluster.watch(lambda: self._wakeup.set())
         self.running = True
         if self._listener is not None:
-            await self._listener.on_partitions_assigned(assigned)
+            await self._listener.on_partitions_assigned(set(self._positions))
 
     async def stop(self) -> None:
         self.running = False
         self._unwatch()
         self._positions.clear()
+        if self._member is not None:
+            assert self.group_id is not None
+            self._cluster.leave(self.group_id, self._member)
+            self._member = None
 
-    def fetchable(self) -> bool:
+    def fetchable(self, partitions: Iterable[TopicPartition] = ()) -> bool:
+        """Whether ``getmany(*partitions)`` would return records at once (no partitions: any)."""
+        wanted = set(partitions) or self._positions.keys()
         return any(
             position < self._cluster.end_offset(tp)
             for tp, position in self._positions.items()
-            if tp not in self._paused
+            if tp in wanted and tp not in self._paused
         )
 
     async def getmany(
-        self, *, timeout_ms: int = 0, max_records: int | None = None
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         with anyio.move_on_after(timeout_ms / 1000):
-            while not self.fetchable():
+            while not self.fetchable(partitions):
                 self._wakeup = anyio.Event()
                 self.waiting = True
                 try:
@@ -91,7 +130,7 @@ class MemoryConsumer:
                     self.waiting = False
         remaining = max_records if max_records is not None else 2**31
         fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-        for tp in sorted(self._positions):
+        for tp in sorted(partitions or self._positions):
             if remaining <= 0:
                 break
             if tp in self._paused:
@@ -104,6 +143,13 @@ class MemoryConsumer:
         return fetched
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self.group_id is None:
+            raise IllegalOperation("Requires group_id")
+        if self._member is None and self._cluster.members.get(self.group_id):
+            raise UnknownMemberIdError(
+                f"consumer group {self.group_id!r} on the in-memory cluster {self._cluster.name!r} has "
+                f"members: only they commit its offsets"
+            )
         for tp, offset in offsets.items():
             self._cluster.committed[(self.group_id, tp)] = offset
 
@@ -132,6 +178,12 @@ class MemoryConsumer:
         for tp in partitions:
             self.seek(tp, self._cluster.end_offset(tp))
 
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 0)  # in memory, nothing is ever deleted
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self._cluster.end_offset(tp) for tp in partitions}
+
     async def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
@@ -149,6 +201,8 @@ class MemoryConsumer:
         return self._positions[partition]
 
     async def committed(self, partition: TopicPartition) -> int | None:
+        if self.group_id is None:
+            return None
         return self._cluster.committed.get((self.group_id, partition))
 
 
@@ -265,6 +319,7 @@ class MemoryClients(KafkaClients):
     def __init__(self, clusters: Mapping[str, MemoryCluster], clock: Clock) -> None:
         self.clusters = clusters
         self._clock = clock
+        #: The subscribed consumers made, for the harness to tell when the app is idle.
         self.consumers: list[MemoryConsumer] = []
 
     def consumer(self, cluster: Cluster, **settings: Any) -> ConsumerClient:
@@ -272,6 +327,7 @@ class MemoryClients(KafkaClients):
             self.clusters[cluster.name],
             group_id=settings["group_id"],
             auto_offset_reset=settings.get("auto_offset_reset", "latest"),
+            client_id=settings.get("client_id", ""),
         )
         self.consumers.append(consumer)
         return consumer
@@ -279,3 +335,15 @@ class MemoryClients(KafkaClients):
     def producer(self, cluster: Cluster, **settings: Any) -> ProducerClient:
         batch_size = int(settings.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
         return MemoryProducer(self.clusters[cluster.name], self._clock, max_batch_size=batch_size)
+
+    def reader(self, cluster: Cluster, **settings: Any) -> ReaderClient:
+        """Not among ``consumers``: what it reads, when, is its user's business, not the app's."""
+        return MemoryConsumer(
+            self.clusters[cluster.name],
+            group_id=settings.get("group_id"),
+            auto_offset_reset=settings.get("auto_offset_reset", "latest"),
+            client_id=settings.get("client_id", ""),
+        )
+
+    def admin(self, cluster: Cluster, **settings: Any) -> AdminClient:
+        return MemoryAdminClient(self.clusters[cluster.name], self.consumers)

@@ -5,7 +5,8 @@ does, with two things swapped on the app: its Kafka clients (in-memory clusters,
 cluster of the topology) and its clock (waits are skipped by jumping time). So a fed
 message goes through the same Listener, batching, decoding, retry and dead-letter policy,
 offset commits and monitor events as in production, and what handlers produce lands in
-the in-memory clusters, where routed topics are consumed onward.
+the in-memory clusters, where routed topics are consumed onward. ``app.admin`` answers
+from the same clusters meanwhile (``testing/admin.py``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class TestApp:
         self._failures: Counter[tuple[str, str, int, int]] = Counter()
         self._last_error: dict[tuple[str, str, int, int], BaseException] = {}
         self._jobs_run: set[str] = set()
-        self._saved: tuple[Any, Any] | None = None
+        self._saved: tuple[Any, Any, Any] | None = None
         self._unsubscribe: Callable[[], None] = lambda: None
         self.clusters: dict[str, MemoryCluster] = {}
         self._clients: MemoryClients | None = None
@@ -84,10 +85,14 @@ class TestApp:
             name: MemoryCluster(name, default_partitions=self._partitions) for name in topology.clusters
         }
         for declared in topology.declared:
-            self.clusters[declared.cluster.name].create_topic(declared.name, declared.config.partitions)
+            config = declared.config
+            self.clusters[declared.cluster.name].create_topic(
+                declared.name, config.partitions, config.replication_factor
+            )
         self._clients = MemoryClients(self.clusters, self.clock)
-        self._saved = (app.clients, app.clock)
-        app.clients, app.clock = self._clients, self.clock
+        # app.admin is made on first use with the clients of the time: one of memory for the test
+        self._saved = (app.clients, app.clock, app._admin)
+        app.clients, app.clock, app._admin = self._clients, self.clock, None
         self._unsubscribe = app.monitor.subscribe("*", self._record)
         try:
             await app.start()
@@ -112,7 +117,7 @@ class TestApp:
         finally:
             self._unsubscribe()
             if self._saved is not None:
-                self.app.clients, self.app.clock = self._saved
+                self.app.clients, self.app.clock, self.app._admin = self._saved
 
     def _record(self, event: Event) -> None:
         self.events.append(event)

@@ -2,8 +2,8 @@
 
 Just enough of Kafka's behaviour for the runtime to be none the wiser: appends get the next
 offset of their partition, keyed messages land on the partition Kafka's default
-partitioner would choose (murmur2), consumer groups keep committed offsets, and
-consumers waiting for data are woken when it arrives.
+partitioner would choose (murmur2), consumer groups keep committed offsets and know their
+running members, and consumers waiting for data are woken when it arrives.
 """
 
 from __future__ import annotations
@@ -20,22 +20,55 @@ Record = ConsumerRecord  # what a consumer reads back: the same type aiokafka re
 
 
 class MemoryCluster:
-    """One cluster's topics, as lists of records per partition, and its groups' offsets."""
+    """One cluster's topics, as lists of records per partition, and its groups' offsets and members."""
 
     def __init__(self, name: str, *, default_partitions: int = 1) -> None:
         self.name = name
         self.default_partitions = default_partitions
         self.logs: dict[str, list[list[ConsumerRecord[bytes, bytes]]]] = {}
+        #: The replication factor each topic was created with (one copy is kept all the same).
+        self.replication_factors: dict[str, int] = {}
         self.committed: dict[tuple[str, TopicPartition], int] = {}
+        #: The running members of each consumer group: member id -> client id.
+        self.members: dict[str, dict[str, str]] = {}
+        self._member_ids = itertools.count(1)
         #: What the app's own producers sent here, in order (fed messages are not in it).
         self.produced: list[ConsumerRecord[bytes, bytes]] = []
         self._round_robin: dict[str, itertools.count[int]] = {}
         self._watchers: set[Callable[[], None]] = set()
 
-    def create_topic(self, topic: str, partitions: int | None = None) -> None:
+    def create_topic(self, topic: str, partitions: int | None = None, replication_factor: int = 1) -> None:
         """Create ``topic`` if it does not exist (as a broker with auto-creation would)."""
         if topic not in self.logs:
             self.logs[topic] = [[] for _ in range(partitions or self.default_partitions)]
+            self.replication_factors[topic] = replication_factor
+
+    def add_partitions(self, topic: str, total: int) -> None:
+        """Grow ``topic`` to ``total`` partitions (new ones empty)."""
+        log = self.logs[topic]
+        log += [[] for _ in range(total - len(log))]
+
+    def delete_topic(self, topic: str) -> None:
+        """Drop ``topic`` and its messages (what was produced to it stays in ``produced``)."""
+        del self.logs[topic]
+        self.replication_factors.pop(topic, None)
+        self._round_robin.pop(topic, None)
+
+    def join(self, group_id: str, client_id: str) -> str:
+        """Make a consumer a member of ``group_id``; returns its member id."""
+        member = f"{client_id or 'consumer'}-{next(self._member_ids)}"
+        self.members.setdefault(group_id, {})[member] = client_id
+        return member
+
+    def leave(self, group_id: str, member: str) -> None:
+        members = self.members.get(group_id, {})
+        members.pop(member, None)
+        if not members:
+            self.members.pop(group_id, None)
+
+    def groups(self) -> set[str]:
+        """Every group with members or committed offsets (as Kafka lists them)."""
+        return set(self.members) | {group for group, _ in self.committed}
 
     def partitions(self, topic: str) -> int:
         self.create_topic(topic)

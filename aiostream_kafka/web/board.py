@@ -3,7 +3,8 @@
 It reads the reports and errors topics on the reporting cluster without a consumer group
 (every UI sees everything, and none moves anyone's offsets), keeps the latest report of
 each process, lets processes that stopped reporting age out, samples throughput and lag
-per cluster for the plots, and checks every cluster's health through ``app.admin``.
+per cluster for the plots, and checks every cluster's health through ``app.admin``. Its
+reader comes from ``app.clients``, as every Kafka client does.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from aiostream_kafka.runtime.clients import ReaderClient
 from aiostream_kafka.web.reports import ErrorReport, ProcessReport, decode_error, decode_process
 
 if TYPE_CHECKING:
@@ -150,8 +152,8 @@ class StatusBoard:
             await anyio.sleep(2)
         topics = [reports, errors] if errors in existing else [reports]
         described = await admin.describe_topics(topics)
-        consumer = AIOKafkaConsumer(
-            **self._app.topology.cluster(cluster).settings.connection_kwargs(),
+        consumer = self._app.clients.reader(
+            self._app.topology.cluster(cluster),
             client_id=f"{self._app.name}-web-ui",
             group_id=None,
             enable_auto_commit=False,
@@ -177,7 +179,7 @@ class StatusBoard:
                 await consumer.stop()
 
     async def _rewind(
-        self, consumer: AIOKafkaConsumer, reports: list[TopicPartition], partitions: list[TopicPartition]
+        self, consumer: ReaderClient, reports: list[TopicPartition], partitions: list[TopicPartition]
     ) -> None:
         """Reports from the last ``window`` seconds; the last ``ERRORS_KEPT`` errors."""
         since = int((time.time() - self._window) * 1000)
@@ -186,7 +188,8 @@ class StatusBoard:
         starts = await consumer.beginning_offsets(partitions)
         for tp in partitions:
             if tp in found:
-                offset = found[tp].offset if found[tp] is not None else ends[tp]
+                hit = found[tp]
+                offset = hit.offset if hit is not None else ends[tp]
             else:
                 offset = max(starts[tp], ends[tp] - ERRORS_KEPT)
             consumer.seek(tp, offset)
