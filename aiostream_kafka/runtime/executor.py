@@ -152,10 +152,7 @@ class Executor:
         except asyncio.CancelledError as cancelled:
             if being_cancelled():
                 raise
-            failure = HandlerCancelledError(
-                f"{route.handler_name} raised CancelledError, but nothing cancelled it"
-            )
-            failure.__cause__ = cancelled
+            failure = _not_cancelled_by_us(route, cancelled)
             await self._failures.batch_failed(
                 consumer, tp, route.topic, route.policy, messages, failure, where
             )
@@ -163,12 +160,30 @@ class Executor:
         finally:
             messages.close()
             self._in_flight.release(tp)
+        self._succeeded(tp, route, chunk, live, messages, where, began)
+        if messages.after_batch is None:
+            return True
+        resume_at = _resume_at(route, chunk, messages)
+        await self._pauses.apply(consumer, tp, messages.after_batch, next_offset=resume_at)
+        return False
+
+    def _succeeded(
+        self,
+        tp: TopicPartition,
+        route: RunningRoute,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        messages: Messages[Any],
+        where: dict[str, Any],
+        began: float,
+    ) -> None:
+        """The handler returned: what it finished (or marked) is done."""
         route.policy.succeeded(tp.partition)
-        manual = route.topic.route.manual_offset_management
-        next_offset = chunk[-1].offset + 1
-        self._offsets.positions[tp] = next_offset
+        self._offsets.positions[tp] = chunk[-1].offset + 1
         self._statistics.processed += len(live)
-        progress = messages.marked_offset if manual else live[-1].offset + 1
+        progress = (
+            messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
+        )
         if progress is not None:
             self._offsets.advance(tp, progress)
         self._monitor.emit(
@@ -180,14 +195,6 @@ class Executor:
             attempt=messages.attempt,
             duration=time.perf_counter() - began,
         )
-        if messages.after_batch is None:
-            return True
-        if manual:  # what the handler did not mark is not done: resume there
-            next_offset = next(
-                (m.offset for m in messages if progress is None or m.offset >= progress), next_offset
-            )
-        await self._pauses.apply(consumer, tp, messages.after_batch, next_offset=next_offset)
-        return False
 
     async def _invoke_bounded(
         self, route: RunningRoute, messages: Messages[Any], limiter: anyio.CapacityLimiter | None
@@ -201,3 +208,23 @@ class Executor:
                     f"{route.handler_name} took longer than processing_timeout={route.timeout}s on "
                     f"{messages.topic}[{messages.partition}] at offset {messages.first_offset}"
                 )
+
+
+def _not_cancelled_by_us(route: RunningRoute, cancelled: asyncio.CancelledError) -> HandlerCancelledError:
+    """A handler raised CancelledError while nothing cancelled it: a failure, never a silent stop."""
+    failure = HandlerCancelledError(f"{route.handler_name} raised CancelledError, but nothing cancelled it")
+    failure.__cause__ = cancelled
+    return failure
+
+
+def _resume_at(
+    route: RunningRoute, chunk: Sequence[ConsumerRecord[bytes, bytes]], messages: Messages[Any]
+) -> int:
+    """Where a partition the handler paused or sought goes on from: after the batch, or with
+    manual offsets at the first message it did not mark (what is not marked is not done)."""
+    after: int = chunk[-1].offset + 1
+    if not route.topic.route.manual_offset_management:
+        return after
+    marked = messages.marked_offset
+    unmarked = (m.offset for m in messages if marked is None or m.offset >= marked)
+    return next(unmarked, after)
