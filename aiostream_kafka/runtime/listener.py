@@ -191,7 +191,6 @@ class Listener:
             **{
                 "client_id": self._context.client_id,
                 **CONSUMER_DEFAULTS,
-                **group.cluster.settings.connection_kwargs(),
                 **group.consumer_settings,
                 "group_id": group.group_id,
                 "enable_auto_commit": False,
