@@ -32,6 +32,7 @@ from aiostream_kafka.routing.topology import Topology, build_topology
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.runtime.clock import Clock
+from aiostream_kafka.runtime.context import RuntimeContext
 from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 from aiostream_kafka.runtime.reachability import Outages
@@ -242,20 +243,19 @@ class App:
             topology, self.monitor, client_id=self.name, format=self.producer_format, clients=self.clients
         )
         await self._producers.start()
-        listeners = [
-            Listener(
-                group,
-                self,
-                self.monitor,
-                client_id=self.name,
-                concurrency=self.concurrency,
-                retry_backoff=self.retry_backoff,
-                revoke_timeout=self.revoke_timeout,
-                statistics_interval=self.statistics_interval,
-                slow_batch_after=self.slow_batch_after,
-            )
-            for group in topology.subscription_groups
-        ]
+        context = RuntimeContext(
+            clients=self.clients,
+            producers=self._producers,
+            monitor=self.monitor,
+            clock=self.clock,
+            client_id=self.name,
+            concurrency=self.concurrency,
+            retry_backoff=self.retry_backoff,
+            revoke_timeout=self.revoke_timeout,
+            statistics_interval=self.statistics_interval,
+            slow_batch_after=self.slow_batch_after,
+        )
+        listeners = [Listener(group, context) for group in topology.subscription_groups]
         self._supervisor = Supervisor(listeners, self.monitor, self.restart_backoff)
         self._task = asyncio.create_task(self._supervisor.run(), name=f"{self.name} supervisor")
         self._task.add_done_callback(self._supervisor_ended)

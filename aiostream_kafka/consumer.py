@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiostream_kafka.messages import AfterBatch, Message, Messages, SeekTarget, check_pause, check_seek_target
 
 if TYPE_CHECKING:
-    from aiostream_kafka.app import App
     from aiostream_kafka.producing.producer import Producer
     from aiostream_kafka.producing.registry import ProducerRegistry
 
@@ -31,14 +30,17 @@ class Consumer:
     ``messages.partition``.
     """
 
-    app: App
     topic: str
     cluster: str
 
+    _producers: ProducerRegistry
     _control: PartitionControl | None = None
 
-    def bind(self, app: App, topic: str, cluster: str, control: PartitionControl | None = None) -> None:
-        self.app = app
+    def bind(
+        self, producers: ProducerRegistry, topic: str, cluster: str, control: PartitionControl | None = None
+    ) -> None:
+        """Called by the listener that runs this consumer, before ``on_start``."""
+        self._producers = producers
         self.topic = topic
         self.cluster = cluster
         self._control = control
@@ -77,12 +79,12 @@ class Consumer:
     @property
     def producer(self) -> Producer:
         """The app's primary producer."""
-        return self.app.producer
+        return self._producers.primary
 
     @property
     def producers(self) -> ProducerRegistry:
         """Every cluster's producer, by cluster name."""
-        return self.app.producers
+        return self._producers
 
     async def on_start(self) -> None:
         """Called once before the first batch (when the listener has started)."""

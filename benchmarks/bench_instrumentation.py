@@ -43,7 +43,9 @@ from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka import App, Backoff, Messages
 from aiostream_kafka.producing.producer import Producer
+from aiostream_kafka.producing.registry import ProducerRegistry
 from aiostream_kafka.runtime.clients import ConsumerClient
+from aiostream_kafka.runtime.context import RuntimeContext
 from aiostream_kafka.runtime.listener import Listener
 from benchmarks.common import PRIMARY, median, raw_consumer, unique, write_results
 from tests.helpers import create_topic
@@ -79,8 +81,18 @@ def consume_path(variant: str) -> Callable[[], Awaitable[None]]:
     app = make_app(variant)
     app.routes.topic("bench", handler=_noop, max_messages=BATCH)
     group = app.topology.subscription_groups[0]
-    listener = Listener(group, app, app.monitor, client_id="bench", concurrency=1, retry_backoff=Backoff())
-    listener._routes = {topic.name: listener._route(topic) for topic in group.topics}
+    producers = ProducerRegistry(app.topology, app.monitor, client_id="bench", clients=app.clients)
+    context = RuntimeContext(
+        app.clients,
+        producers,
+        app.monitor,
+        app.clock,
+        client_id="bench",
+        concurrency=1,
+        retry_backoff=Backoff(),
+    )
+    listener = Listener(group, context)
+    route = listener._route(group.topics[0])
     tp = TopicPartition("bench", 0)
     records = [
         ConsumerRecord("bench", 0, offset, 0, 0, None, b'{"id": 1}', None, 0, 9, [])
@@ -88,7 +100,7 @@ def consume_path(variant: str) -> Callable[[], Awaitable[None]]:
     ]
     limiter = anyio.CapacityLimiter(1)
     consumer = cast(ConsumerClient, None)  # only a failing batch would use it
-    return lambda: listener._batches(consumer, tp, records, limiter)
+    return lambda: listener._executor.run(consumer, tp, route, records, limiter)
 
 
 class _InstantKafka:

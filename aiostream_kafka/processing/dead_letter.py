@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.errors import ConfigError, DecodeError, check_exception_types
 from aiostream_kafka.messages import Message
 from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
-
-if TYPE_CHECKING:  # routes import this module; producing imports routing
-    from aiostream_kafka.producing.producer import Producer
 
 
 @dataclass(frozen=True)
@@ -75,25 +69,6 @@ def dead_letter_headers(
         ("decode_error", b"true" if isinstance(error, DecodeError) else b"false"),
     ]
     return [*message.raw_headers, *ours]
-
-
-async def dispatch(
-    producer: Producer,
-    queue: DeadLetterQueue,
-    message: Message[object],
-    *,
-    error: BaseException,
-    attempts: int,
-    group_id: str,
-) -> RecordMetadata:
-    """Send ``message`` as it arrived (key and value bytes untouched) to the DLQ topic."""
-    assert queue.topic is not None
-    return await producer.produce(
-        queue.topic,
-        message.value,
-        key=message.key,
-        headers=dead_letter_headers(message, error=error, attempts=attempts, group_id=group_id),
-    )
 
 
 def _clipped(text: str, limit: int) -> bytes:

@@ -18,10 +18,19 @@ import asyncio
 import os
 import signal
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from aiostream_kafka.app import App
+from aiostream_kafka.instrumentation.monitor import Monitor
+
+
+class Servable(Protocol):
+    """What a worker serves: the App, as far as the heartbeat needs to know it."""
+
+    @property
+    def monitor(self) -> Monitor: ...
+
+    async def serve(self) -> None: ...
+
 
 READY = b"r"
 BEAT = b"h"
@@ -35,7 +44,7 @@ class HeartbeatSender:
         self.fd = fd
         self.interval = interval
 
-    async def serve(self, app: App) -> None:
+    async def serve(self, app: Servable) -> None:
         """A worker's whole life: the app served as ``App.run`` serves it, beating meanwhile."""
         app.monitor.subscribe("app.started", lambda _event: self.ready())
         beating = asyncio.create_task(self.beat(), name="heartbeat")

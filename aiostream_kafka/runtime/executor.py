@@ -1,0 +1,230 @@
+"""Running one partition's polled records through its route, batch by batch.
+
+The records come in chunks of ``max_messages``, in offset order; each goes to the handler
+as one ``Messages`` batch. What the handler finished is committed before the partition's
+next chunk starts, so a crash repeats at most one batch per partition. A failure goes to
+the ``FailureHandler`` and ends this partition's share of the poll: it is rewound and
+paused, and comes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from aiokafka import ConsumerRecord, TopicPartition
+
+from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.errors import HandlerCancelledError, ProcessingTimeoutError
+from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.messages import Messages, batch_of
+from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
+from aiostream_kafka.routing.topology import Topic
+from aiostream_kafka.runtime.cancellation import being_cancelled
+from aiostream_kafka.runtime.clients import ConsumerClient
+from aiostream_kafka.runtime.failures import FailureHandler
+from aiostream_kafka.runtime.in_flight import InFlight
+from aiostream_kafka.runtime.offsets import Offsets
+from aiostream_kafka.runtime.pauses import Pauses
+from aiostream_kafka.runtime.statistics import Statistics
+
+Invoke = Callable[[Messages[Any]], Awaitable[None]]
+
+_NO_LIMIT = contextlib.nullcontext()
+
+
+@dataclass
+class RunningRoute:
+    """A topic as a listener runs it: its handler and its failure bookkeeping."""
+
+    topic: Topic
+    invoke: Invoke
+    policy: FailurePolicy
+    instance: Consumer | None
+
+    @property
+    def handler_name(self) -> str:
+        return self.topic.route.handler_name
+
+    @property
+    def timeout(self) -> float | None:
+        return self.topic.route.processing_timeout
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        max_messages: int,
+        monitor: Monitor,
+        tags: dict[str, str],
+        server: str,
+        in_flight: InFlight,
+        offsets: Offsets,
+        pauses: Pauses,
+        failures: FailureHandler,
+        statistics: Statistics,
+    ) -> None:
+        self._size = max_messages
+        self._monitor = monitor
+        self._tags = tags
+        self._server = server
+        self._in_flight = in_flight
+        self._offsets = offsets
+        self._pauses = pauses
+        self._failures = failures
+        self._statistics = statistics
+        self._where: dict[TopicPartition, dict[str, Any]] = {}  # each partition's event tags
+
+    async def run(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+        limiter: anyio.CapacityLimiter | None,
+    ) -> None:
+        """Hand ``tp``'s ``records`` to its handler in batches (under ``limiter``, if given)."""
+        size = self._size
+        revoked = self._in_flight.revoked
+        for start in range(0, len(records), size):
+            if tp in revoked:
+                return  # leaving this partition: the rest is for its next owner
+            chunk = records[start : start + size]
+            dead = self._offsets.dead(tp)
+            live = [r for r in chunk if r.offset not in dead] if dead else chunk
+            if not live:
+                self._offsets.advance(tp, chunk[-1].offset + 1)
+                continue
+            if not await self._batch(consumer, tp, route, chunk, live, limiter):
+                return  # it failed, or the handler asked for a pause or seek: the poll ends here
+            if start + size < len(records):
+                await self._offsets.commit(consumer, only=[tp])
+
+    async def _batch(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        limiter: anyio.CapacityLimiter | None,
+    ) -> bool:
+        """One batch through the handler; True if the partition goes on with its next one."""
+        messages = batch_of(
+            live,
+            topic=tp.topic,
+            partition=tp.partition,
+            cluster=route.topic.cluster.name,
+            decoder=route.topic.decoder,
+            attempt=route.policy.attempt(tp.partition),
+            is_revoked=lambda: tp in self._in_flight.revoked,
+        )
+        where = self._where.get(tp)
+        if where is None:
+            where = self._where[tp] = {**self._tags, "topic": tp.topic, "partition": tp.partition}
+        self._monitor.emit(
+            "batch.received",
+            **where,
+            count=len(live),
+            first_offset=live[0].offset,
+            server=self._server,
+            messages=messages,
+        )
+        began = time.perf_counter()
+        self._in_flight.hold(tp, messages)
+        try:
+            if limiter is None and route.timeout is None:
+                await route.invoke(messages)
+            else:
+                await self._invoke_bounded(route, messages, limiter)
+        except Exception as error:
+            if is_fatal(error):
+                raise
+            await self._failures.batch_failed(consumer, tp, route.topic, route.policy, messages, error, where)
+            return False
+        except asyncio.CancelledError as cancelled:
+            if being_cancelled():
+                raise
+            failure = _not_cancelled_by_us(route, cancelled)
+            await self._failures.batch_failed(
+                consumer, tp, route.topic, route.policy, messages, failure, where
+            )
+            return False
+        finally:
+            messages.close()
+            self._in_flight.release(tp)
+        self._succeeded(tp, route, chunk, live, messages, where, began)
+        if messages.after_batch is None:
+            return True
+        resume_at = _resume_at(route, chunk, messages)
+        await self._pauses.apply(consumer, tp, messages.after_batch, next_offset=resume_at)
+        return False
+
+    def _succeeded(
+        self,
+        tp: TopicPartition,
+        route: RunningRoute,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        messages: Messages[Any],
+        where: dict[str, Any],
+        began: float,
+    ) -> None:
+        """The handler returned: what it finished (or marked) is done."""
+        route.policy.succeeded(tp.partition)
+        self._offsets.positions[tp] = chunk[-1].offset + 1
+        self._statistics.processed += len(live)
+        progress = (
+            messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
+        )
+        if progress is not None:
+            self._offsets.advance(tp, progress)
+        self._monitor.emit(
+            "batch.processed",
+            **where,
+            count=len(live),
+            first_offset=live[0].offset,
+            last_offset=live[-1].offset,
+            attempt=messages.attempt,
+            duration=time.perf_counter() - began,
+        )
+
+    async def _invoke_bounded(
+        self, route: RunningRoute, messages: Messages[Any], limiter: anyio.CapacityLimiter | None
+    ) -> None:
+        """The handler, after its turn under the limiter, within the route's processing_timeout."""
+        async with limiter if limiter is not None else _NO_LIMIT:
+            with anyio.move_on_after(route.timeout if route.timeout is not None else math.inf) as scope:
+                await route.invoke(messages)
+            if scope.cancel_called:  # even if the handler swallowed the cancellation and returned
+                raise ProcessingTimeoutError(
+                    f"{route.handler_name} took longer than processing_timeout={route.timeout}s on "
+                    f"{messages.topic}[{messages.partition}] at offset {messages.first_offset}"
+                )
+
+
+def _not_cancelled_by_us(route: RunningRoute, cancelled: asyncio.CancelledError) -> HandlerCancelledError:
+    """A handler raised CancelledError while nothing cancelled it: a failure, never a silent stop."""
+    failure = HandlerCancelledError(f"{route.handler_name} raised CancelledError, but nothing cancelled it")
+    failure.__cause__ = cancelled
+    return failure
+
+
+def _resume_at(
+    route: RunningRoute, chunk: Sequence[ConsumerRecord[bytes, bytes]], messages: Messages[Any]
+) -> int:
+    """Where a partition the handler paused or sought goes on from: after the batch, or with
+    manual offsets at the first message it did not mark (what is not marked is not done)."""
+    after: int = chunk[-1].offset + 1
+    if not route.topic.route.manual_offset_management:
+        return after
+    marked = messages.marked_offset
+    unmarked = (m.offset for m in messages if marked is None or m.offset >= marked)
+    return next(unmarked, after)
