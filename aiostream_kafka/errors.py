@@ -108,14 +108,6 @@ class EncodeError(AiostreamKafkaError, TypeError):
     """A value the producer cannot serialise."""
 
 
-def check_exception_types(value: object, where: str) -> None:
-    """Refuse anything but a tuple of exception classes (what ``except`` and isinstance take)."""
-    if not isinstance(value, tuple) or not all(
-        isinstance(item, type) and issubclass(item, Exception) for item in value
-    ):
-        raise ConfigError(f"{where}: a tuple of exception classes, e.g. (TimeoutError,)")
-
-
 class ShutdownError(AiostreamKafkaError, RuntimeError):
     """The app did not stop gracefully; the message names the batches it left behind.
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
+from aiostream_kafka.contracts.jobs import check_declaration
 from aiostream_kafka.errors import ConfigError, DecodeError, UnknownClusterError
 from aiostream_kafka.jobs.envelope import JobEnvelope, UnknownJobError
 from aiostream_kafka.jobs.job import Job
@@ -39,8 +40,7 @@ class Jobs:
 
         def declare(function: JobFunction) -> Job:
             job_name = name or f"{function.__module__}.{function.__qualname__}"
-            if job_name in self._jobs:
-                raise ConfigError(f"job {job_name!r} is declared twice; give one of them name=...")
+            check_declaration(job_name, declared=self._jobs.keys())
             job = Job(function, name=job_name, topic=topic, cluster=cluster, jobs=self)
             self._jobs[job_name] = job
             return job

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.contracts.topics import check_declaration
 from aiostream_kafka.routing.route import TopicConfig
 
 
@@ -30,8 +30,7 @@ class Topics:
         settings: Mapping[str, str | int] | None = None,
     ) -> TopicDeclaration:
         """Declare a topic on ``cluster`` (the primary by default) for ``topics migrate`` and checks."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"app.topics.declare({name!r}): a topic name")
+        check_declaration(name)
         declaration = TopicDeclaration(
             name, cluster, TopicConfig(partitions, replication_factor, settings or {})
         )

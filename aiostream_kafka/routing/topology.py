@@ -1,5 +1,9 @@
 """Resolving routes into clusters, subscription groups and topics, checked before connecting.
 
+Each declaration was checked on its own when it was made (``contracts``); what is refused
+here only the whole app can tell: a topic routed twice, two names for one cluster, a DLQ
+that is its own topic, a cluster that is not the app's.
+
 The grouping rule (DESIGN 4): topics share one consumer, a subscription group, when they
 agree on cluster, consumer group id, explicit subscription group name and consumer
 settings. Topics on different clusters never share one.

@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from aiostream_kafka.errors import ConfigError, UnknownClusterError
+from aiostream_kafka.contracts.web import check_reporting
+from aiostream_kafka.errors import UnknownClusterError
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -45,13 +46,12 @@ class Web:
     ) -> None:
         """Report this process's status every ``interval`` seconds while it runs, to topics on
         ``cluster`` (the primary by default); the topics are declared (``topics migrate``)."""
-        if self.enabled:
-            raise ConfigError("app.web.enable() was called twice; call it once")
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
-            raise ConfigError(f"app.web.enable(interval={interval!r}): positive seconds")
-        for setting, topic in (("reports_topic", reports_topic), ("errors_topic", errors_topic)):
-            if not isinstance(topic, str) or not topic:
-                raise ConfigError(f"app.web.enable({setting}={topic!r}): a topic name")
+        check_reporting(
+            enabled=self.enabled,
+            interval=interval,
+            reports_topic=reports_topic,
+            errors_topic=errors_topic,
+        )
         self.enabled = True
         self._cluster = cluster
         self.interval = float(interval)

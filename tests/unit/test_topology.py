@@ -416,15 +416,14 @@ def test_different_initial_offsets_split_groups() -> None:
 # --- payload decoders --------------------------------------------------------------------
 
 
-def test_a_format_msgspec_does_not_know_names_the_route() -> None:
+def test_a_format_msgspec_does_not_know_names_the_route_where_it_is_declared() -> None:
     app = make_app()
-    app.routes.topic("orders", handler=handle, payload=dict, format="avro")
 
     with pytest.raises(
         ConfigError,
         match=re.escape("route for topic 'orders': format must be one of json, msgpack, not 'avro'"),
     ):
-        _ = app.topology
+        app.routes.topic("orders", handler=handle, payload=dict, format="avro")
 
 
 def test_a_payload_type_msgspec_cannot_decode_names_the_route() -> None:
