@@ -15,7 +15,7 @@ import anyio
 
 from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
-from aiostream_kafka.contracts.app import check_settings, declared_clusters
+from aiostream_kafka.contracts.app import check_cluster_choices, check_settings, declared_clusters
 from aiostream_kafka.errors import NotRunningError, ShutdownError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
@@ -105,6 +105,8 @@ class App:
             producer_format=producer_format,
         )
         self._primary, self._named = declared_clusters(kafka, clusters or {}, primary)
+        cluster_names = (self._primary.name, *self._named)
+        check_cluster_choices(cluster_names, producer_cluster=producer_cluster, jobs_cluster=jobs_cluster)
         self.name = name
         self.group_id = group_id or name
         self.concurrency = concurrency
@@ -118,11 +120,11 @@ class App:
         self.producer_format = producer_format
         self.auto_create_topics = auto_create_topics
         self._producer_cluster = producer_cluster
-        self.routes = Routes()
-        self.topics = Topics()
-        self.jobs = Jobs(self, cluster=jobs_cluster)
+        self.routes = Routes(clusters=cluster_names)
+        self.topics = Topics(clusters=cluster_names)
+        self.jobs = Jobs(self, cluster=jobs_cluster, clusters=cluster_names)
         #: ``app.web.enable()``: report status for the Web UI; ``app.web.asgi()``: the UI itself.
-        self.web = Web(self)
+        self.web = Web(self, clusters=cluster_names)
         #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
         self.job = self.jobs.job
         self.monitor = Monitor()

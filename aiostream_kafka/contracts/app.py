@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiostream_kafka.config import Cluster, KafkaSettings
 from aiostream_kafka.contracts.checks import is_seconds, is_text, is_whole_number
-from aiostream_kafka.contracts.cluster import check_cluster_name
+from aiostream_kafka.contracts.cluster import check_cluster_name, check_known_cluster
 from aiostream_kafka.contracts.codecs import check_format
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.runtime.backoff import Backoff
@@ -69,3 +69,11 @@ def declared_clusters(
     raise ConfigError(
         "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
     )
+
+
+def check_cluster_choices(
+    clusters: Collection[str], *, producer_cluster: str | None, jobs_cluster: str | None
+) -> None:
+    """The clusters the app's settings name are among its own."""
+    check_known_cluster(producer_cluster, clusters, "App(producer_cluster=...)")
+    check_known_cluster(jobs_cluster, clusters, "App(jobs_cluster=...)")

@@ -1,4 +1,4 @@
-"""The contract of a cluster's settings: its name, and each key and value.
+"""The contract of a cluster's settings: names, keys, values and the clusters routes name.
 
 ``config`` holds the tables (which keys exist, their dotted aliases, the keys the framework
 owns, ``RULES``: what each value takes) and splits what passed; this module checks a
@@ -10,12 +10,12 @@ what is allowed, or the closest key to a mistyped one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiostream_kafka.contracts.checks import did_you_mean, is_text, is_whole_number
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.errors import ConfigError, UnknownClusterError
 
 #: What a cluster may be called: it shows in metrics labels, URLs and ``app.producers[...]``.
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -204,3 +204,22 @@ def checked_servers(value: Any, where: str) -> tuple[str, ...]:
     if not servers:
         raise ConfigError(f"{where}: bootstrap_servers is required (for example '127.0.0.1:9092')")
     return tuple(sorted(set(servers)))
+
+
+def may_be_inline(name: object) -> bool:
+    """Whether ``name`` could be an inline cluster's (a route's ``kafka={...}`` that matches no
+    named cluster is named after its servers, so it always has a ``:``): only the topology
+    knows those, so only it can refuse such a name."""
+    return isinstance(name, str) and ":" in name
+
+
+def check_known_cluster(name: object, clusters: Collection[str] | None, where: str) -> None:
+    """Refuse, when it is declared, a cluster ``name`` the app has not and cannot have.
+
+    ``clusters``: the app's clusters (``App(kafka=..., clusters=...)``, fixed at construction),
+    or None where they are not known, as for ``Routes()`` on its own: then the topology
+    refuses it when it is built, as it does names that may be inline clusters'.
+    """
+    if name is None or clusters is None or name in clusters or may_be_inline(name):
+        return
+    raise UnknownClusterError.named(name, clusters, where)

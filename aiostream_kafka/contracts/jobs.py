@@ -6,16 +6,20 @@ import inspect
 from collections.abc import Collection
 
 from aiostream_kafka.contracts.checks import is_async_function
+from aiostream_kafka.contracts.cluster import check_known_cluster
 from aiostream_kafka.errors import ConfigError
 
 #: ``enqueue``'s own keywords, which a job's parameters may not shadow.
 RESERVED = ("delay", "at")
 
 
-def check_declaration(name: str, *, declared: Collection[str]) -> None:
-    """A job's name is its own."""
+def check_declaration(
+    name: str, *, cluster: object, clusters: Collection[str] | None, declared: Collection[str]
+) -> None:
+    """A job's name is its own and its cluster one of the app's."""
     if name in declared:
         raise ConfigError(f"job {name!r} is declared twice; give one of them name=...")
+    check_known_cluster(cluster, clusters, f"job {name!r}")
 
 
 def check_function(function: object, name: str) -> inspect.Signature:

@@ -3,7 +3,7 @@ declared (``app.route``, ``app.routes.topic``), each error naming the route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.contracts.checks import (
@@ -13,8 +13,9 @@ from aiostream_kafka.contracts.checks import (
     is_text,
     is_whole_number,
 )
+from aiostream_kafka.contracts.cluster import check_known_cluster, may_be_inline
 from aiostream_kafka.contracts.codecs import check_decoder, check_format
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Route, TopicConfig
@@ -36,25 +37,23 @@ def check_subscription_group(name: object) -> None:
         raise ConfigError(f"a subscription group needs a non-empty name, not {name!r}")
 
 
-def check_route(route: Route) -> None:
-    """Everything one route says, on its own."""
+def check_route(route: Route, clusters: Collection[str] | None) -> None:
+    """Everything one route says, on its own. ``clusters``: the app's, to refuse a cluster it
+    does not have now rather than when the app is loaded (None: not known here)."""
     where = route.label
     _check_handler(route)
     if route.cluster is not None and route.kafka is not None:
         raise ConfigError(
             f"{where}: give either cluster= (a named cluster) or kafka= (inline settings), not both"
         )
+    check_known_cluster(route.cluster, clusters, where)
     if not is_whole_number(route.max_messages, 1):
         raise ConfigError(f"{where}: max_messages must be a positive integer, not {route.max_messages!r}")
     if not is_whole_number(route.max_wait_ms, 0):
         raise ConfigError(f"{where}: max_wait_ms must be a non-negative integer, not {route.max_wait_ms!r}")
     if route.retry is not None and not isinstance(route.retry, Retry):
         raise ConfigError(f"{where}: retry= takes aiostream_kafka.Retry(...), not {route.retry!r}")
-    if route.dead_letter_queue is not None and not isinstance(route.dead_letter_queue, DeadLetterQueue):
-        raise ConfigError(
-            f"{where}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), "
-            f"not {route.dead_letter_queue!r}"
-        )
+    _check_dead_letter_queue(route, clusters)
     timeout = route.processing_timeout
     if timeout is not None and not is_seconds(timeout):
         raise ConfigError(f"{where}: processing_timeout must be positive seconds or None, not {timeout!r}")
@@ -71,6 +70,16 @@ def check_route(route: Route) -> None:
         )
     check_format(route.format, f"{where}: format")
     check_decoder(route.decoder, where)
+
+
+def unknown_dead_letter_cluster(route: Route, clusters: Collection[str]) -> UnknownClusterError:
+    """The error for a dead-letter queue on a cluster the app does not have."""
+    assert route.dead_letter_queue is not None
+    name = route.dead_letter_queue.cluster
+    return UnknownClusterError(
+        f"{route.label}: the dead-letter queue names cluster {name!r}; "
+        f"the app has: {', '.join(clusters)}{did_you_mean(name, clusters)}"
+    )
 
 
 def _check_handler(route: Route) -> None:
@@ -90,3 +99,16 @@ def _check_handler(route: Route) -> None:
             )
         if not is_async_function(route.consumer.consume):
             raise ConfigError(f"{where}: {route.consumer.__name__}.consume must be async def")
+
+
+def _check_dead_letter_queue(route: Route, clusters: Collection[str] | None) -> None:
+    queue = route.dead_letter_queue
+    if queue is None:
+        return
+    if not isinstance(queue, DeadLetterQueue):
+        raise ConfigError(
+            f"{route.label}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), not {queue!r}"
+        )
+    named = queue.cluster
+    if clusters is not None and named is not None and named not in clusters and not may_be_inline(named):
+        raise unknown_dead_letter_cluster(route, clusters)

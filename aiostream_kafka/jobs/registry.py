@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
 from aiostream_kafka.contracts.jobs import check_declaration
@@ -23,9 +23,14 @@ JobFunction = Callable[..., Awaitable[None]]
 
 
 class Jobs:
-    def __init__(self, app: App, *, cluster: str | None = None) -> None:
+    """``clusters``: the app's cluster names, so that a job naming another fails where it is declared."""
+
+    def __init__(
+        self, app: App, *, cluster: str | None = None, clusters: Collection[str] | None = None
+    ) -> None:
         self.app = app
         self._cluster = cluster
+        self._clusters = clusters
         self._jobs: dict[str, Job] = {}
 
     @property
@@ -40,7 +45,7 @@ class Jobs:
 
         def declare(function: JobFunction) -> Job:
             job_name = name or f"{function.__module__}.{function.__qualname__}"
-            check_declaration(job_name, declared=self._jobs.keys())
+            check_declaration(job_name, cluster=cluster, clusters=self._clusters, declared=self._jobs.keys())
             job = Job(function, name=job_name, topic=topic, cluster=cluster, jobs=self)
             self._jobs[job_name] = job
             return job

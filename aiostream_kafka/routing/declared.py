@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from aiostream_kafka.contracts.topics import check_declaration
@@ -17,7 +17,10 @@ class TopicDeclaration:
 
 
 class Topics:
-    def __init__(self) -> None:
+    """``clusters``: the app's cluster names, so that a declaration naming another fails at once."""
+
+    def __init__(self, *, clusters: Collection[str] | None = None) -> None:
+        self._clusters = clusters
         self._declared: list[TopicDeclaration] = []
 
     def declare(
@@ -30,7 +33,7 @@ class Topics:
         settings: Mapping[str, str | int] | None = None,
     ) -> TopicDeclaration:
         """Declare a topic on ``cluster`` (the primary by default) for ``topics migrate`` and checks."""
-        check_declaration(name)
+        check_declaration(name, cluster, self._clusters)
         declaration = TopicDeclaration(
             name, cluster, TopicConfig(partitions, replication_factor, settings or {})
         )

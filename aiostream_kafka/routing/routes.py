@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -42,9 +42,14 @@ class RouteOptions(TypedDict, total=False):
 
 
 class Routes:
-    """The app's route declarations, in the order they were written."""
+    """The app's route declarations, in the order they were written.
 
-    def __init__(self) -> None:
+    ``clusters``: the app's cluster names, so that a route naming another fails where it is
+    declared; without them (``Routes()`` on its own) the topology refuses it when built.
+    """
+
+    def __init__(self, *, clusters: Collection[str] | None = None) -> None:
+        self._clusters = clusters
         self._routes: list[Route] = []
         self._subscription_groups: list[str] = []
         self._frozen_reason: str | None = None
@@ -64,7 +69,7 @@ class Routes:
         if "subscription_group" not in options and self._subscription_groups:
             options["subscription_group"] = self._subscription_groups[-1]
         route = Route(topic, handler=handler, consumer=consumer, **options)
-        check_route(route)
+        check_route(route, self._clusters)
         self._routes.append(route)
         return route
 

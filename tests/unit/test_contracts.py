@@ -1,13 +1,26 @@
-"""Checks of what users declare (contracts/): the primitive checks, written once."""
+"""Checks of what users declare (contracts/): the primitive checks, and a cluster nobody
+defined refused where it is named."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
-from aiostream_kafka import App, Backoff, ConfigError
+from aiostream_kafka import App, Backoff, ConfigError, DeadLetterQueue, Messages, UnknownClusterError
 from aiostream_kafka.contracts.checks import is_number, is_seconds, is_whole_number
 
 PRIMARY = {"bootstrap_servers": "127.0.0.1:1"}
+SECONDARY = {"bootstrap_servers": "127.0.0.1:2"}
+
+
+def two_clusters(**options: Any) -> App:
+    return App("svc", kafka=PRIMARY, clusters={"analytics": SECONDARY}, log_events=False, **options)
+
+
+async def handle(messages: Messages[Any]) -> None:
+    pass
 
 
 # --- the primitive checks ------------------------------------------------------------------
@@ -55,3 +68,64 @@ def test_the_apps_backoffs_must_be_backoffs() -> None:
         ConfigError, match=r"^App\(retry_backoff=\.\.\.\) must be an aiostream_kafka\.Backoff"
     ):
         App("svc", kafka=PRIMARY, retry_backoff=30)  # type: ignore[arg-type]
+
+
+# --- a cluster nobody defined, refused where it is named ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("declare", "where"),
+    [
+        (
+            lambda app: app.routes.topic("clicks", handler=handle, cluster="analytcs"),
+            "route for topic 'clicks'",
+        ),
+        (lambda app: app.route("clicks", cluster="analytcs")(handle), "route for topic 'clicks'"),
+        (lambda app: app.topics.declare("audit", cluster="analytcs"), "app.topics.declare('audit')"),
+        (lambda app: app.job(cluster="analytcs", name="crunch")(handle), "job 'crunch'"),
+        (lambda app: app.web.enable(cluster="analytcs"), "app.web.enable(cluster=...)"),
+    ],
+)
+def test_a_declaration_naming_an_unknown_cluster_fails_at_once_suggesting_the_closest(
+    declare: Any, where: str
+) -> None:
+    app = two_clusters()
+    expected = (
+        f"{where}: no cluster named 'analytcs'; the app has: primary, analytics; did you mean 'analytics'?"
+    )
+
+    with pytest.raises(UnknownClusterError, match=f"^{re.escape(expected)}$"):
+        declare(app)
+
+
+@pytest.mark.parametrize("setting", ["producer_cluster", "jobs_cluster"])
+def test_the_apps_own_cluster_settings_are_checked_when_it_is_made(setting: str) -> None:
+    expected = (
+        f"App({setting}=...): no cluster named 'analytcs'; the app has: primary, analytics; did you mean"
+    )
+
+    with pytest.raises(UnknownClusterError, match=f"^{re.escape(expected)}"):
+        two_clusters(**{setting: "analytcs"})
+
+
+def test_an_unknown_cluster_with_nothing_close_is_listed_without_a_guess() -> None:
+    app = two_clusters()
+
+    with pytest.raises(UnknownClusterError) as raised:
+        app.routes.topic("clicks", handler=handle, cluster="warehouse")
+
+    assert (
+        str(raised.value)
+        == "route for topic 'clicks': no cluster named 'warehouse'; the app has: primary, analytics"
+    )
+
+
+def test_a_dead_letter_queue_on_an_unknown_cluster_fails_at_once() -> None:
+    app = two_clusters()
+
+    with pytest.raises(
+        UnknownClusterError, match=r"the dead-letter queue names cluster 'analytcs'.*did you mean"
+    ):
+        app.routes.topic(
+            "orders", handler=handle, dead_letter_queue=DeadLetterQueue("dlq", cluster="analytcs")
+        )
