@@ -7,6 +7,7 @@ leaf module (standard library only), since ``errors`` uses it too.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -51,3 +52,14 @@ def did_you_mean(word: object, options: Iterable[str]) -> str:
         return ""
     close = difflib.get_close_matches(word, sorted(options), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def callable_name(target: object) -> str:
+    """``module:qualname``: how a handler, a consumer class or a job function is named in
+    errors, events, ``info`` and the Web UI (never ``<function h at 0x7f51...>``). A partial
+    is named after the function it calls, an object with ``__call__`` after its class."""
+    while isinstance(target, functools.partial):
+        target = target.func
+    if not hasattr(target, "__qualname__"):
+        target = type(target)
+    return f"{getattr(target, '__module__', None) or '?'}:{target.__qualname__}"

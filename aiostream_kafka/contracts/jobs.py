@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Collection
 
-from aiostream_kafka.contracts.checks import is_async_function
+from aiostream_kafka.contracts.checks import callable_name, is_async_function
 from aiostream_kafka.contracts.cluster import check_known_cluster
 from aiostream_kafka.errors import ConfigError
 
@@ -25,7 +25,7 @@ def check_declaration(
 def check_function(function: object, name: str) -> inspect.Signature:
     """An ``async def`` none of whose parameters ``enqueue`` takes for itself; its signature."""
     if not is_async_function(function):
-        raise ConfigError(f"job {name!r}: {function!r} must be an async def function")
+        raise ConfigError(f"job {name!r}: {callable_name(function)} must be an async def function")
     signature = inspect.signature(function)
     clash = [p for p in RESERVED if p in signature.parameters]
     if clash:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.contracts.checks import (
+    callable_name,
     did_you_mean,
     is_async_function,
     is_seconds,
@@ -89,7 +90,9 @@ def _check_handler(route: Route) -> None:
             f"{where}: give exactly one of handler= (an async def) or consumer= (a Consumer class)"
         )
     if route.handler is not None and not is_async_function(route.handler):
-        raise ConfigError(f"{where}: the handler {route.handler!r} must be an async def function")
+        raise ConfigError(
+            f"{where}: the handler {callable_name(route.handler)} must be an async def function"
+        )
     if route.consumer is not None:
         if not (isinstance(route.consumer, type) and issubclass(route.consumer, Consumer)):
             raise ConfigError(f"{where}: consumer= must be a subclass of aiostream_kafka.Consumer")

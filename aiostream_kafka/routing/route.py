@@ -8,6 +8,7 @@ from typing import Any
 
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.contracts.checks import callable_name
 from aiostream_kafka.contracts.topics import check_topic_config
 from aiostream_kafka.messages import Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
@@ -75,5 +76,5 @@ class Route:
 
     @property
     def handler_name(self) -> str:
-        target: Any = self.consumer if self.consumer is not None else self.handler
-        return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+        """``module:qualname`` of the handler or consumer class, as errors, events and ``info`` show it."""
+        return callable_name(self.consumer if self.consumer is not None else self.handler)

@@ -1,15 +1,27 @@
-"""Checks of what users declare (contracts/): the primitive checks, and a cluster nobody
-defined refused where it is named."""
+"""Checks of what users declare (contracts/): the primitive checks, the handler's name, and a
+cluster nobody defined refused where it is named."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from typing import Any
 
 import pytest
 
-from aiostream_kafka import App, Backoff, ConfigError, DeadLetterQueue, Messages, UnknownClusterError
-from aiostream_kafka.contracts.checks import is_number, is_seconds, is_whole_number
+from aiostream_kafka import (
+    App,
+    Backoff,
+    ConfigError,
+    Consumer,
+    DeadLetterQueue,
+    Messages,
+    UnknownClusterError,
+)
+from aiostream_kafka.contracts.checks import callable_name, is_number, is_seconds, is_whole_number
+from aiostream_kafka.errors import HandlerCancelledError
+from aiostream_kafka.routing.routes import Routes
 
 PRIMARY = {"bootstrap_servers": "127.0.0.1:1"}
 SECONDARY = {"bootstrap_servers": "127.0.0.1:2"}
@@ -21,6 +33,19 @@ def two_clusters(**options: Any) -> App:
 
 async def handle(messages: Messages[Any]) -> None:
     pass
+
+
+async def handle_for(messages: Messages[Any], *, tenant: str) -> None:
+    pass
+
+
+def handle_synchronously(messages: Messages[Any]) -> None:
+    pass
+
+
+class OrdersConsumer(Consumer):
+    async def consume(self, messages: Messages[Any]) -> None:
+        pass
 
 
 # --- the primitive checks ------------------------------------------------------------------
@@ -68,6 +93,71 @@ def test_the_apps_backoffs_must_be_backoffs() -> None:
         ConfigError, match=r"^App\(retry_backoff=\.\.\.\) must be an aiostream_kafka\.Backoff"
     ):
         App("svc", kafka=PRIMARY, retry_backoff=30)  # type: ignore[arg-type]
+
+
+# --- a handler's name ----------------------------------------------------------------------
+
+
+def test_a_sync_handler_is_named_by_module_and_qualname_not_by_its_address() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Routes().topic("orders", handler=handle_synchronously)  # type: ignore[arg-type]
+
+    assert str(raised.value) == (
+        f"route for topic 'orders': the handler {__name__}:handle_synchronously must be an async def function"
+    )
+
+
+def test_a_sync_job_is_named_by_module_and_qualname() -> None:
+    app = two_clusters()
+
+    def send_email(to: str) -> None: ...
+
+    with pytest.raises(ConfigError) as raised:
+        app.job(name="send_email")(send_email)  # type: ignore[arg-type]
+
+    assert str(raised.value) == (
+        f"job 'send_email': {__name__}:{send_email.__qualname__} must be an async def function"
+    )
+    assert "<locals>.send_email" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        (handle, f"{__name__}:handle"),
+        (OrdersConsumer, f"{__name__}:OrdersConsumer"),
+        (functools.partial(handle_for, tenant="eu"), f"{__name__}:handle_for"),  # what runs
+        (OrdersConsumer(), f"{__name__}:OrdersConsumer"),  # an object: its class
+    ],
+)
+def test_callables_are_named_module_colon_qualname(target: object, name: str) -> None:
+    assert callable_name(target) == name
+
+
+def test_a_routes_handler_name_is_what_info_and_events_show() -> None:
+    routes = Routes()
+
+    assert routes.topic("orders", handler=handle).handler_name == f"{__name__}:handle"
+    assert routes.topic("clicks", consumer=OrdersConsumer).handler_name == f"{__name__}:OrdersConsumer"
+    partial = functools.partial(handle_for, tenant="eu")
+    assert routes.topic("views", handler=partial).handler_name == f"{__name__}:handle_for"
+
+
+async def test_a_handlers_failure_names_it_by_module_and_qualname() -> None:
+    app = two_clusters()
+
+    @app.route("orders")
+    async def on_orders(messages: Messages[bytes]) -> None:
+        raise asyncio.CancelledError  # nothing cancelled it: a failure of this batch
+
+    async with app.testing(attempts=1) as t:
+        with pytest.raises(HandlerCancelledError) as raised:
+            await t.feed("orders", [b"x"])
+
+    assert (
+        str(raised.value)
+        == f"{__name__}:{on_orders.__qualname__} raised CancelledError, but nothing cancelled it"
+    )
 
 
 # --- a cluster nobody defined, refused where it is named ------------------------------------
