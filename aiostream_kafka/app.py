@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import signal
 import sys
@@ -16,9 +15,8 @@ import anyio
 
 from aiostream_kafka.admin.check import check
 from aiostream_kafka.admin.registry import AdminRegistry
-from aiostream_kafka.codecs import FORMATS
-from aiostream_kafka.config import Cluster, KafkaSettings, check_cluster_name
-from aiostream_kafka.errors import ConfigError, NotRunningError, ShutdownError
+from aiostream_kafka.contracts.app import check_cluster_choices, check_settings, declared_clusters
+from aiostream_kafka.errors import NotRunningError, ShutdownError
 from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
@@ -94,26 +92,21 @@ class App:
         jobs_cluster: str | None = None,
         loop_block_threshold: float | None = 1.0,
     ) -> None:
-        if not name or not isinstance(name, str):
-            raise ConfigError(
-                "App(name=...) must be a non-empty string; it is the default client and group id"
-            )
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigError(f"App(concurrency=...) must be a positive integer, not {concurrency!r}")
-        for setting, seconds, optional in (
-            ("shutdown_timeout", shutdown_timeout, False),
-            ("revoke_timeout", revoke_timeout, False),
-            ("statistics_interval", statistics_interval, True),
-            ("slow_batch_after", slow_batch_after, True),
-            ("loop_block_threshold", loop_block_threshold, True),
-        ):
-            if not (optional and seconds is None) and not _positive_seconds(seconds):
-                allowed = "positive seconds or None" if optional else "positive seconds"
-                raise ConfigError(f"App({setting}=...) must be {allowed}, not {seconds!r}")
-        if producer_format not in FORMATS:
-            raise ConfigError(
-                f"App(producer_format=...) must be one of {', '.join(FORMATS)}, not {producer_format!r}"
-            )
+        check_settings(
+            name=name,
+            concurrency=concurrency,
+            seconds={"shutdown_timeout": shutdown_timeout, "revoke_timeout": revoke_timeout},
+            optional_seconds={
+                "statistics_interval": statistics_interval,
+                "slow_batch_after": slow_batch_after,
+                "loop_block_threshold": loop_block_threshold,
+            },
+            backoffs={"restart_backoff": restart_backoff, "retry_backoff": retry_backoff},
+            producer_format=producer_format,
+        )
+        self._primary, self._named = declared_clusters(kafka, clusters or {}, primary)
+        cluster_names = (self._primary.name, *self._named)
+        check_cluster_choices(cluster_names, producer_cluster=producer_cluster, jobs_cluster=jobs_cluster)
         self.name = name
         self.group_id = group_id or name
         self.concurrency = concurrency
@@ -127,12 +120,11 @@ class App:
         self.producer_format = producer_format
         self.auto_create_topics = auto_create_topics
         self._producer_cluster = producer_cluster
-        self._primary, self._named = _clusters(kafka, clusters or {}, primary)
-        self.routes = Routes()
-        self.topics = Topics()
-        self.jobs = Jobs(self, cluster=jobs_cluster)
+        self.routes = Routes(clusters=cluster_names)
+        self.topics = Topics(clusters=cluster_names)
+        self.jobs = Jobs(self, cluster=jobs_cluster, clusters=cluster_names)
         #: ``app.web.enable()``: report status for the Web UI; ``app.web.asgi()``: the UI itself.
-        self.web = Web(self)
+        self.web = Web(self, clusters=cluster_names)
         #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
         self.job = self.jobs.job
         self.monitor = Monitor()
@@ -444,36 +436,6 @@ async def exit_if_given_up(serve: Callable[[], Awaitable[None]]) -> None:
 
 def _name(batch: InHand) -> str:
     return f"{batch.topic}/{batch.partition}"
-
-
-def _clusters(
-    kafka: Mapping[str, Any] | None, clusters: Mapping[str, Mapping[str, Any]], primary: str
-) -> tuple[Cluster, dict[str, Cluster]]:
-    check_cluster_name(primary, "App(primary=...)")
-    named = {
-        check_cluster_name(name, "App(clusters=...)"): Cluster(
-            name, KafkaSettings.parse(settings, where=f"cluster {name!r}")
-        )
-        for name, settings in clusters.items()
-    }
-    if kafka is not None:
-        return Cluster(primary, KafkaSettings.parse(kafka, where="App(kafka=...)")), named
-    if primary in named:
-        return named.pop(primary), named
-    if named:
-        raise ConfigError(
-            f"App(primary={primary!r}) names no cluster in clusters= ({', '.join(named)}); "
-            f"pass kafka={{...}} for the primary or name one of them"
-        )
-    raise ConfigError(
-        "App needs the primary cluster's settings: App(kafka={'bootstrap_servers': 'host:9092'})"
-    )
-
-
-def _positive_seconds(value: object) -> bool:
-    """A finite number of seconds above zero: not nan (which compares false to everything, so
-    passed ``<= 0`` and made ``stop()`` raise), not infinity, not a bool or a string."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 def _unwrap(error: BaseException | None) -> BaseException | None:

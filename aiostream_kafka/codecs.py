@@ -7,20 +7,19 @@ from typing import Any, Literal
 
 import msgspec
 
+from aiostream_kafka.contracts.codecs import check_decoder, check_format
 from aiostream_kafka.errors import ConfigError, EncodeError
 
 Format = Literal["json", "msgpack"]
 Decoder = Callable[[bytes], Any]
-FORMATS = ("json", "msgpack")
 
 
 def build_decoder(payload: Any, format: str, decoder: Decoder | None, *, where: str) -> Decoder | None:
-    """The function that turns a message value into its payload; None keeps raw bytes."""
-    if format not in FORMATS:
-        raise ConfigError(f"{where}: format must be one of {', '.join(FORMATS)}, not {format!r}")
+    """The function that turns a message value into its payload; None keeps raw bytes. A payload
+    type msgspec cannot decode into is found only by building its decoder: refused here."""
+    check_format(format, f"{where}: format")
+    check_decoder(decoder, where)
     if decoder is not None:
-        if not callable(decoder):
-            raise ConfigError(f"{where}: decoder must be callable (bytes -> payload)")
         return decoder
     if payload is bytes:
         return None
@@ -36,8 +35,7 @@ class Encoder:
     """Turns what a user produces into bytes: bytes as they are, str as UTF-8, the rest msgspec."""
 
     def __init__(self, format: str = "json") -> None:
-        if format not in FORMATS:
-            raise ConfigError(f"producer format must be one of {', '.join(FORMATS)}, not {format!r}")
+        check_format(format, "producer format")
         self.format = format
         self._encode = msgspec.msgpack.encode if format == "msgpack" else msgspec.json.encode
 

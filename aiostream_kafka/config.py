@@ -4,15 +4,14 @@ Users write settings the way they know them: aiokafka's keyword names
 (``bootstrap_servers``) or the dotted librdkafka/Java names they copy from Karafka or a
 ``.properties`` file (``bootstrap.servers``, ``request.required.acks``). Both map to
 aiokafka's names here, once, at build time; an unknown key is an error that names where
-it was found and the closest valid key.
+it was found and the closest valid key. The tables are here; ``contracts.cluster`` checks
+settings against them.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,20 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
 from aiostream_kafka import security
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.contracts.cluster import (
+    BOOLEAN,
+    TEXT,
+    Refused,
+    Rule,
+    SettingsContract,
+    byte_count,
+    checked_servers,
+    choice,
+    function,
+    instance_of,
+    milliseconds,
+)
+from aiostream_kafka.contracts.security import check_security, parse_jaas
 from aiostream_kafka.instrumentation.redaction import remember
 from aiostream_kafka.security import MECHANISMS, PROTOCOLS, SASL_KEYS, SECRET_KEYS, TLS_KEYS
 
@@ -126,82 +138,6 @@ ASSIGNORS: dict[str, type[AbstractPartitionAssignor]] = {
     for assignor in (RangePartitionAssignor, RoundRobinPartitionAssignor, StickyPartitionAssignor)
 }
 
-#: What a cluster may be called: it shows in metrics labels, URLs and ``app.producers[...]``.
-CLUSTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-_BOOLEANS = {"true": True, "false": False}
-_WHOLE_NUMBER = re.compile(r"\s*-?\d+\s*")
-
-
-class Refused(ValueError):
-    """A value a rule does not take; ``KafkaSettings.parse`` says where and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one setting takes: ``convert`` returns what aiokafka gets, or raises ``Refused``."""
-
-    allowed: str
-    convert: Callable[[Any], Any]
-
-
-def _integer(minimum: int, unit: str, *, none: bool = False) -> Rule:
-    """Whole numbers from ``minimum`` up, also as the strings a ``.properties`` file holds."""
-
-    def convert(value: Any) -> int | None:
-        if value is None and none:
-            return None
-        if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise Refused
-        return value
-
-    return Rule(f"a whole number of {unit} >= {minimum}{' or None' if none else ''}", convert)
-
-
-def _milliseconds(minimum: int, *, none: bool = False) -> Rule:
-    return _integer(minimum, "milliseconds", none=none)
-
-
-def _bytes(minimum: int) -> Rule:
-    return _integer(minimum, "bytes")
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
-        return _BOOLEANS[value.strip().lower()]
-    if not isinstance(value, bool):
-        raise Refused
-    return value
-
-
-def _choice(options: Sequence[str], case: Callable[[str], str] = str.lower) -> Rule:
-    def convert(value: Any) -> str:
-        if not isinstance(value, str) or case(value.strip()) not in options:
-            raise Refused
-        return case(value.strip())
-
-    return Rule(f"one of {', '.join(options)}", convert)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise Refused
-    return value
-
-
-def _token_provider(value: Any) -> AbstractTokenProvider:
-    if not isinstance(value, AbstractTokenProvider):
-        raise Refused
-    return value
-
-
-def _callable(value: Any) -> Any:
-    if not callable(value):
-        raise Refused
-    return value
-
 
 def _acks(value: Any) -> int | str:
     if isinstance(value, bool):
@@ -249,111 +185,67 @@ def _assignors(value: Any) -> tuple[type[AbstractPartitionAssignor], ...]:
     return tuple(found)
 
 
-_TEXT = Rule("a non-empty string", _text)
-_BOOLEAN = Rule("True or False (or 'true' / 'false')", _boolean)
-
 #: Every setting's type and range, checked when it is declared (not when aiokafka first uses
 #: it, which may be at stop, or in a crash loop). Keys without a rule are checked elsewhere:
-#: bootstrap_servers here, TLS files and ssl_context by ``security.check``.
+#: bootstrap_servers by ``contracts.cluster.checked_servers``, TLS files and ssl_context by
+#: ``contracts.security``.
 RULES: dict[str, Rule] = {
-    "security_protocol": _choice(PROTOCOLS, str.upper),
-    "sasl_mechanism": _choice(MECHANISMS, str.upper),
-    "sasl_plain_username": _TEXT,
-    "sasl_plain_password": _TEXT,
-    "sasl_kerberos_service_name": _TEXT,
-    "sasl_kerberos_domain_name": _TEXT,
-    "sasl_oauth_token_provider": Rule("an aiokafka.abc.AbstractTokenProvider", _token_provider),
-    "ssl_password": _TEXT,
+    "security_protocol": choice(PROTOCOLS, str.upper),
+    "sasl_mechanism": choice(MECHANISMS, str.upper),
+    "sasl_plain_username": TEXT,
+    "sasl_plain_password": TEXT,
+    "sasl_kerberos_service_name": TEXT,
+    "sasl_kerberos_domain_name": TEXT,
+    "sasl_oauth_token_provider": instance_of(AbstractTokenProvider, "an aiokafka.abc.AbstractTokenProvider"),
+    "ssl_password": TEXT,
     "ssl_check_hostname": Rule("'https' (on) or '' (off), or True / False", _hostname_check),
-    "client_id": _TEXT,
-    "api_version": _TEXT,
-    "connections_max_idle_ms": _milliseconds(1, none=True),
-    "metadata_max_age_ms": _milliseconds(1),
-    "request_timeout_ms": _milliseconds(1),
-    "retry_backoff_ms": _milliseconds(0),
-    "group_id": _TEXT,
-    "auto_offset_reset": _choice(("earliest", "latest")),  # route.INITIAL_OFFSETS (import cycle)
-    "check_crcs": _BOOLEAN,
-    "client_rack": _TEXT,
-    "consumer_timeout_ms": _milliseconds(1),
-    "exclude_internal_topics": _BOOLEAN,
-    "fetch_max_bytes": _bytes(1),
-    "fetch_max_wait_ms": _milliseconds(0),
-    "fetch_min_bytes": _bytes(0),
-    "heartbeat_interval_ms": _milliseconds(1),
-    "isolation_level": _choice(("read_committed", "read_uncommitted")),  # route.ISOLATION_LEVELS
-    "max_partition_fetch_bytes": _bytes(1),
-    "max_poll_interval_ms": _milliseconds(1),
+    "client_id": TEXT,
+    "api_version": TEXT,
+    "connections_max_idle_ms": milliseconds(1, none=True),
+    "metadata_max_age_ms": milliseconds(1),
+    "request_timeout_ms": milliseconds(1),
+    "retry_backoff_ms": milliseconds(0),
+    "group_id": TEXT,
+    "auto_offset_reset": choice(("earliest", "latest")),  # route.INITIAL_OFFSETS (import cycle)
+    "check_crcs": BOOLEAN,
+    "client_rack": TEXT,
+    "consumer_timeout_ms": milliseconds(1),
+    "exclude_internal_topics": BOOLEAN,
+    "fetch_max_bytes": byte_count(1),
+    "fetch_max_wait_ms": milliseconds(0),
+    "fetch_min_bytes": byte_count(0),
+    "heartbeat_interval_ms": milliseconds(1),
+    "isolation_level": choice(("read_committed", "read_uncommitted")),  # route.ISOLATION_LEVELS
+    "max_partition_fetch_bytes": byte_count(1),
+    "max_poll_interval_ms": milliseconds(1),
     "partition_assignment_strategy": Rule(
         f"assignor names ({', '.join(ASSIGNORS)}) or aiokafka assignor classes", _assignors
     ),
-    "rebalance_timeout_ms": _milliseconds(1, none=True),
-    "session_timeout_ms": _milliseconds(1),
-    "group_instance_id": _TEXT,
+    "rebalance_timeout_ms": milliseconds(1, none=True),
+    "session_timeout_ms": milliseconds(1),
+    "group_instance_id": TEXT,
     "acks": Rule("0, 1 or 'all' (or -1)", _acks),
     "compression_type": Rule(f"one of {', '.join(COMPRESSION_TYPES)} or none", _compression),
-    "enable_idempotence": _BOOLEAN,
-    "linger_ms": _milliseconds(0),
-    "max_batch_size": _bytes(1),
-    "max_request_size": _bytes(1),
-    "partitioner": Rule("a callable (key, all_partitions, available_partitions) -> partition", _callable),
-    "transaction_timeout_ms": _milliseconds(1),
-    "transactional_id": _TEXT,
+    "enable_idempotence": BOOLEAN,
+    "linger_ms": milliseconds(0),
+    "max_batch_size": byte_count(1),
+    "max_request_size": byte_count(1),
+    "partitioner": function("a callable (key, all_partitions, available_partitions) -> partition"),
+    "transaction_timeout_ms": milliseconds(1),
+    "transactional_id": TEXT,
 }
 
 
-def _canonical_key(key: str) -> str:
-    if key in DOTTED_ALIASES:
-        return DOTTED_ALIASES[key]
-    return key.replace(".", "_") if "." in key else key
-
-
-def _suggestion(key: str) -> str:
-    candidates = sorted(VALID_KEYS | set(DOTTED_ALIASES))
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    if not close and "." in key:
-        close = difflib.get_close_matches(key.replace(".", "_"), candidates, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _checked(key: str, original: str, value: Any, where: str) -> Any:
-    """``value`` as its rule converts it; refused: the place, the key as written, what is allowed."""
-    rule = RULES.get(key)
-    if rule is None:
-        return value
-    try:
-        return rule.convert(value)
-    except Refused:
-        # A secret of the wrong type is a secret all the same: say its type only.
-        shown = f"a value of type {type(value).__name__}" if key in SECRET_KEYS else repr(value)
-        raise ConfigError(f"{where}: {original} must be {rule.allowed}, not {shown}") from None
-
-
-def check_cluster_name(name: Any, where: str) -> str:
-    """``name`` if it is a name a cluster can have; else a ``ConfigError`` saying which are."""
-    if not isinstance(name, str) or not CLUSTER_NAME.fullmatch(name):
-        raise ConfigError(
-            f"{where}: cluster name {name!r} is not allowed; use 1 to 64 letters, digits, '.', '_' or '-'"
-        )
-    return name
-
-
-def _normalise_servers(value: Any, where: str) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value) if value is not None else []
-    servers = []
-    for item in items:
-        server = str(item).strip().lower()
-        if not server:
-            continue
-        host, _, port = server.rpartition(":")
-        if not host:
-            server = f"{server}:9092"
-        elif not port.isdigit():
-            raise ConfigError(f"{where}: bootstrap server {item!r} is not host:port")
-        servers.append(server)
-    if not servers:
-        raise ConfigError(f"{where}: bootstrap_servers is required (for example '127.0.0.1:9092')")
-    return tuple(sorted(set(servers)))
+#: How a ``kafka={...}`` mapping is checked against the tables above.
+SETTINGS_CONTRACT = SettingsContract(
+    valid=VALID_KEYS,
+    aliases=DOTTED_ALIASES,
+    owned=OWNED_KEYS,
+    unsupported=security.UNSUPPORTED,
+    rules=RULES,
+    secrets=SECRET_KEYS,
+    expanded={"sasl_jaas_config": parse_jaas},
+)
 
 
 def frozen_items(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -376,31 +268,8 @@ class KafkaSettings:
     @classmethod
     def parse(cls, raw: Mapping[str, Any], *, where: str) -> KafkaSettings:
         """Validate and normalise user settings; ``where`` names them in errors."""
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{where}: Kafka settings must be a mapping, not {type(raw).__name__}")
         parts: dict[str, dict[str, Any]] = {"identity": {}, "client": {}, "consumer": {}, "producer": {}}
-        seen: dict[str, str] = {}
-        for original, value in raw.items():
-            if not isinstance(original, str):
-                raise ConfigError(f"{where}: setting names must be strings, not {original!r}")
-            key = _canonical_key(original)
-            if key in security.UNSUPPORTED:
-                raise ConfigError(f"{where}: {original!r} is not supported: {security.UNSUPPORTED[key]}")
-            if key == "sasl_jaas_config":
-                for jaas_key, jaas_value in security.parse_jaas(value, where).items():
-                    if jaas_key in seen:
-                        raise ConfigError(f"{where}: {original!r} and {seen[jaas_key]!r} both set {jaas_key}")
-                    seen[jaas_key] = original
-                    parts["identity"][jaas_key] = jaas_value
-                continue
-            if key in OWNED_KEYS:
-                raise ConfigError(f"{where}: {original!r} cannot be set here: {OWNED_KEYS[key]}")
-            if key not in VALID_KEYS:
-                raise ConfigError(f"{where}: unknown Kafka setting {original!r}{_suggestion(original)}")
-            if key in seen:
-                raise ConfigError(f"{where}: {original!r} and {seen[key]!r} are the same setting; keep one")
-            seen[key] = original
-            value = _checked(key, original, value, where)
+        for key, value in SETTINGS_CONTRACT.checked(raw, where).items():
             part = (
                 "identity"
                 if key in IDENTITY_KEYS
@@ -412,9 +281,10 @@ class KafkaSettings:
             )
             parts[part][key] = value
         identity = parts["identity"]
-        identity["bootstrap_servers"] = _normalise_servers(identity.get("bootstrap_servers"), where)
+        identity["bootstrap_servers"] = checked_servers(identity.get("bootstrap_servers"), where)
         identity.setdefault("security_protocol", "PLAINTEXT")
-        tls = security.check(identity, where)
+        check_security(identity, where)
+        tls = security.context_for(identity, where)
         settings = cls(**parts, tls=tls)
         remember(settings, settings.secrets())  # masked in every log line from now on, not at start
         return settings

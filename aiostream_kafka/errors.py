@@ -11,6 +11,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from aiostream_kafka.contracts.checks import did_you_mean
+
 
 class AiostreamKafkaError(Exception):
     """Base class of every error raised by aiostream-kafka."""
@@ -24,10 +26,12 @@ class UnknownClusterError(ConfigError, KeyError):
     """A cluster name that is not configured."""
 
     @classmethod
-    def named(cls, name: str, known: Iterable[str], where: str = "") -> UnknownClusterError:
-        """The error for ``name``, listing the clusters the app does have."""
+    def named(cls, name: object, known: Iterable[str], where: str = "") -> UnknownClusterError:
+        """The error for ``name``, listing the clusters the app does have, and the closest one."""
         prefix = f"{where}: " if where else ""
-        return cls(f"{prefix}no cluster named {name!r}; the app has: {', '.join(known)}")
+        names = list(known)
+        listed = ", ".join(names)
+        return cls(f"{prefix}no cluster named {name!r}; the app has: {listed}{did_you_mean(name, names)}")
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
@@ -106,14 +110,6 @@ class DecodeError(AiostreamKafkaError, ValueError):
 
 class EncodeError(AiostreamKafkaError, TypeError):
     """A value the producer cannot serialise."""
-
-
-def check_exception_types(value: object, where: str) -> None:
-    """Refuse anything but a tuple of exception classes (what ``except`` and isinstance take)."""
-    if not isinstance(value, tuple) or not all(
-        isinstance(item, type) and issubclass(item, Exception) for item in value
-    ):
-        raise ConfigError(f"{where}: a tuple of exception classes, e.g. (TimeoutError,)")
 
 
 class ShutdownError(AiostreamKafkaError, RuntimeError):

@@ -45,6 +45,7 @@ from aiostream_kafka.admin.types import (
     TopicSpec,
 )
 from aiostream_kafka.config import Cluster
+from aiostream_kafka.contracts.checks import is_whole_number
 from aiostream_kafka.diagnosis import PROBE_TIMEOUT, connection_error
 from aiostream_kafka.errors import AiostreamKafkaError, ClusterUnreachableError
 from aiostream_kafka.messages import Message, from_records
@@ -534,9 +535,7 @@ class Admin:
         ``start`` is ``"earliest"``, ``"latest"`` (so: none) or an offset. Reading stops
         at the partition's end as it was when reading began.
         """
-        if isinstance(start, bool) or not (
-            start in ("earliest", "latest") or (isinstance(start, int) and start >= 0)
-        ):
+        if not (start in ("earliest", "latest") or is_whole_number(start, 0)):
             raise ValueError(f"read(start={start!r}): an offset >= 0, 'earliest' or 'latest'")
         if count < 0:
             raise ValueError(f"read(count={count!r}): a number of messages >= 0")
@@ -569,7 +568,5 @@ class Admin:
 
 
 def _check_reset_target(to: object) -> None:
-    if isinstance(to, bool) or not (
-        to in ("earliest", "latest") or isinstance(to, datetime) or (isinstance(to, int) and to >= 0)
-    ):
+    if not (to in ("earliest", "latest") or isinstance(to, datetime) or is_whole_number(to, 0)):
         raise ValueError(f"reset_offsets(to={to!r}): 'earliest', 'latest', a datetime or an offset >= 0")

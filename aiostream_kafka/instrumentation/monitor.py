@@ -8,14 +8,13 @@ The event names and their fields are a contract, documented in docs/events.md.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Container, Mapping
 from time import time as _now
 from typing import Any
 
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.contracts.events import check_event_name, check_listener
 
 EVENTS = frozenset(
     {
@@ -102,10 +101,7 @@ class Monitor:
         """
         if subscriber is None:
             return self._subscribe_object(name)
-        if not isinstance(name, str):
-            raise ConfigError(f"subscribe(name, subscriber): the name must be a str, not {name!r}")
-        if name != ALL and name not in EVENTS:
-            raise ConfigError(f"unknown monitor event {name!r}{_hint(name, sorted(EVENTS))}")
+        name = check_event_name(name, EVENTS, everything=ALL)
         call = self._scheduling(subscriber) if inspect.iscoroutinefunction(subscriber) else subscriber
         subscribers = self._subscribers.setdefault(name, [])
         subscribers.append(call)  # type: ignore[arg-type]
@@ -127,14 +123,7 @@ class Monitor:
         methods = [
             attr for attr in dir(listener) if attr.startswith("on_") and callable(getattr(listener, attr))
         ]
-        unknown = [m for m in methods if m not in names]
-        if unknown:
-            hint = _hint(unknown[0], sorted(names))
-            raise ConfigError(f"{type(listener).__name__}.{unknown[0]} matches no monitor event{hint}")
-        if not methods:
-            raise ConfigError(
-                f"{type(listener).__name__} has no on_<event> methods (e.g. on_batch_processed)"
-            )
+        check_listener(listener, methods, names)
         unsubscribes = [self.subscribe(names[m], getattr(listener, m)) for m in methods]
 
         def unsubscribe_all() -> None:
@@ -181,11 +170,6 @@ class _Everything:
 
 
 _EVERYTHING = _Everything()
-
-
-def _hint(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 async def _run(subscriber: Callable[[Event], Awaitable[None]], event: Event) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import typing
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,13 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.contracts.jobs import check_function
 from aiostream_kafka.jobs.envelope import JobEnvelope
 
 if TYPE_CHECKING:
     from aiostream_kafka.jobs.registry import Jobs
-
-RESERVED = ("delay", "at")
 
 
 class Job:
@@ -33,17 +30,12 @@ class Job:
         cluster: str | None,
         jobs: Jobs,
     ) -> None:
-        if not inspect.iscoroutinefunction(function):
-            raise ConfigError(f"job {name!r}: {function!r} must be an async def function")
+        self.signature = check_function(function, name)
         self.function = function
         self.name = name
         self.topic = topic
         self.declared_cluster = cluster
         self._jobs = jobs
-        self.signature = inspect.signature(function)
-        clash = [p for p in RESERVED if p in self.signature.parameters]
-        if clash:
-            raise ConfigError(f"job {name!r}: a parameter may not be called {clash[0]!r} (enqueue uses it)")
         hints = typing.get_type_hints(function)
         self._types = {p: hints.get(p, Any) for p in self.signature.parameters}
 

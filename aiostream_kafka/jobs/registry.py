@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
+from aiostream_kafka.contracts.jobs import check_declaration
 from aiostream_kafka.errors import ConfigError, DecodeError, UnknownClusterError
 from aiostream_kafka.jobs.envelope import JobEnvelope, UnknownJobError
 from aiostream_kafka.jobs.job import Job
@@ -22,9 +23,14 @@ JobFunction = Callable[..., Awaitable[None]]
 
 
 class Jobs:
-    def __init__(self, app: App, *, cluster: str | None = None) -> None:
+    """``clusters``: the app's cluster names, so that a job naming another fails where it is declared."""
+
+    def __init__(
+        self, app: App, *, cluster: str | None = None, clusters: Collection[str] | None = None
+    ) -> None:
         self.app = app
         self._cluster = cluster
+        self._clusters = clusters
         self._jobs: dict[str, Job] = {}
 
     @property
@@ -39,8 +45,7 @@ class Jobs:
 
         def declare(function: JobFunction) -> Job:
             job_name = name or f"{function.__module__}.{function.__qualname__}"
-            if job_name in self._jobs:
-                raise ConfigError(f"job {job_name!r} is declared twice; give one of them name=...")
+            check_declaration(job_name, cluster=cluster, clusters=self._clusters, declared=self._jobs.keys())
             job = Job(function, name=job_name, topic=topic, cluster=cluster, jobs=self)
             self._jobs[job_name] = job
             return job

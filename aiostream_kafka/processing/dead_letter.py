@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiostream_kafka.errors import ConfigError, DecodeError, check_exception_types
+from aiostream_kafka.contracts.failures import check_dead_letter_queue
+from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.messages import Message
-from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
 
 
 @dataclass(frozen=True)
@@ -36,20 +36,7 @@ class DeadLetterQueue:
     dispatch_on: tuple[type[Exception], ...] = ()
 
     def __post_init__(self) -> None:
-        if (
-            not isinstance(self.max_retries, int)
-            or isinstance(self.max_retries, bool)
-            or self.max_retries < 0
-        ):
-            raise ConfigError(f"DeadLetterQueue(max_retries={self.max_retries!r}): need a whole number >= 0")
-        if self.topic is not None and not is_topic_name(self.topic):
-            raise ConfigError(f"DeadLetterQueue(topic={self.topic!r}): {TOPIC_NAME_RULE}, or None to skip")
-        check_exception_types(self.dispatch_on, f"DeadLetterQueue(dispatch_on={self.dispatch_on!r})")
-        if self.cluster is not None and (not isinstance(self.cluster, str) or not self.cluster):
-            raise ConfigError(
-                f"DeadLetterQueue(cluster={self.cluster!r}): a cluster name, "
-                f"or None for the source topic's own cluster"
-            )
+        check_dead_letter_queue(self)
 
 
 def dead_letter_headers(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from aiostream_kafka.errors import ConfigError, check_exception_types
+from aiostream_kafka.contracts.failures import check_retry
 from aiostream_kafka.runtime.backoff import Backoff
 
 
@@ -31,18 +30,7 @@ class Retry:
     transient: tuple[type[Exception], ...] = ()
 
     def __post_init__(self) -> None:
-        check_exception_types(self.transient, f"Retry(transient={self.transient!r})")
-        if not all(math.isfinite(x) for x in (self.backoff, self.max_backoff, self.multiplier, self.jitter)):
-            raise ConfigError(f"{self}: every value must be a finite number")
-        if not 0 <= self.jitter < 1:
-            raise ConfigError(f"Retry(jitter={self.jitter}): a fraction of the delay, 0 <= jitter < 1")
-        if self.backoff < 0 or self.max_backoff < self.backoff:
-            raise ConfigError(
-                f"Retry(backoff={self.backoff}, max_backoff={self.max_backoff}): "
-                f"need 0 <= backoff <= max_backoff (seconds)"
-            )
-        if self.multiplier < 1:
-            raise ConfigError(f"Retry(multiplier={self.multiplier}): the multiplier must be at least 1")
+        check_retry(self)
 
     def as_backoff(self) -> Backoff:
         return Backoff(self.backoff, self.max_backoff, self.multiplier, self.jitter)

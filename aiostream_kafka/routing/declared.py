@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.contracts.topics import check_declaration
 from aiostream_kafka.routing.route import TopicConfig
 
 
@@ -17,7 +17,10 @@ class TopicDeclaration:
 
 
 class Topics:
-    def __init__(self) -> None:
+    """``clusters``: the app's cluster names, so that a declaration naming another fails at once."""
+
+    def __init__(self, *, clusters: Collection[str] | None = None) -> None:
+        self._clusters = clusters
         self._declared: list[TopicDeclaration] = []
 
     def declare(
@@ -30,8 +33,7 @@ class Topics:
         settings: Mapping[str, str | int] | None = None,
     ) -> TopicDeclaration:
         """Declare a topic on ``cluster`` (the primary by default) for ``topics migrate`` and checks."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"app.topics.declare({name!r}): a topic name")
+        check_declaration(name, cluster, self._clusters)
         declaration = TopicDeclaration(
             name, cluster, TopicConfig(partitions, replication_factor, settings or {})
         )

@@ -8,7 +8,8 @@ from typing import Any
 
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
-from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.contracts.checks import callable_name
+from aiostream_kafka.contracts.topics import check_topic_config
 from aiostream_kafka.messages import Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
@@ -29,14 +30,7 @@ class TopicConfig:
     settings: Mapping[str, str | int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("partitions", "replication_factor"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"TopicConfig({name}={value!r}): a whole number >= 1")
-        if not isinstance(self.settings, Mapping) or not all(isinstance(k, str) for k in self.settings):
-            raise ConfigError(
-                f"TopicConfig(settings={self.settings!r}): a mapping of Kafka topic config names"
-            )
+        check_topic_config(self.partitions, self.replication_factor, self.settings)
 
     def wanted_settings(self) -> dict[str, str]:
         """The settings as the broker reports them: strings (booleans as true/false)."""
@@ -82,5 +76,5 @@ class Route:
 
     @property
     def handler_name(self) -> str:
-        target: Any = self.consumer if self.consumer is not None else self.handler
-        return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+        """``module:qualname`` of the handler or consumer class, as errors, events and ``info`` show it."""
+        return callable_name(self.consumer if self.consumer is not None else self.handler)

@@ -1,5 +1,10 @@
 """Resolving routes into clusters, subscription groups and topics, checked before connecting.
 
+Each declaration was checked on its own when it was made (``contracts``); what is refused
+here only the whole app can tell: a topic routed twice, two names for one cluster, a DLQ
+that is its own topic, and a cluster named that no declaration could know (an inline
+cluster's, or any, for routes declared without the app's clusters at hand).
+
 The grouping rule (DESIGN 4): topics share one consumer, a subscription group, when they
 agree on cluster, consumer group id, explicit subscription group name and consumer
 settings. Topics on different clusters never share one.
@@ -13,6 +18,7 @@ from typing import Any
 
 from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
+from aiostream_kafka.contracts.route import unknown_dead_letter_cluster
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.routing.declared import TopicDeclaration
 from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route, TopicConfig
@@ -191,10 +197,7 @@ def build_topology(
         )
 
     if producer_cluster is not None and producer_cluster not in clusters:
-        raise UnknownClusterError(
-            f"producer_cluster={producer_cluster!r} is not a cluster of this app; "
-            f"choose one of: {', '.join(clusters)}"
-        )
+        raise UnknownClusterError.named(producer_cluster, clusters, "App(producer_cluster=...)")
     return Topology(
         primary=primary,
         clusters=clusters,
@@ -274,10 +277,7 @@ def _check_dead_letter_queue(topic: Topic, clusters: Mapping[str, Cluster]) -> N
     if queue is None:
         return
     if topic.dead_letter_cluster not in clusters:
-        raise UnknownClusterError(
-            f"{topic.route.label}: the dead-letter queue names cluster {queue.cluster!r}; "
-            f"the app has: {', '.join(clusters)}"
-        )
+        raise unknown_dead_letter_cluster(topic.route, clusters)
     if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster.name:
         raise ConfigError(
             f"{topic.route.label}: the dead-letter queue is the topic itself, so a failing message "

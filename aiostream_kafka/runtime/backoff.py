@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from aiostream_kafka.contracts.failures import check_backoff
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -12,6 +14,9 @@ class Backoff:
     maximum: float = 30.0
     multiplier: float = 2.0
     jitter: float = 0.1  # a fraction of the delay, so that many restarts do not line up
+
+    def __post_init__(self) -> None:
+        check_backoff(self)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` starts at 1)."""

@@ -22,7 +22,7 @@ class InHand(NamedTuple):
     handler: str
 
     def describe(self, now: float | None = None) -> str:
-        """``orders/0 (handler app.on_orders, from offset 12, for 3.2s)``."""
+        """``orders/0 (handler app:on_orders, from offset 12, for 3.2s)``."""
         running = (time.monotonic() if now is None else now) - self.started
         return (
             f"{self.topic}/{self.partition} (handler {self.handler}, from offset {self.first_offset}, "

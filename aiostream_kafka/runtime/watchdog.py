@@ -9,7 +9,7 @@ measures how late it runs.
 
 While a ping is overdue by ``threshold`` the loop is blocked: at every tick the thread reads
 the loop thread's stack and the batches in hand (``Listener.in_hand``), and takes the
-batches whose handler (``module.qualname``) is on that stack as culprits; one block may
+batches whose handler (``module:qualname``) is on that stack as culprits; one block may
 have several (one poll's partitions, each handler blocking in turn before the loop gets
 a turn). Once the loop runs again,
 ``loop.blocked`` is emitted there, on the loop, like every other event (at most one per
@@ -171,8 +171,9 @@ class LoopWatchdog:
 
 
 def _qualified(frame: FrameType) -> str:
+    """The running function's ``module:qualname``, as ``Route.handler_name`` names handlers."""
     code = frame.f_code
-    return f"{frame.f_globals.get('__name__', '?')}.{getattr(code, 'co_qualname', code.co_name)}"
+    return f"{frame.f_globals.get('__name__', '?')}:{getattr(code, 'co_qualname', code.co_name)}"
 
 
 def _culprit(blocker: Blocker) -> str:

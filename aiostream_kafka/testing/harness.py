@@ -24,6 +24,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka.codecs import Encoder, build_decoder
+from aiostream_kafka.contracts.testing import check_harness
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.instrumentation.monitor import Event
 from aiostream_kafka.jobs.envelope import JobEnvelope
@@ -56,10 +57,7 @@ class TestApp:
     __test__ = False  # not a pytest test class, whatever a test module imports
 
     def __init__(self, app: App, *, partitions: int = 1, attempts: int = 3, timeout: float = 10.0) -> None:
-        if not isinstance(partitions, int) or partitions < 1:
-            raise ConfigError(f"app.testing(partitions={partitions!r}): need a positive whole number")
-        if not isinstance(attempts, int) or attempts < 1:
-            raise ConfigError(f"app.testing(attempts={attempts!r}): need a positive whole number")
+        check_harness(partitions=partitions, attempts=attempts, timeout=timeout)
         self.app = app
         self.clock = VirtualClock()
         self.events = RecordedEvents()

@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from aiostream_kafka.errors import ConfigError, UnknownClusterError
+from aiostream_kafka.contracts.web import check_reporting
+from aiostream_kafka.errors import UnknownClusterError
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -25,8 +26,11 @@ RETENTION = {"retention.ms": str(3_600_000), "cleanup.policy": "delete"}
 
 
 class Web:
-    def __init__(self, app: App) -> None:
+    """``clusters``: the app's cluster names, so that ``enable(cluster=...)`` naming another fails at once."""
+
+    def __init__(self, app: App, *, clusters: Collection[str] | None = None) -> None:
         self._app = app
+        self._clusters = clusters
         self.enabled = False
         self._cluster: str | None = None
         self.interval = 5.0
@@ -45,13 +49,14 @@ class Web:
     ) -> None:
         """Report this process's status every ``interval`` seconds while it runs, to topics on
         ``cluster`` (the primary by default); the topics are declared (``topics migrate``)."""
-        if self.enabled:
-            raise ConfigError("app.web.enable() was called twice; call it once")
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
-            raise ConfigError(f"app.web.enable(interval={interval!r}): positive seconds")
-        for setting, topic in (("reports_topic", reports_topic), ("errors_topic", errors_topic)):
-            if not isinstance(topic, str) or not topic:
-                raise ConfigError(f"app.web.enable({setting}={topic!r}): a topic name")
+        check_reporting(
+            enabled=self.enabled,
+            cluster=cluster,
+            clusters=self._clusters,
+            interval=interval,
+            reports_topic=reports_topic,
+            errors_topic=errors_topic,
+        )
         self.enabled = True
         self._cluster = cluster
         self.interval = float(interval)
@@ -70,8 +75,9 @@ class Web:
         return self.reporter.producer if self.reporter is not None else None
 
     def check(self, clusters: Collection[str]) -> None:
-        """The reporting cluster exists (before the topology is built, which would name the
-        declared reports topic instead of the setting to fix)."""
+        """The reporting cluster exists, for one ``enable`` could not refuse (an inline cluster's
+        name); before the topology is built, which would name the declared reports topic
+        instead of the setting to fix."""
         if self._cluster is not None and self._cluster not in clusters:
             raise UnknownClusterError.named(self._cluster, clusters, "app.web.enable(cluster=...)")
 

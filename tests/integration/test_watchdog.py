@@ -33,7 +33,7 @@ async def test_a_handler_that_blocks_the_loop_is_named_with_its_route_and_how_lo
     [blocked] = [event for event in events.named("loop.blocked") if event["handler"] is not None]
     assert blocked["cluster"] == "primary"
     assert (blocked["topic"], blocked["partition"], blocked["first_offset"]) == (topic_name, 0, 0)
-    assert blocked["handler"] == f"{blocking.__module__}.{blocking.__qualname__}"  # the route's handler_name
+    assert blocked["handler"] == f"{blocking.__module__}:{blocking.__qualname__}"  # the route's handler_name
     assert blocked["handler"].endswith("<locals>.blocking")
     assert blocked["duration"] >= 1.5
     assert blocked["where"].startswith(f"{__file__}:")

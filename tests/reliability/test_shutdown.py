@@ -111,7 +111,7 @@ async def test_a_handler_that_ignores_cancellation_is_given_up_on_and_the_proces
 
     assert status == 1, output
     [report] = [line for line in output.splitlines() if "type=shutdown.timeout" in line]
-    assert f"{topic_name}/0 (handler tests.reliability.stubborn_app.stubborn, from offset 0" in report
+    assert f"{topic_name}/0 (handler tests.reliability.stubborn_app:stubborn, from offset 0" in report
     assert (
         "ignored cancellation (do they swallow CancelledError?), still running 5s after shutdown_timeout (2s)"
         in report
@@ -177,7 +177,7 @@ async def test_an_embedded_stop_gives_up_on_a_stubborn_handler_names_it_and_leav
         assert caught.value.gave_up
         [handler] = caught.value.handlers
         assert handler.startswith(
-            f"{topic_name}/0 (handler {__name__}.{stubborn.__qualname__}, from offset 0, for "
+            f"{topic_name}/0 (handler {__name__}:{stubborn.__qualname__}, from offset 0, for "
         )
         [report] = events.named("error.occurred", type="shutdown.timeout")
         assert report["error"] is caught.value is app.failure

@@ -146,7 +146,7 @@ def test_info_shows_clusters_groups_topics_and_producers(
         "orders",
         "primary",
         "primary/svc/default",
-        f"{module}.on_orders",
+        f"{module}:on_orders",
         "bytes",
         "raw",
     ]
@@ -154,7 +154,7 @@ def test_info_shows_clusters_groups_topics_and_producers(
         "clicks",
         "analytics",
         "analytics/svc/default",
-        f"{module}.ClicksConsumer",
+        f"{module}:ClicksConsumer",
     ]
 
     producers = section(out, "Producers")
@@ -213,8 +213,8 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
         },
     ]
     assert [(t["topic"], t["cluster"], t["handler"], t["active"]) for t in facts["topics"]] == [
-        ("orders", "primary", f"{module}.on_orders", True),
-        ("clicks", "analytics", f"{module}.ClicksConsumer", True),
+        ("orders", "primary", f"{module}:on_orders", True),
+        ("clicks", "analytics", f"{module}:ClicksConsumer", True),
     ]
     assert facts["producers"] == [
         {
@@ -572,7 +572,7 @@ def test_the_console_script_imports_apps_from_the_current_directory(tmp_path: Pa
     )
 
     assert result.returncode == 0, result.stderr
-    assert "mod.on_orders" in result.stdout
+    assert "mod:on_orders" in result.stdout
     assert "s3cret" not in result.stdout
 
 

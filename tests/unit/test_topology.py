@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from aiostream_kafka import App, ConfigError, Messages, UnknownClusterError
-from aiostream_kafka.routing.topology import SubscriptionGroup, Topology
+from aiostream_kafka.routing.routes import Routes
+from aiostream_kafka.routing.topology import SubscriptionGroup, Topology, build_topology
 
 PRIMARY = {"bootstrap_servers": "127.0.0.1:19092"}
 SECONDARY = {"bootstrap_servers": "127.0.0.1:29092"}
@@ -111,15 +112,43 @@ def test_topics_on_different_clusters_never_share_a_subscription_group() -> None
     assert group_of(topology, "clicks").cluster.name == "analytics"
 
 
-def test_an_unknown_cluster_name_names_the_route_and_lists_the_clusters() -> None:
+def test_an_unknown_cluster_is_refused_where_the_route_is_declared_suggesting_the_closest() -> None:
     app = make_app(clusters={"analytics": SECONDARY})
-    app.routes.topic("clicks", handler=handle, cluster="analytic")
 
     with pytest.raises(
         UnknownClusterError,
-        match=r"^route for topic 'clicks': no cluster named 'analytic'; the app has: primary, analytics$",
+        match=r"^route for topic 'clicks': no cluster named 'analytic'; the app has: primary, analytics; "
+        r"did you mean 'analytics'\?$",
+    ):
+        app.routes.topic("clicks", handler=handle, cluster="analytic")
+    assert list(app.routes) == []
+
+
+def test_a_name_that_may_be_an_inline_clusters_is_left_to_the_topology() -> None:
+    # An inline kafka={...} is a cluster named after its servers; only the topology knows them.
+    app = make_app()
+    app.routes.topic("clicks", handler=handle, kafka=SECONDARY)
+    app.routes.topic("views", handler=handle, cluster="127.0.0.1:29092")
+    app.routes.topic("likes", handler=handle, cluster="127.0.0.1:39092")
+
+    with pytest.raises(
+        UnknownClusterError,
+        match=r"^route for topic 'likes': no cluster named '127.0.0.1:39092'; "
+        r"the app has: primary, 127.0.0.1:29092; did you mean '127.0.0.1:29092'\?$",
     ):
         _ = app.topology
+
+
+def test_routes_declared_without_the_apps_clusters_are_checked_when_the_topology_is_built() -> None:
+    routes = Routes()
+    routes.topic("clicks", handler=handle, cluster="analytic")  # nothing to check it against yet
+    primary = make_app().topology.primary
+
+    with pytest.raises(
+        UnknownClusterError,
+        match=r"^route for topic 'clicks': no cluster named 'analytic'; the app has: primary$",
+    ):
+        build_topology(primary=primary, named={}, routes=list(routes), default_group_id="svc")
 
 
 def test_two_named_clusters_with_the_same_connection_settings_are_rejected() -> None:
@@ -182,15 +211,13 @@ def test_the_producer_cluster_can_be_a_named_cluster() -> None:
     assert app.topology.producer_cluster.name == "analytics"
 
 
-def test_an_unknown_producer_cluster_is_rejected_listing_the_clusters() -> None:
-    app = make_app(clusters={"analytics": SECONDARY}, producer_cluster="analitics")
-
+def test_an_unknown_producer_cluster_is_rejected_when_the_app_is_made_listing_the_clusters() -> None:
     with pytest.raises(
         UnknownClusterError,
-        match=r"^producer_cluster='analitics' is not a cluster of this app; "
-        r"choose one of: primary, analytics$",
+        match=r"^App\(producer_cluster=\.\.\.\): no cluster named 'analitics'; "
+        r"the app has: primary, analytics; did you mean 'analytics'\?$",
     ):
-        _ = app.topology
+        make_app(clusters={"analytics": SECONDARY}, producer_cluster="analitics")
 
 
 # --- subscription groups -----------------------------------------------------------------
@@ -418,13 +445,12 @@ def test_different_initial_offsets_split_groups() -> None:
 
 def test_a_format_msgspec_does_not_know_names_the_route() -> None:
     app = make_app()
-    app.routes.topic("orders", handler=handle, payload=dict, format="avro")
 
     with pytest.raises(
         ConfigError,
         match=re.escape("route for topic 'orders': format must be one of json, msgpack, not 'avro'"),
     ):
-        _ = app.topology
+        app.routes.topic("orders", handler=handle, payload=dict, format="avro")
 
 
 def test_a_payload_type_msgspec_cannot_decode_names_the_route() -> None:

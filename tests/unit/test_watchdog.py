@@ -61,7 +61,7 @@ async def watched(in_hand: list[InHand], block: float, **options: float) -> list
 
 
 async def test_the_batch_whose_handler_is_on_the_stack_is_named_not_the_others_in_hand() -> None:
-    here = f"{__name__}.blocking_handler"
+    here = f"{__name__}:blocking_handler"
     [report] = await watched([batch(0, "elsewhere.awaiting"), batch(1, here)], block=0.6)
 
     assert (report["topic"], report["partition"], report["first_offset"]) == ("orders", 1, 10)
@@ -72,7 +72,7 @@ async def test_the_batch_whose_handler_is_on_the_stack_is_named_not_the_others_i
 
 
 async def test_handlers_that_block_the_loop_in_turn_are_all_named_the_first_first() -> None:
-    first, then = batch(0, f"{__name__}.blocking_handler"), batch(1, f"{__name__}.next_blocking_handler")
+    first, then = batch(0, f"{__name__}:blocking_handler"), batch(1, f"{__name__}:next_blocking_handler")
     in_hand = [first]
     with watching(in_hand) as reports:
         blocking_handler(0.5)
@@ -97,11 +97,11 @@ async def test_a_block_outside_any_handler_names_no_route_but_says_where() -> No
 async def test_a_loop_that_stays_blocked_is_logged_while_it_is(caplog: pytest.LogCaptureFixture) -> None:
     # Its event comes only once the loop runs again: a loop blocked for good has only this line.
     with caplog.at_level(logging.ERROR, logger="aiostream_kafka.watchdog"):
-        await watched([batch(3, f"{__name__}.blocking_handler")], block=1.0, report_every=0.5)
+        await watched([batch(3, f"{__name__}:blocking_handler")], block=1.0, report_every=0.5)
 
     [line] = [record.getMessage() for record in caplog.records]
     assert line.startswith("the event loop has been blocked for ")
-    assert f"by orders/3 (handler {__name__}.blocking_handler, from offset 30, for " in line
+    assert f"by orders/3 (handler {__name__}:blocking_handler, from offset 30, for " in line
 
 
 async def test_blocks_are_reported_at_most_once_per_interval_and_counted() -> None:

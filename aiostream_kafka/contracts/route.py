@@ -1,0 +1,117 @@
+"""The contract of a route: its topic, what handles it and every option, checked as it is
+declared (``app.route``, ``app.routes.topic``), each error naming the route."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.contracts.checks import (
+    callable_name,
+    did_you_mean,
+    is_async_function,
+    is_seconds,
+    is_text,
+    is_whole_number,
+)
+from aiostream_kafka.contracts.cluster import check_known_cluster, may_be_inline
+from aiostream_kafka.contracts.codecs import check_decoder, check_format
+from aiostream_kafka.errors import ConfigError, UnknownClusterError
+from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.retry import Retry
+from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Route, TopicConfig
+from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
+
+
+def check_declaration(topic: object, options: Mapping[str, object], known: Iterable[str]) -> None:
+    """The topic is one Kafka accepts, and every option is one of ``known``."""
+    if not is_topic_name(topic):
+        raise ConfigError(f"route for topic {topic!r}: {TOPIC_NAME_RULE}")
+    unknown = set(options) - set(known)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ConfigError(f"route for topic {topic!r}: unknown option {name!r}{did_you_mean(name, known)}")
+
+
+def check_subscription_group(name: object) -> None:
+    if not is_text(name):
+        raise ConfigError(f"a subscription group needs a non-empty name, not {name!r}")
+
+
+def check_route(route: Route, clusters: Collection[str] | None) -> None:
+    """Everything one route says, on its own. ``clusters``: the app's, to refuse a cluster it
+    does not have now rather than when the app is loaded (None: not known here)."""
+    where = route.label
+    _check_handler(route)
+    if route.cluster is not None and route.kafka is not None:
+        raise ConfigError(
+            f"{where}: give either cluster= (a named cluster) or kafka= (inline settings), not both"
+        )
+    check_known_cluster(route.cluster, clusters, where)
+    if not is_whole_number(route.max_messages, 1):
+        raise ConfigError(f"{where}: max_messages must be a positive integer, not {route.max_messages!r}")
+    if not is_whole_number(route.max_wait_ms, 0):
+        raise ConfigError(f"{where}: max_wait_ms must be a non-negative integer, not {route.max_wait_ms!r}")
+    if route.retry is not None and not isinstance(route.retry, Retry):
+        raise ConfigError(f"{where}: retry= takes aiostream_kafka.Retry(...), not {route.retry!r}")
+    _check_dead_letter_queue(route, clusters)
+    timeout = route.processing_timeout
+    if timeout is not None and not is_seconds(timeout):
+        raise ConfigError(f"{where}: processing_timeout must be positive seconds or None, not {timeout!r}")
+    if route.config is not None and not isinstance(route.config, TopicConfig):
+        raise ConfigError(f"{where}: config= takes aiostream_kafka.TopicConfig(...), not {route.config!r}")
+    if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:
+        raise ConfigError(
+            f"{where}: initial_offset must be 'earliest' or 'latest', not {route.initial_offset!r}"
+        )
+    if route.isolation_level is not None and route.isolation_level not in ISOLATION_LEVELS:
+        raise ConfigError(
+            f"{where}: isolation_level must be 'read_committed' or 'read_uncommitted', "
+            f"not {route.isolation_level!r}"
+        )
+    check_format(route.format, f"{where}: format")
+    check_decoder(route.decoder, where)
+
+
+def unknown_dead_letter_cluster(route: Route, clusters: Collection[str]) -> UnknownClusterError:
+    """The error for a dead-letter queue on a cluster the app does not have."""
+    assert route.dead_letter_queue is not None
+    name = route.dead_letter_queue.cluster
+    return UnknownClusterError(
+        f"{route.label}: the dead-letter queue names cluster {name!r}; "
+        f"the app has: {', '.join(clusters)}{did_you_mean(name, clusters)}"
+    )
+
+
+def _check_handler(route: Route) -> None:
+    where = route.label
+    if (route.handler is None) == (route.consumer is None):
+        raise ConfigError(
+            f"{where}: give exactly one of handler= (an async def) or consumer= (a Consumer class)"
+        )
+    if route.handler is not None and not is_async_function(route.handler):
+        raise ConfigError(
+            f"{where}: the handler {callable_name(route.handler)} must be an async def function"
+        )
+    if route.consumer is not None:
+        if not (isinstance(route.consumer, type) and issubclass(route.consumer, Consumer)):
+            raise ConfigError(f"{where}: consumer= must be a subclass of aiostream_kafka.Consumer")
+        if route.consumer.consume is Consumer.consume:
+            raise ConfigError(
+                f"{where}: {route.consumer.__name__} must implement async def consume(self, messages)"
+            )
+        if not is_async_function(route.consumer.consume):
+            raise ConfigError(f"{where}: {route.consumer.__name__}.consume must be async def")
+
+
+def _check_dead_letter_queue(route: Route, clusters: Collection[str] | None) -> None:
+    queue = route.dead_letter_queue
+    if queue is None:
+        return
+    if not isinstance(queue, DeadLetterQueue):
+        raise ConfigError(
+            f"{route.label}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), not {queue!r}"
+        )
+    named = queue.cluster
+    if clusters is not None and named is not None and named not in clusters and not may_be_inline(named):
+        raise unknown_dead_letter_cluster(route, clusters)
