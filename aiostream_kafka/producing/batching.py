@@ -79,6 +79,10 @@ class OpenBatch:
             builder._relative_offset = self.count  # what its record_count() answers
         self.builder.close()
 
+    def release(self) -> None:
+        """Sent and settled: let its records' bytes go, since the results outlive the batch."""
+        del self.builder, self.append
+
 
 def appender(builder: RecordBatch) -> Append:
     """The fastest way to append to ``builder``.
@@ -132,13 +136,14 @@ class Produced(Sequence[RecordMetadata]):
     Compares equal to a list of the same metadata.
     """
 
-    __slots__ = ("_placed",)
+    __slots__ = ("_batches", "_places")
 
-    def __init__(self, placed: list[tuple[OpenBatch, AppendedRecord]]) -> None:
-        self._placed = placed  # each message's batch (delivered) and its place in it
+    def __init__(self, batches: list[OpenBatch], places: list[AppendedRecord]) -> None:
+        self._batches = batches  # each message's batch (delivered)
+        self._places = places  # and its place in it
 
     def __len__(self) -> int:
-        return len(self._placed)
+        return len(self._batches)
 
     @overload
     def __getitem__(self, index: int) -> RecordMetadata: ...
@@ -146,13 +151,11 @@ class Produced(Sequence[RecordMetadata]):
     def __getitem__(self, index: slice) -> list[RecordMetadata]: ...
     def __getitem__(self, index: int | slice) -> RecordMetadata | list[RecordMetadata]:
         if isinstance(index, slice):
-            return [_made(batch, appended) for batch, appended in self._placed[index]]
-        batch, appended = self._placed[index]
-        return _made(batch, appended)
+            return list(map(_made, self._batches[index], self._places[index]))
+        return _made(self._batches[index], self._places[index])
 
     def __iter__(self) -> Iterator[RecordMetadata]:
-        for batch, appended in self._placed:
-            yield _made(batch, appended)
+        return map(_made, self._batches, self._places)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Produced | list | tuple):

@@ -289,13 +289,16 @@ class Producer:
         encode_value, encode_key, encode_headers = self._encoder.value, Encoder.key, Encoder.headers
         opened: dict[tuple[str, int], OpenBatch] = {}
         sent: list[OpenBatch] = []
-        placed: list[tuple[OpenBatch, AppendedRecord]] = []  # each message's batch and place in it
+        # Each message's batch and place in it, in two lists: a tuple a message would be an
+        # object for the garbage collector to count and scan, which cost a third of the time.
+        batch_of: list[OpenBatch] = []
+        place_of: list[AppendedRecord] = []
         counts: dict[str, int] = {}  # partitions, by topic
         keyless: dict[str, int] = {}  # by topic: the partition its keyless records go to now
         hashes: dict[bytes, int] = {}  # keys repeat; murmur2 in Python costs ~9 us a key
         limit = self._max_request_size - BATCH_HEADER - SIZE_SLACK
         refused = False  # a record was left out: over max_request_size
-        place = placed.append
+        in_batch, at_place = batch_of.append, place_of.append
         for r in records:
             topic, value, key, partition, headers = r.topic, r.value, r.key, r.partition, r.headers
             if type(value) is not bytes and value is not None:
@@ -330,15 +333,16 @@ class Producer:
             batch.count += 1
             if appended.size > limit:
                 refused = self._leave_out(opened, batch, topic, value, key, headers) or refused
-            place((batch, appended))
+            in_batch(batch)
+            at_place(appended)
         for batch in list(opened.values()):
             await self._ship(kafka, opened, sent, batch)
         for batch in sent:
             if batch.delivery is not None and not batch.delivery.done():
                 await asyncio.wait((batch.delivery,))  # never raises the delivery's own error
         if self._settle(sent) or refused:
-            self._raise_first_failure(placed)
-        return Produced(placed)
+            self._raise_first_failure(batch_of)
+        return Produced(batch_of, place_of)
 
     async def _partition_count(self, kafka: ProducerClient, topic: str, counts: dict[str, int]) -> int:
         try:
@@ -421,6 +425,7 @@ class Producer:
         produced = self._monitor.listens_to("batch.produced")
         failed = False
         for batch in sent:
+            batch.release()
             delivery = batch.delivery
             assert delivery is not None
             error = delivery.exception() if not delivery.cancelled() else asyncio.CancelledError()
@@ -442,9 +447,9 @@ class Producer:
         return failed
 
     @staticmethod
-    def _raise_first_failure(placed: list[tuple[OpenBatch, AppendedRecord]]) -> NoReturn:
+    def _raise_first_failure(batches: list[OpenBatch]) -> NoReturn:
         """Raise the failure of the first message (in input order) whose batch failed."""
-        failure = next(batch.failure for batch, _ in placed if batch.failure is not None)
+        failure = next(batch.failure for batch in batches if batch.failure is not None)
         raise failure
 
     def _account(
