@@ -287,7 +287,7 @@ class Producer:
         partition honoured; a full batch is sent (so ``max_batch_size`` holds) and another
         begun. Kept in one loop, as the per-message path is: a call per message costs."""
         encode_value, encode_key, encode_headers = self._encoder.value, Encoder.key, Encoder.headers
-        opened: dict[tuple[str, int], OpenBatch] = {}
+        opened: dict[str, dict[int, OpenBatch]] = {}
         sent: list[OpenBatch] = []
         # Each message's batch and place in it, in two lists: a tuple a message would be an
         # object for the garbage collector to count and scan, which cost a third of the time.
@@ -317,9 +317,12 @@ class Producer:
                     if hashed is None:
                         hashed = hashes[key] = key_hash(key)
                     partition = hashed % count
-            batch = opened.get((topic, partition))
+            in_topic = opened.get(topic)  # by topic, then partition: no tuple a message
+            if in_topic is None:
+                in_topic = opened[topic] = {}
+            batch = in_topic.get(partition)
             if batch is None:
-                batch = opened[topic, partition] = OpenBatch(
+                batch = in_topic[partition] = OpenBatch(
                     topic, partition, kafka.create_batch(), (value, key, headers)
                 )
             appended = batch.append(batch.count, r.timestamp_ms, key, value, headers)
@@ -335,7 +338,7 @@ class Producer:
                 refused = self._leave_out(opened, batch, topic, value, key, headers) or refused
             in_batch(batch)
             at_place(appended)
-        for batch in list(opened.values()):
+        for batch in [batch for in_topic in opened.values() for batch in in_topic.values()]:
             await self._ship(kafka, opened, sent, batch)
         for batch in sent:
             if batch.delivery is not None and not batch.delivery.done():
@@ -360,7 +363,7 @@ class Producer:
     async def _refill(
         self,
         kafka: ProducerClient,
-        opened: dict[tuple[str, int], OpenBatch],
+        opened: dict[str, dict[int, OpenBatch]],
         sent: list[OpenBatch],
         full: OpenBatch,
         record: tuple[bytes | None, bytes | None, RecordHeaders],
@@ -372,13 +375,13 @@ class Producer:
         await self._ship(kafka, opened, sent, full)
         topic, partition = full.topic, full.partition if moved is None else moved
         value, key, headers = record
-        batch = opened.get((topic, partition))
+        batch = opened[topic].get(partition)
         if batch is not None:
             appended = batch.append(batch.count, timestamp_ms, key, value, headers)
             if appended is not None:
                 return batch, appended
             await self._ship(kafka, opened, sent, batch)
-        batch = opened[topic, partition] = OpenBatch(topic, partition, kafka.create_batch(), record)
+        batch = opened[topic][partition] = OpenBatch(topic, partition, kafka.create_batch(), record)
         appended = batch.append(batch.count, timestamp_ms, key, value, headers)
         assert appended is not None, "an empty batch takes any record"
         return batch, appended
@@ -386,12 +389,12 @@ class Producer:
     async def _ship(
         self,
         kafka: ProducerClient,
-        opened: dict[tuple[str, int], OpenBatch],
+        opened: dict[str, dict[int, OpenBatch]],
         sent: list[OpenBatch],
         batch: OpenBatch,
     ) -> None:
         """Hand ``batch`` to aiokafka (it waits while the partition's previous one is queued)."""
-        del opened[batch.topic, batch.partition]
+        del opened[batch.topic][batch.partition]
         batch.close()
         try:
             batch.delivery = await kafka.send_batch(batch.builder, batch.topic, partition=batch.partition)
@@ -401,7 +404,7 @@ class Producer:
 
     def _leave_out(
         self,
-        opened: dict[tuple[str, int], OpenBatch],
+        opened: dict[str, dict[int, OpenBatch]],
         batch: OpenBatch,
         topic: str,
         value: bytes | None,
@@ -415,7 +418,7 @@ class Producer:
         if size <= self._max_request_size:
             return False
         assert batch.count == 1, "a record over max_request_size is over max_batch_size"
-        del opened[topic, batch.partition]
+        del opened[topic][batch.partition]
         batch.failure = self._failed(topic, too_large(size), None, (value, key, headers))
         return True
 
