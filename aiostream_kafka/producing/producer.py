@@ -214,7 +214,8 @@ class Producer:
         return delivery
 
     async def produce_many(self, records: Iterable[ProducerRecord]) -> Sequence[RecordMetadata]:
-        """Send many messages in flight at once and wait for all of them, in order.
+        """Send many messages in flight at once and wait for all of them; returns each one's
+        metadata in input order (a sequence, its items made when read; None with ``acks=0``).
 
         Raises the first failure (a ``ProduceError``), after every message has been accounted
         for; an invalid topic name among them, before any is sent. Builds its own batches,
