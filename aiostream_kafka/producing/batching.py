@@ -10,13 +10,22 @@ loop (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast, overload
 
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
-from aiostream_kafka.runtime.clients import RecordBatch
+from aiostream_kafka.runtime.clients import AppendedRecord, RecordBatch
+
+RecordHeaders = Sequence[tuple[str, bytes | None]]
+#: The headers of a record without any: one list for all (aiokafka's C builder takes only a
+#: list, and only reads it).
+NO_HEADERS: RecordHeaders = []
+#: Appends one record: (its place in the batch, timestamp, key, value, headers); None when full.
+Append = Callable[[int, "int | None", "bytes | None", "bytes | None", RecordHeaders], "AppendedRecord | None"]
 
 #: The bytes a v2 record batch adds around its records, as aiokafka counts a message's size.
 BATCH_HEADER = 61
@@ -51,16 +60,50 @@ def too_large(size: int) -> MessageSizeTooLargeError:
 class OpenBatch:
     """One partition's batch: filled, then sent; its delivery resolves for all its records."""
 
-    __slots__ = ("builder", "count", "delivery", "failure", "first", "partition", "topic")
+    __slots__ = ("append", "builder", "count", "delivery", "failure", "first", "partition", "topic")
 
     def __init__(self, topic: str, partition: int, builder: RecordBatch, first: tuple[Any, Any, Any]) -> None:
         self.topic = topic
         self.partition = partition
         self.builder = builder
+        self.append = appender(builder)
         self.first = first  # value, key, headers of its first record: what a refusal is sized by
-        self.count = 0
+        self.count = 0  # records appended
         self.delivery: asyncio.Future[RecordMetadata | None] | None = None
         self.failure: BaseException | None = None
+
+    def close(self) -> None:
+        """No more records: the batch is ready for ``send_batch``."""
+        if type(self.builder) is BatchBuilder:
+            builder: Any = self.builder
+            builder._relative_offset = self.count  # what its record_count() answers
+        self.builder.close()
+
+    def release(self) -> None:
+        """Sent and settled: let its records' bytes go, since the results outlive the batch."""
+        del self.builder, self.append
+
+
+def appender(builder: RecordBatch) -> Append:
+    """The fastest way to append to ``builder``.
+
+    aiokafka's ``BatchBuilder`` is a Python wrapper, taking keywords, around a builder in C;
+    the wrapper alone cost a quarter of ``produce_many``'s time. For it, the C builder's own
+    ``append`` (positional, the record's place in the batch first), with ``OpenBatch``
+    counting the places and handing the count back at ``close``, as the wrapper would have
+    (an idempotent producer numbers its records from it). Other builders (the testing
+    harness's) through their ``append``.
+    """
+    if type(builder) is BatchBuilder:
+        append: Append = cast(Any, builder)._builder.append
+        return append
+
+    def through_builder(
+        place: int, timestamp: int | None, key: bytes | None, value: bytes | None, headers: RecordHeaders
+    ) -> AppendedRecord | None:
+        return builder.append(timestamp=timestamp, key=key, value=value, headers=headers)
+
+    return through_builder
 
 
 def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetadata | None:
@@ -82,4 +125,50 @@ def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetad
             batch.log_start_offset,
         ),
     )
+    return metadata
+
+
+class Produced(Sequence[RecordMetadata]):
+    """``produce_many``'s results: each message's metadata, in the order the messages came.
+
+    Made when read: a ``RecordMetadata`` per message cost ~40% of ``produce_many``'s time,
+    and most callers only need to know that everything was delivered (it raises otherwise).
+    Compares equal to a list of the same metadata.
+    """
+
+    __slots__ = ("_batches", "_places")
+
+    def __init__(self, batches: list[OpenBatch], places: list[AppendedRecord]) -> None:
+        self._batches = batches  # each message's batch (delivered)
+        self._places = places  # and its place in it
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordMetadata: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordMetadata]: ...
+    def __getitem__(self, index: int | slice) -> RecordMetadata | list[RecordMetadata]:
+        if isinstance(index, slice):
+            return list(map(_made, self._batches[index], self._places[index]))
+        return _made(self._batches[index], self._places[index])
+
+    def __iter__(self) -> Iterator[RecordMetadata]:
+        return map(_made, self._batches, self._places)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Produced | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Produced({list(self)!r})"
+
+
+def _made(batch: OpenBatch, appended: AppendedRecord) -> RecordMetadata:
+    assert batch.delivery is not None
+    metadata: RecordMetadata = message_metadata(batch.delivery.result(), appended)
     return metadata

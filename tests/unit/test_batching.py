@@ -3,11 +3,16 @@ testing harness captures of them."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import msgspec
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from aiostream_kafka import App, ProducerRecord
 from aiostream_kafka.producing.batching import partition_for_key
+from aiostream_kafka.runtime.clients import RecordBatch
 from aiostream_kafka.testing.memory import MemoryCluster
 
 KEYS = [b"", b"a", b"order-1", b"order-2", "ключ".encode(), bytes(range(256)), b"x" * 1000]
@@ -65,3 +70,46 @@ async def test_the_harness_captures_produce_many_batch_by_batch_as_any_other_pro
     assert len({m.partition for m in keyless}) > 1  # a batch on each partition in turn
     assert sum(e["count"] for e in batches) == 60
     assert len(batches) > 3
+
+
+async def test_produce_many_results_read_like_a_list_made_when_read() -> None:
+    app = shop()
+    records = [ProducerRecord("orders", Order(n), partition=n % 2) for n in range(10)]
+
+    async with app.testing(partitions=2):
+        results = await app.producer.produce_many(records)
+
+    assert len(results) == 10
+    as_list = list(results)
+    assert results == as_list
+    assert as_list == list(results)  # made afresh when read, equal each time
+    assert results[3] == as_list[3]
+    assert results[-1] == as_list[-1]
+    assert results[2:5] == as_list[2:5]
+    assert [r.partition for r in results] == [n % 2 for n in range(10)]
+    assert [r.offset for r in results if r.partition == 0] == [0, 1, 2, 3, 4]
+    with pytest.raises(IndexError):
+        results[10]
+
+
+async def test_produce_many_results_do_not_keep_the_batches_bytes_alive() -> None:
+    app = shop()
+    built: list[weakref.ref[object]] = []
+
+    async with app.testing(partitions=2):
+        producer_client = app.producer._kafka
+        assert producer_client is not None
+        create_batch = producer_client.create_batch
+
+        def watched_batch() -> RecordBatch:
+            batch = create_batch()
+            built.append(weakref.ref(batch))
+            return batch
+
+        producer_client.create_batch = watched_batch  # type: ignore[method-assign]
+        results = await app.producer.produce_many(ProducerRecord("orders", Order(n)) for n in range(60))
+        gc.collect()
+
+    assert len(results) == 60
+    assert len(built) > 2
+    assert [ref() for ref in built] == [None] * len(built)

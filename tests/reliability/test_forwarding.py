@@ -1,0 +1,111 @@
+"""``produce_many`` through a crash: a forwarding app killed with ``kill -9`` while its
+batches are in flight, then restarted, has forwarded every message at least once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from msgspec.json import decode
+
+from tests.helpers import create_topic, eventually_true
+from tests.reliability.scenario import ROOT, Item, Report, Sink, produce_workload
+
+pytestmark = pytest.mark.slow
+
+COUNT = 10_000
+PARTITIONS = 6
+
+
+def start_forwarder(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aiostream_kafka", "run", "tests.reliability.forward_app:app"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def forwarded(bootstrap: str, topic: str) -> list[tuple[int, int, int]]:
+    """(id, partition, offset) of every record on every partition of ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        rows: list[tuple[int, int, int]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).items():
+                rows += [(decode(r.value, type=Item).id, tp.partition, r.offset) for r in records]
+        return rows
+    finally:
+        await consumer.stop()
+
+
+async def total_forwarded(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def test_kill_9_of_a_forwarder_with_produce_many_in_flight_loses_nothing(
+    primary: str, topic_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    produced = await produce_workload(primary, topic_name, COUNT, PARTITIONS)
+    target = f"{topic_name}.forwarded"
+    await create_topic(primary, target, PARTITIONS)
+    env = {
+        "FORWARD_BOOTSTRAP": primary,
+        "FORWARD_SOURCE": topic_name,
+        "FORWARD_TARGET": target,
+        "FORWARD_GROUP": f"g-{uuid.uuid4().hex[:8]}",
+    }
+    log = tmp_path / "forwarder.log"
+
+    first = start_forwarder(env, log)
+    try:
+        await eventually_true(
+            lambda: at_least(primary, target, COUNT // 3), within=120, what="a third forwarded"
+        )
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert await total_forwarded(primary, target) < COUNT, "the kill came too late to be mid-stream"
+
+    second = start_forwarder(env, log)
+    try:
+        await eventually_true(lambda: all_forwarded(primary, target), within=180, what="every id forwarded")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+
+    sink = Sink(tmp_path / "forwarded.db")
+    sink.record(
+        [(id_, partition, offset, "forwarded") for id_, partition, offset in await forwarded(primary, target)]
+    )
+    report = Report.of("produce-many-kill-9", produced, sink)
+    report.write(capsys)
+    assert report.lost == 0
+    assert "batch.produced topic=" in log.read_text()  # through produce_many's own batches
+
+
+async def at_least(bootstrap: str, topic: str, count: int) -> bool:
+    return await total_forwarded(bootstrap, topic) >= count
+
+
+async def all_forwarded(bootstrap: str, topic: str) -> bool:
+    return len({id_ for id_, _, _ in await forwarded(bootstrap, topic)}) == COUNT
