@@ -246,6 +246,7 @@ class App:
             revoke_timeout=self.revoke_timeout,
             statistics_interval=self.statistics_interval,
             slow_batch_after=self.slow_batch_after,
+            listeners=len(topology.subscription_groups),
         )
         listeners = [Listener(group, context) for group in topology.subscription_groups]
         self._supervisor = Supervisor(listeners, self.monitor, self.restart_backoff)

@@ -100,7 +100,7 @@ PRODUCER_KEYS = frozenset(
 OWNED_KEYS = {
     "enable_auto_commit": "the framework commits after each batch succeeds",
     "auto_commit_interval_ms": "the framework commits after each batch succeeds",
-    "max_poll_records": "set max_messages on the route",
+    "max_poll_records": "set max_poll_records (or max_messages) on the route",
     "key_deserializer": "routes decode payloads; set payload=, format= or decoder= on the route",
     "value_deserializer": "routes decode payloads; set payload=, format= or decoder= on the route",
     "key_serializer": "producers encode with msgspec; pass bytes to send them as they are",

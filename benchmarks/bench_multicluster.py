@@ -10,6 +10,9 @@ to the end of what it reads:
 - raw aiokafka (the same-run baseline): the same three, the "both" case being one
   ``getmany`` loop per cluster in one process.
 
+``BENCH_MULTICLUSTER_POLL`` sets the routes' ``max_poll_records`` (default: the framework's
+own poll size, ``max_messages`` x ``concurrency`` shared among the process's listeners).
+
 Each variant runs ``BENCH_MULTICLUSTER_RUNS`` times (default 3), alternating; medians are
 reported, with both-at-once over the mean of the two alone (how much a second cluster adds)
 and ours over raw for each case. One Python process drives both consumers, so "both" is
@@ -41,6 +44,8 @@ from benchmarks.common import (
 )
 
 MESSAGES = int(os.environ.get("BENCH_MULTICLUSTER_MESSAGES", "100000"))
+#: The routes' max_poll_records (unset: the framework's default poll size).
+POLL = int(os.environ["BENCH_MULTICLUSTER_POLL"]) if os.environ.get("BENCH_MULTICLUSTER_POLL") else None
 RUNS = int(os.environ.get("BENCH_MULTICLUSTER_RUNS", "3"))
 CASES = ("primary alone", "secondary alone", "both at once")
 
@@ -104,7 +109,13 @@ async def ours(case: str, topics: dict[str, str]) -> float:
         clock.seen(len(messages))
 
     for bootstrap, topic in chosen.items():
-        app.routes.topic(topic, handler=handle, max_messages=BATCH, kafka={"bootstrap_servers": bootstrap})
+        app.routes.topic(
+            topic,
+            handler=handle,
+            max_messages=BATCH,
+            max_poll_records=POLL,
+            kafka={"bootstrap_servers": bootstrap},
+        )
     async with app.running():
         with anyio.fail_after(600):
             await clock.done.wait()

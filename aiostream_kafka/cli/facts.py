@@ -38,6 +38,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
                 "topics": list(group.topic_names),
                 "max_messages": group.max_messages,
                 "max_wait_ms": group.max_wait_ms,
+                "max_poll_records": group.max_poll_records,
                 "initial_offset": group.initial_offset,
             }
             for group in topology.subscription_groups

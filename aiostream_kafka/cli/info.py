@@ -57,6 +57,7 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
             ", ".join(g["topics"]),
             str(g["max_messages"]),
             str(g["max_wait_ms"]),
+            "auto" if g["max_poll_records"] is None else str(g["max_poll_records"]),
             g["initial_offset"],
         ]
         for g in facts["subscription_groups"]
@@ -90,7 +91,8 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
         "",
         "Subscription groups (one consumer each)",
         render_table(
-            ["ID", "CLUSTER", "GROUP ID", "TOPICS", "MAX MESSAGES", "MAX WAIT MS", "INITIAL OFFSET"], groups
+            ["ID", "CLUSTER", "GROUP ID", "TOPICS", "MAX MESSAGES", "MAX WAIT MS", "POLL", "INITIAL OFFSET"],
+            groups,
         ),
         "",
         "Topics",

@@ -52,6 +52,10 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
         raise ConfigError(f"{where}: max_messages must be a positive integer, not {route.max_messages!r}")
     if not is_whole_number(route.max_wait_ms, 0):
         raise ConfigError(f"{where}: max_wait_ms must be a non-negative integer, not {route.max_wait_ms!r}")
+    if route.max_poll_records is not None and not is_whole_number(route.max_poll_records, 1):
+        raise ConfigError(
+            f"{where}: max_poll_records must be a positive integer or None, not {route.max_poll_records!r}"
+        )
     if route.retry is not None and not isinstance(route.retry, Retry):
         raise ConfigError(f"{where}: retry= takes aiostream_kafka.Retry(...), not {route.retry!r}")
     _check_dead_letter_queue(route, clusters)

@@ -60,6 +60,9 @@ class Route:
     decoder: Decoder | None = None
     max_messages: int = 100
     max_wait_ms: int = 500
+    #: Records one poll may hand over, across the group's partitions (Kafka's max.poll.records);
+    #: None: max_messages x the app's concurrency, shared among the process's listeners.
+    max_poll_records: int | None = None
     initial_offset: str | None = None  # the cluster's auto_offset_reset, else "earliest"
     isolation_level: str | None = None  # the cluster's isolation_level, else "read_committed"
     active: bool = True

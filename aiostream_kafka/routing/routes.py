@@ -31,6 +31,7 @@ class RouteOptions(TypedDict, total=False):
     decoder: Decoder
     max_messages: int
     max_wait_ms: int
+    max_poll_records: int
     initial_offset: str
     isolation_level: str
     active: bool

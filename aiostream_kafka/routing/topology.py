@@ -54,6 +54,7 @@ class SubscriptionGroup:
     max_messages: int
     max_wait_ms: int
     initial_offset: str
+    max_poll_records: int | None = None  # None: the listener's default (see Listener.poll_size)
 
     @property
     def id(self) -> str:
@@ -168,6 +169,7 @@ def build_topology(
             route.max_messages,
             route.max_wait_ms,
             initial_offset,
+            route.max_poll_records,
         )
         groups.setdefault(key, []).append(topic)
         group_settings[key] = consumer_settings
@@ -176,7 +178,9 @@ def build_topology(
     names_taken: dict[tuple[str, str], set[str]] = {}
     explicit_names = {key[2] for key in groups}  # a generated name never takes a declared one
     for key, topics in groups.items():
-        cluster_name, group_id, base_name, _, max_messages, max_wait_ms, initial_offset = key
+        cluster_name, group_id, base_name, _, max_messages, max_wait_ms, initial_offset, max_poll_records = (
+            key
+        )
         taken = names_taken.setdefault((cluster_name, group_id), set())
         name, n = base_name, 1
         while name in taken or (name != base_name and name in explicit_names):
@@ -193,6 +197,7 @@ def build_topology(
                 max_messages=max_messages,
                 max_wait_ms=max_wait_ms,
                 initial_offset=initial_offset,
+                max_poll_records=max_poll_records,
             )
         )
 

@@ -35,3 +35,5 @@ class RuntimeContext:
     statistics_interval: float | None = 5.0
     #: After how long a batch in hand is reported slow and set aside (seconds; None: never).
     slow_batch_after: float | None = 30.0
+    #: How many listeners this process runs: they share its CPU (see Listener.poll_size).
+    listeners: int = 1

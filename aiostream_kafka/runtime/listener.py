@@ -251,9 +251,21 @@ class Listener:
             if not self._loops:
                 self._loops_ended.set()
 
+    @property
+    def poll_size(self) -> int:
+        """The records one poll may hand over: the group's ``max_poll_records``, else
+        ``max_messages`` x ``concurrency``, shared among the process's listeners. Alone, a
+        listener has CPU to spare and big polls cost nothing; when several saturate one
+        core, each big poll drained keeps the others' fetchers waiting (docs/performance.md,
+        "Multi-cluster")."""
+        group, context = self.group, self._context
+        if group.max_poll_records is not None:
+            return group.max_poll_records
+        return group.max_messages * max(1, context.concurrency // context.listeners)
+
     async def _loop(self, consumer: ConsumerClient, token: object) -> None:
         """Poll, process, commit, for as long as this loop is the poller (``token``)."""
-        max_records = self.group.max_messages * self._context.concurrency
+        max_records = self.poll_size
         while not self._stopping and self._poller is token:
             records = await self._poll(consumer, max_records)
             if self._stopping or self._poller is not token:

@@ -137,6 +137,7 @@ def test_info_shows_clusters_groups_topics_and_producers(
         "orders",
         "100",
         "500",
+        "auto",
         "earliest",
     ]
     assert groups["analytics/svc/default"][:4] == ["analytics/svc/default", "analytics", "svc", "clicks"]
@@ -200,6 +201,7 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
             "topics": ["orders"],
             "max_messages": 100,
             "max_wait_ms": 500,
+            "max_poll_records": None,
             "initial_offset": "earliest",
         },
         {
@@ -209,6 +211,7 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
             "topics": ["clicks"],
             "max_messages": 100,
             "max_wait_ms": 500,
+            "max_poll_records": None,
             "initial_offset": "earliest",
         },
     ]

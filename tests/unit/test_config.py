@@ -172,7 +172,7 @@ def test_an_unknown_key_with_nothing_close_gets_no_suggestion() -> None:
         ("enable.auto.commit", "the framework commits after each batch succeeds"),
         ("enable_auto_commit", "the framework commits after each batch succeeds"),
         ("value_deserializer", "routes decode payloads; set payload=, format= or decoder= on the route"),
-        ("max_poll_records", "set max_messages on the route"),
+        ("max_poll_records", "set max_poll_records (or max_messages) on the route"),
     ],
 )
 def test_keys_the_framework_owns_are_rejected_with_the_reason(key: str, reason: str) -> None:
