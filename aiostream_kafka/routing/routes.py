@@ -31,7 +31,7 @@ class RouteOptions(TypedDict, total=False):
     decoder: Decoder
     max_messages: int
     max_wait_ms: int
-    max_poll_records: int
+    max_poll_records: int | None
     initial_offset: str
     isolation_level: str
     active: bool
