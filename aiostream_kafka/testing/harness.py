@@ -26,7 +26,7 @@ from aiokafka.structs import RecordMetadata
 from aiostream_kafka.codecs import Encoder, build_decoder
 from aiostream_kafka.contracts.testing import check_harness
 from aiostream_kafka.errors import ConfigError, NotRunningError
-from aiostream_kafka.instrumentation.monitor import Event
+from aiostream_kafka.instrumentation.monitor import MonitorEvent
 from aiostream_kafka.jobs.envelope import JobEnvelope
 from aiostream_kafka.messages import Message, from_records
 from aiostream_kafka.routing.topology import Topic, Topology
@@ -117,7 +117,7 @@ class TestApp:
             if self._saved is not None:
                 self.app.clients, self.app.clock, self.app._admin = self._saved
 
-    def _record(self, event: Event) -> None:
+    def _record(self, event: MonitorEvent) -> None:
         self.events.append(event)
         if event.name == "batch.failed":
             key = (event["cluster"], event["topic"], event["partition"], event["offset"])
@@ -381,16 +381,16 @@ class DeadLetter:
         return self.message.key
 
 
-class RecordedEvents(Sequence[Event]):
+class RecordedEvents(Sequence[MonitorEvent]):
     """Every monitor event of the test, in order; ``named("dlq.dispatched", topic="orders")`` filters."""
 
     def __init__(self) -> None:
-        self._events: list[Event] = []
+        self._events: list[MonitorEvent] = []
 
-    def append(self, event: Event) -> None:
+    def append(self, event: MonitorEvent) -> None:
         self._events.append(event)
 
-    def named(self, name: str, **match: Any) -> list[Event]:
+    def named(self, name: str, **match: Any) -> list[MonitorEvent]:
         return [
             e
             for e in self._events
@@ -403,5 +403,5 @@ class RecordedEvents(Sequence[Event]):
     def __len__(self) -> int:
         return len(self._events)
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[MonitorEvent]:
         return iter(self._events)

@@ -1,0 +1,83 @@
+"""What ``aiostream_kafka`` exports: what applications write, annotate and catch. Names that
+left it, or were renamed, keep working with a DeprecationWarning that says what to use."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import aiostream_kafka
+from aiostream_kafka.instrumentation.monitor import MonitorEvent
+from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, Topology
+
+
+def test_every_exported_name_exists() -> None:
+    missing = [name for name in aiostream_kafka.__all__ if not hasattr(aiostream_kafka, name)]
+
+    assert missing == []
+
+
+def test_every_error_the_framework_raises_at_users_is_exported() -> None:
+    for name in (
+        "CheckError",
+        "ClusterConnectionError",
+        "ClusterUnreachableError",
+        "ConfigError",
+        "DecodeError",
+        "EncodeError",
+        "GroupActiveError",
+        "HandlerCancelledError",
+        "NotRunningError",
+        "ProcessingTimeoutError",
+        "ProduceError",
+        "ShutdownError",
+        "UnknownClusterError",
+        "UnknownJobError",
+    ):
+        assert name in aiostream_kafka.__all__
+        assert issubclass(getattr(aiostream_kafka, name), aiostream_kafka.AiostreamKafkaError)
+
+
+def test_the_topology_machinery_is_not_exported() -> None:
+    internals = {"Cluster", "Event", "Route", "SubscriptionGroup", "Topic", "Topology"}
+
+    assert internals.isdisjoint(aiostream_kafka.__all__)
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "expected", "instead"),
+    [
+        ("aiostream_kafka", "Event", MonitorEvent, "aiostream_kafka.MonitorEvent"),
+        ("aiostream_kafka.instrumentation", "Event", MonitorEvent, "aiostream_kafka.MonitorEvent"),
+        ("aiostream_kafka.instrumentation.monitor", "Event", MonitorEvent, "aiostream_kafka.MonitorEvent"),
+        ("aiostream_kafka", "Route", Route, "aiostream_kafka.routing.Route"),
+        (
+            "aiostream_kafka",
+            "SubscriptionGroup",
+            SubscriptionGroup,
+            "aiostream_kafka.routing.SubscriptionGroup",
+        ),
+        ("aiostream_kafka", "Topic", Topic, "aiostream_kafka.routing.Topic"),
+        ("aiostream_kafka", "Topology", Topology, "aiostream_kafka.routing.Topology"),
+    ],
+)
+def test_an_old_name_still_works_and_warns_with_what_to_use(
+    module: str, name: str, expected: object, instead: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match=f"{module}.{name} is deprecated; use {instead}"):
+        found = getattr(importlib.import_module(module), name)
+
+    assert found is expected
+
+
+def test_importing_an_old_name_warns_once_at_the_importing_line() -> None:
+    with pytest.warns(DeprecationWarning, match="aiostream_kafka.Event") as warned:
+        from aiostream_kafka import Event  # noqa: F401
+
+    assert [w.filename for w in warned] == [__file__]
+
+
+def test_a_name_that_never_existed_is_still_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = aiostream_kafka.Nothing
