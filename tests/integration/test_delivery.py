@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 from aiostream_kafka import App, Backoff, Consumer, DeadLetterQueue, Messages, Retry
 from tests.helpers import Events, committed_offsets, create_topic, eventually, produce, read_all, read_records
 
-FAST = Retry(backoff=0.05, max_backoff=0.1, jitter=0)
+FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
 
 
 class Order(msgspec.Struct):

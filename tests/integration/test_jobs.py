@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from aiostream_kafka import App, DeadLetterQueue, JobEnvelope, Retry
 from tests.helpers import create_topic, eventually, read_records, wait_for_records
 
-FAST = Retry(backoff=0.05, max_backoff=0.1, jitter=0)
+FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
 
 
 class Email(msgspec.Struct):

@@ -157,7 +157,7 @@ async def test_a_message_that_keeps_failing_is_retried_then_dead_lettered_withou
     @app.route(
         "orders",
         payload=Order,
-        retry=Retry(backoff=30, max_backoff=60, jitter=0),
+        retry=Retry(initial=30, maximum=60, jitter=0),
         dead_letter_queue=DeadLetterQueue("orders.dlq", max_retries=2),
     )
     async def on_orders(messages: Messages[Order]) -> None:
