@@ -4,16 +4,22 @@ what to write instead."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-def warn(old: str, new: str, *, stacklevel: int = 3) -> None:
-    """Warn that ``old`` is deprecated in favour of ``new``, pointing at the caller's caller
-    (the user's line, when called from the function whose argument or attribute changed)."""
-    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=stacklevel)
+
+def warn(old: str, new: str) -> None:
+    """Warn that ``old`` is deprecated in favour of ``new``, at the first line outside this
+    package: the user's, however many of our calls lie between."""
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=level)
 
 
 def module_getattr(module: str, moved: Mapping[str, tuple[str, str]]) -> Callable[[str], Any]:

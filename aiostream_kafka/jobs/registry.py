@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
@@ -91,7 +90,7 @@ class Jobs:
                 )
             wait = (envelope.run_at or 0) - self.app.clock.now()
             if wait > 0:  # not due: pause this partition until it is, resuming at this job
-                messages.pause(for_ms=math.ceil(wait * 1000))
+                messages.pause(duration=wait)
                 return
             await job.run(envelope)
             messages.mark_as_consumed(message)

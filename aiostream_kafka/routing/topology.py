@@ -52,7 +52,7 @@ class SubscriptionGroup:
     topics: tuple[Topic, ...]
     consumer_settings: Mapping[str, Any]
     max_messages: int
-    max_wait_ms: int
+    max_wait_ms: int  # the routes' max_wait, as aiokafka's getmany(timeout_ms=) takes it
     initial_offset: str
     max_poll_records: int | None = None  # None: the listener's default (see Listener.poll_size)
 
@@ -167,7 +167,7 @@ def build_topology(
             route.subscription_group or DEFAULT_SUBSCRIPTION_GROUP,
             frozen_items(consumer_settings),
             route.max_messages,
-            route.max_wait_ms,
+            round(route.max_wait * 1000),  # aiokafka's getmany(timeout_ms=)
             initial_offset,
             route.max_poll_records,
         )

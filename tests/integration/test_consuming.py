@@ -78,7 +78,7 @@ async def test_batches_respect_max_messages_and_arrive_in_offset_order(primary: 
     app = App("batches", kafka={"bootstrap_servers": primary}, group_id=group_id())
     batches: list[list[int]] = []
 
-    @app.route(topic_name, max_messages=10, max_wait_ms=100)
+    @app.route(topic_name, max_messages=10, max_wait=0.1)
     async def handle(messages: Messages[bytes]) -> None:
         batches.append([m.offset for m in messages])
         assert [m.offset for m in messages] == list(range(messages.first_offset, messages.last_offset + 1))

@@ -232,7 +232,7 @@ async def test_a_handler_can_pause_its_partition_for_a_while(primary: str, topic
     async def handle(messages: Messages[bytes]) -> None:
         arrivals.extend((m.offset, anyio.current_time()) for m in messages)
         if messages.first_offset == 0:
-            messages.pause(for_ms=1500)
+            messages.pause(duration=1.5)
 
     await create_topic(primary, topic_name)
     async with app.running():

@@ -298,7 +298,7 @@ async def test_a_timed_pause_passes_on_the_test_clock() -> None:
         first = messages[0]
         seen.append((first.offset, messages.attempt))
         if first.offset == 0 and len(seen) == 1:
-            messages.pause(for_ms=3_600_000)  # an hour, resuming at the first unmarked message
+            messages.pause(duration=3600)  # an hour, resuming at the first unmarked message
             return
         for m in messages:
             messages.mark_as_consumed(m)

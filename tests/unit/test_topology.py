@@ -281,10 +281,10 @@ def test_different_max_messages_split_groups_with_distinct_names() -> None:
     assert len({group.id for group in topology.subscription_groups}) == 2
 
 
-def test_different_max_wait_ms_split_groups() -> None:
+def test_different_max_waits_split_groups() -> None:
     app = make_app()
     app.routes.topic("orders", handler=handle)
-    app.routes.topic("reports", handler=handle, max_wait_ms=5000)
+    app.routes.topic("reports", handler=handle, max_wait=5)
 
     assert len(app.topology.subscription_groups) == 2
     assert group_of(app.topology, "reports").max_wait_ms == 5000
