@@ -48,8 +48,8 @@ _CONNECT_FAILURES = (ClusterConnectionError, *KAFKA_FAILURES)
 class ProducerRecord(msgspec.Struct, frozen=True):
     """One message for ``produce_many``: immutable, compared by value.
 
-    A msgspec Struct (it was a frozen dataclass, whose ``__init__`` alone cost a quarter of
-    a send); ``msgspec.structs.replace`` / ``asdict`` do what the ``dataclasses`` ones did.
+    A msgspec Struct, whose constructor is C (one is made a message; docs/performance.md):
+    ``msgspec.structs.replace`` / ``asdict`` are its ``dataclasses.replace`` / ``asdict``.
     """
 
     topic: str
@@ -188,7 +188,7 @@ class Producer:
         if kafka is None or headers or "message.producing" in heard or "message.produced" in heard:
             return await self._produce_watched(topic, value, key, headers, partition, timestamp_ms)
         # The hot path: nothing to add to the message and nobody watching each one. Straight
-        # to aiokafka's send, with no coroutine of ours between (each costs ~3% of a send) and
+        # to aiokafka's send, with no coroutine of ours between (each would cost every send) and
         # no closure here (its cells would be made on every call, used or not).
         if type(value) is not bytes and value is not None:
             value = self._encoder.value(value)
@@ -296,7 +296,7 @@ class Producer:
         place_of: list[AppendedRecord] = []
         counts: dict[str, int] = {}  # partitions, by topic
         keyless: dict[str, int] = {}  # by topic: the partition its keyless records go to now
-        hashes: dict[bytes, int] = {}  # keys repeat; murmur2 in Python costs ~9 us a key
+        hashes: dict[bytes, int] = {}  # keys repeat, and murmur2 in Python is slow
         limit = self._max_request_size - BATCH_HEADER - SIZE_SLACK
         refused = False  # a record was left out: over max_request_size
         in_batch, at_place = batch_of.append, place_of.append

@@ -5,7 +5,7 @@ here only the whole app can tell: a topic routed twice, two names for one cluste
 that is its own topic, and a cluster named that no declaration could know (an inline
 cluster's, or any, for routes declared without the app's clusters at hand).
 
-The grouping rule (DESIGN 4): topics share one consumer, a subscription group, when they
+The grouping rule: topics share one consumer, a subscription group, when they
 agree on cluster, consumer group id, explicit subscription group name and consumer
 settings. Topics on different clusters never share one.
 """

@@ -1,4 +1,4 @@
-"""How routes resolve into clusters and subscription groups (DESIGN 4), before any connection."""
+"""How routes resolve into clusters and subscription groups, before any connection."""
 
 from __future__ import annotations
 
