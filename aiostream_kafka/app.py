@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from aiostream_kafka.admin.check import check
+from aiostream_kafka.admin.check import check_clusters_and_topics
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.contracts.app import check_cluster_choices, check_settings, declared_clusters
 from aiostream_kafka.errors import NotRunningError, ShutdownError
@@ -216,7 +216,9 @@ class App:
         async with AdminRegistry(
             self.topology, client_id=f"{self.name}-check", timeout=within, clients=self.clients
         ) as admins:
-            return await check(self.topology, admins, within=within, auto_create=self.auto_create_topics)
+            return await check_clusters_and_topics(
+                self.topology, admins, within=within, auto_create=self.auto_create_topics
+            )
 
     # --- running -------------------------------------------------------------------------
 

@@ -19,14 +19,14 @@ from aiostream_kafka.routing.topology import DeclaredTopic, Topology
 
 
 class CheckError(ConfigError):
-    """Everything ``check`` found wrong, one problem per line."""
+    """Everything ``app.check()`` found wrong, one problem per line."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("the app's Kafka setup has problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-async def check(
+async def check_clusters_and_topics(
     topology: Topology, admins: AdminRegistry, *, within: float = 10.0, auto_create: bool = False
 ) -> list[str]:
     """Raise ``CheckError`` listing every problem; return notes on what ``auto_create`` created."""
