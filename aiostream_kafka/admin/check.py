@@ -41,7 +41,7 @@ async def check_clusters_and_topics(
         except TimeoutError:
             problems.append(await _silent(cluster, within))
         except Exception as error:
-            problems.append(f"cluster {name!r} ({cluster.bootstrap_servers}) failed: {error!r}")
+            problems.append(f"cluster {name!r} ({cluster.servers}) failed: {error!r}")
 
     needed: list[tuple[str, str, str]] = []  # (cluster, topic, who needs it)
     for topic in topology.topics:
@@ -64,7 +64,7 @@ async def check_clusters_and_topics(
             existing[home].add(name)
             notes.append(f"created topic {name!r} on cluster {home!r} ({declaration.source})")
             continue
-        servers = topology.clusters[home].bootstrap_servers
+        servers = topology.clusters[home].servers
         elsewhere = sorted(c for c, topics in existing.items() if c != home and name in topics)
         if elsewhere:
             problems.append(
@@ -86,7 +86,7 @@ async def check_clusters_and_topics(
 async def _silent(cluster: Cluster, within: float) -> str:
     """A cluster that did not answer within ``within`` seconds, and what a probe finds there."""
     reason = await likely_reason(cluster, within=min(within, PROBE_TIMEOUT))
-    where = f"cluster {cluster.name!r} ({cluster.bootstrap_servers})"
+    where = f"cluster {cluster.name!r} ({cluster.servers})"
     return f"{where} did not answer within {within:g}s: {reason.text}"
 
 

@@ -107,7 +107,7 @@ class Admin:
         return self.cluster.name
 
     def __repr__(self) -> str:
-        return f"<Admin {self.name} ({self.cluster.bootstrap_servers})>"
+        return f"<Admin {self.name} ({self.cluster.servers})>"
 
     # --- connection ----------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ class Admin:
     def _unreachable(self, error: BaseException) -> ClusterUnreachableError:
         detail = f": {error}" if str(error) else ""
         return ClusterUnreachableError(
-            f"cluster {self.name!r} ({self.cluster.bootstrap_servers}) did not answer within "
+            f"cluster {self.name!r} ({self.cluster.servers}) did not answer within "
             f"{float(self.timeout)}s{detail}"
         )
 

@@ -22,7 +22,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "clusters": [
             {
                 "name": cluster.name,
-                "bootstrap_servers": cluster.bootstrap_servers,
+                "bootstrap_servers": cluster.servers,
                 "primary": cluster is topology.primary,
                 "inline": cluster.inline,
                 "security_protocol": cluster.settings.identity["security_protocol"],
@@ -54,7 +54,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "producers": [
             {
                 "cluster": name,
-                "bootstrap_servers": cluster.bootstrap_servers,
+                "bootstrap_servers": cluster.servers,
                 "primary": cluster is topology.producer_cluster,
                 "compression_type": cluster.settings.producer.get("compression_type") or "none",
             }

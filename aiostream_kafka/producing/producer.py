@@ -596,4 +596,4 @@ class Producer:
             await kafka.stop()  # flushes first
 
     def __repr__(self) -> str:
-        return f"<Producer cluster={self.cluster.name!r} {self.cluster.bootstrap_servers}>"
+        return f"<Producer cluster={self.cluster.name!r} {self.cluster.servers}>"

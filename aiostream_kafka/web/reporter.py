@@ -189,7 +189,7 @@ class Reporter:
             clusters=[
                 ClusterStatus(
                     name,
-                    cluster.bootstrap_servers,
+                    cluster.servers,
                     cluster.settings.identity["security_protocol"],
                     primary=name == topology.primary.name,
                 )

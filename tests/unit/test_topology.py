@@ -53,8 +53,8 @@ def test_an_inline_kafka_override_puts_its_topic_on_a_second_cluster() -> None:
         ("primary", ("example",)),
         ("127.0.0.1:29092", ("example2",)),
     ]
-    assert group_of(topology, "example").cluster.bootstrap_servers == "127.0.0.1:19092"
-    assert group_of(topology, "example2").cluster.bootstrap_servers == "127.0.0.1:29092"
+    assert group_of(topology, "example").cluster.servers == "127.0.0.1:19092"
+    assert group_of(topology, "example2").cluster.servers == "127.0.0.1:29092"
     assert group_of(topology, "example2").cluster.inline
     assert list(topology.clusters) == ["primary", "127.0.0.1:29092"]
 
