@@ -121,7 +121,7 @@ class App:
         self.auto_create_topics = auto_create_topics
         self._producer_cluster = producer_cluster
         self.routes = Routes(clusters=cluster_names)
-        self.topics = Topics(clusters=cluster_names)
+        self.topics = Topics(primary=self._primary.name, clusters=cluster_names)
         self.jobs = Jobs(self, cluster=jobs_cluster, clusters=cluster_names)
         #: ``app.web.enable()``: report status for the Web UI; ``app.web.asgi()``: the UI itself.
         self.web = Web(self, clusters=cluster_names)

@@ -15,7 +15,8 @@ from aiostream_kafka.admin.types import TopicSpec
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.diagnosis import PROBE_TIMEOUT, likely_reason
 from aiostream_kafka.errors import ClusterConnectionError, ConfigError
-from aiostream_kafka.routing.topology import DeclaredTopic, Topology
+from aiostream_kafka.routing.declared import DeclaredTopic
+from aiostream_kafka.routing.topology import Topology
 
 
 class CheckError(ConfigError):
@@ -51,10 +52,10 @@ async def check_clusters_and_topics(
             needed.append(
                 (topic.dead_letter_cluster, queue.topic, f"the dead-letter queue of {topic.route.label}")
             )
-    needed += [(d.cluster.name, d.name, d.source) for d in topology.declared]
+    needed += [(d.cluster, d.name, d.source) for d in topology.declared]
 
     notes: list[str] = []
-    declared = {(d.cluster.name, d.name): d for d in topology.declared}
+    declared = {(d.cluster, d.name): d for d in topology.declared}
     for home, name, who in dict.fromkeys(needed):
         if home not in existing or name in existing[home]:
             continue
@@ -93,4 +94,4 @@ async def _silent(cluster: Cluster, within: float) -> str:
 async def _create(admins: AdminRegistry, declared: DeclaredTopic) -> None:
     config = declared.config
     spec = TopicSpec(declared.name, config.partitions, config.replication_factor, config.wanted_settings())
-    await admins.cluster(declared.cluster.name).create_topics([spec])
+    await admins.cluster(declared.cluster).create_topics([spec])

@@ -55,7 +55,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
             {
                 "cluster": name,
                 "bootstrap_servers": cluster.servers,
-                "primary": cluster is topology.producer_cluster,
+                "primary": name == topology.producer_cluster,
                 "compression_type": cluster.settings.producer.get("compression_type") or "none",
             }
             for name, cluster in topology.clusters.items()
@@ -63,7 +63,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "declared_topics": [
             {
                 "topic": d.name,
-                "cluster": d.cluster.name,
+                "cluster": d.cluster,
                 "partitions": d.config.partitions,
                 "replication_factor": d.config.replication_factor,
                 "settings": d.config.wanted_settings(),

@@ -20,8 +20,8 @@ from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
 from aiostream_kafka.contracts.route import unknown_dead_letter_cluster
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
-from aiostream_kafka.routing.declared import TopicDeclaration
-from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route, TopicConfig
+from aiostream_kafka.routing.declared import DeclaredTopic
+from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route
 
 DEFAULT_SUBSCRIPTION_GROUP = "default"
 
@@ -66,20 +66,10 @@ class SubscriptionGroup:
 
 
 @dataclass(frozen=True)
-class DeclaredTopic:
-    """A topic as it should exist on one cluster (from a route's ``config=`` or ``app.topics``)."""
-
-    name: str
-    cluster: Cluster
-    config: TopicConfig
-    source: str  # for messages: which route or declaration asked for it
-
-
-@dataclass(frozen=True)
 class Topology:
     primary: Cluster
     clusters: Mapping[str, Cluster]
-    producer_cluster: Cluster
+    producer_cluster: str  # the cluster of app.producer
     subscription_groups: tuple[SubscriptionGroup, ...]
     inactive: tuple[Topic, ...] = ()  # resolved like the others, but never consumed
     declared: tuple[DeclaredTopic, ...] = ()
@@ -92,7 +82,7 @@ class Topology:
     def clusters_of(self, topic: str) -> list[str]:
         """The clusters this app consumes ``topic`` from or declares it on."""
         names = [t.cluster.name for t in self.topics if t.name == topic]
-        names += [d.cluster.name for d in self.declared if d.name == topic]
+        names += [d.cluster for d in self.declared if d.name == topic]
         return sorted(set(names))
 
     def cluster(self, name: str) -> Cluster:
@@ -127,7 +117,7 @@ def build_topology(
     routes: Sequence[Route],
     default_group_id: str,
     producer_cluster: str | None = None,
-    declarations: Sequence[TopicDeclaration] = (),
+    declarations: Sequence[DeclaredTopic] = (),
 ) -> Topology:
     clusters = resolve_clusters(primary, named)
     groups: dict[tuple[Any, ...], list[Topic]] = {}
@@ -206,38 +196,35 @@ def build_topology(
     return Topology(
         primary=primary,
         clusters=clusters,
-        producer_cluster=clusters[producer_cluster or primary.name],
+        producer_cluster=producer_cluster or primary.name,
         subscription_groups=tuple(subscription_groups),
         inactive=tuple(inactive),
-        declared=_declared(subscription_groups, declarations, clusters, primary),
+        declared=_declared(subscription_groups, declarations, clusters),
     )
 
 
 def _declared(
     groups: Sequence[SubscriptionGroup],
-    declarations: Sequence[TopicDeclaration],
+    declarations: Sequence[DeclaredTopic],
     clusters: Mapping[str, Cluster],
-    primary: Cluster,
 ) -> tuple[DeclaredTopic, ...]:
     """Route configs and ``app.topics`` declarations, one per (cluster, topic), conflicts refused."""
     wanted: list[DeclaredTopic] = [
-        DeclaredTopic(topic.name, topic.cluster, topic.route.config, topic.route.label)
+        DeclaredTopic(topic.name, topic.cluster.name, topic.route.config, topic.route.label)
         for group in groups
         for topic in group.topics
         if topic.route.config is not None
     ]
-    for declaration in declarations:
-        where = f"app.topics.declare({declaration.name!r})"
-        if declaration.cluster is not None and declaration.cluster not in clusters:
-            raise UnknownClusterError.named(declaration.cluster, clusters, where)
-        cluster = clusters[declaration.cluster] if declaration.cluster else primary
-        wanted.append(DeclaredTopic(declaration.name, cluster, declaration.config, where))
+    for declared in declarations:
+        if declared.cluster not in clusters:
+            raise UnknownClusterError.named(declared.cluster, clusters, declared.source)
+        wanted.append(declared)
     unique: dict[tuple[str, str], DeclaredTopic] = {}
     for topic in wanted:
-        seen = unique.setdefault((topic.cluster.name, topic.name), topic)
+        seen = unique.setdefault((topic.cluster, topic.name), topic)
         if seen.config != topic.config:
             raise ConfigError(
-                f"topic {topic.name!r} on cluster {topic.cluster.name!r} is declared twice with different "
+                f"topic {topic.name!r} on cluster {topic.cluster!r} is declared twice with different "
                 f"settings ({seen.source} and {topic.source}); keep one"
             )
     return tuple(unique.values())

@@ -84,7 +84,7 @@ class TestApp:
         }
         for declared in topology.declared:
             config = declared.config
-            self.clusters[declared.cluster.name].create_topic(
+            self.clusters[declared.cluster].create_topic(
                 declared.name, config.partitions, config.replication_factor
             )
         self._clients = MemoryClients(self.clusters, self.clock)
@@ -322,7 +322,7 @@ class TestApp:
 
     def _cluster_name(self, cluster: str | None) -> str:
         if cluster is None:
-            return self._topology.producer_cluster.name
+            return self._topology.producer_cluster
         return self._topology.cluster(cluster).name
 
     def _decoder(self, topic: str, cluster: str, payload: Any) -> Any:

@@ -8,8 +8,10 @@ import importlib
 import pytest
 
 import aiostream_kafka
+from aiostream_kafka.config import Cluster
 from aiostream_kafka.instrumentation.monitor import MonitorEvent
 from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, Topology
+from aiostream_kafka.routing.declared import DeclaredTopic
 
 
 def test_every_exported_name_exists() -> None:
@@ -51,6 +53,7 @@ def test_the_topology_machinery_is_not_exported() -> None:
         ("aiostream_kafka", "Event", MonitorEvent, "aiostream_kafka.MonitorEvent"),
         ("aiostream_kafka.instrumentation", "Event", MonitorEvent, "aiostream_kafka.MonitorEvent"),
         ("aiostream_kafka.instrumentation.monitor", "Event", MonitorEvent, "aiostream_kafka.MonitorEvent"),
+        ("aiostream_kafka", "Cluster", Cluster, "aiostream_kafka.config.Cluster"),
         ("aiostream_kafka", "Route", Route, "aiostream_kafka.routing.Route"),
         (
             "aiostream_kafka",
@@ -60,6 +63,7 @@ def test_the_topology_machinery_is_not_exported() -> None:
         ),
         ("aiostream_kafka", "Topic", Topic, "aiostream_kafka.routing.Topic"),
         ("aiostream_kafka", "Topology", Topology, "aiostream_kafka.routing.Topology"),
+        ("aiostream_kafka.routing.declared", "TopicDeclaration", DeclaredTopic, "DeclaredTopic"),
     ],
 )
 def test_an_old_name_still_works_and_warns_with_what_to_use(

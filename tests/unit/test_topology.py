@@ -181,7 +181,7 @@ def test_the_primary_can_be_one_of_the_named_clusters() -> None:
     assert topology.primary.name == "main"
     assert list(topology.clusters) == ["main", "analytics"]
     assert group_of(topology, "orders").cluster.name == "main"
-    assert topology.producer_cluster.name == "main"
+    assert topology.producer_cluster == "main"
 
 
 def test_an_unknown_key_in_an_inline_override_names_the_route() -> None:
@@ -202,13 +202,13 @@ def test_an_unknown_key_in_an_inline_override_names_the_route() -> None:
 def test_the_producer_cluster_is_the_primary_by_default() -> None:
     app = make_app(clusters={"analytics": SECONDARY})
 
-    assert app.topology.producer_cluster.name == "primary"
+    assert app.topology.producer_cluster == "primary"
 
 
 def test_the_producer_cluster_can_be_a_named_cluster() -> None:
     app = make_app(clusters={"analytics": SECONDARY}, producer_cluster="analytics")
 
-    assert app.topology.producer_cluster.name == "analytics"
+    assert app.topology.producer_cluster == "analytics"
 
 
 def test_an_unknown_producer_cluster_is_rejected_when_the_app_is_made_listing_the_clusters() -> None:
