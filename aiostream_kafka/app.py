@@ -167,7 +167,7 @@ class App:
     def topology(self) -> Topology:
         """Clusters, subscription groups and topics, validated; building it freezes the routes."""
         if self._topology is None:
-            self.web.check([self._primary.name, *self._named])
+            self.web.check_reporting_cluster([self._primary.name, *self._named])
             topology = build_topology(
                 primary=self._primary,
                 named=self._named,
@@ -176,7 +176,7 @@ class App:
                 producer_cluster=self._producer_cluster,
                 declarations=list(self.topics),
             )
-            self.jobs.check(topology)
+            self.jobs.check_clusters(topology)
             self._topology = topology
             self.routes.freeze("the app's topology is already built (routes are fixed once the app starts)")
         return self._topology

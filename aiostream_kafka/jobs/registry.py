@@ -95,7 +95,7 @@ class Jobs:
             await job.run(envelope)
             messages.mark_as_consumed(message)
 
-    def check(self, topology: Topology) -> None:
+    def check_clusters(self, topology: Topology) -> None:
         """Every job's cluster exists (called while the topology is built)."""
         for job in self._jobs.values():
             cluster = job.declared_cluster or self._cluster or topology.primary.name
