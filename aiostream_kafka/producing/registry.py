@@ -58,7 +58,7 @@ class ProducerRegistry(Mapping[str, Producer]):
             except Exception as error:
                 self._monitor.emit(
                     "error.occurred",
-                    cluster=producer.cluster.name,
+                    cluster=producer.cluster,
                     type="producer.connect",
                     error=error,
                 )

@@ -85,3 +85,13 @@ def test_importing_an_old_name_warns_once_at_the_importing_line() -> None:
 def test_a_name_that_never_existed_is_still_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         _ = aiostream_kafka.Nothing
+
+
+def test_cluster_is_a_name_on_what_connects_as_on_messages() -> None:
+    app = aiostream_kafka.App("svc", kafka={"bootstrap_servers": "127.0.0.1:9"}, log_events=False)
+    primary = app.topology.clusters["primary"]
+
+    producer = aiostream_kafka.Producer(primary, aiostream_kafka.Monitor(), client_id="svc")
+
+    assert producer.cluster == "primary"
+    assert app.admin.cluster("primary").cluster == "primary"

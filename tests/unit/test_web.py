@@ -136,7 +136,7 @@ async def test_a_running_app_reports_to_the_primary_cluster_under_the_harness() 
             decode_process(m.value or b"") for m in t.produced("aiostream_kafka.reports", payload=bytes)
         ]
         assert app.web.producer is not None
-        assert app.web.producer.cluster.name == "primary"
+        assert app.web.producer.cluster == "primary"
 
     latest = reports[-1]
     assert latest.state == "running"
