@@ -80,7 +80,7 @@ __getattr__ = module_getattr(
             "aiostream_kafka.routing:SubscriptionGroup",
             "aiostream_kafka.routing.SubscriptionGroup",
         ),
-        "Topic": ("aiostream_kafka.routing:Topic", "aiostream_kafka.routing.Topic"),
+        "Topic": ("aiostream_kafka.routing:RoutedTopic", "aiostream_kafka.routing.RoutedTopic"),
         "Topology": ("aiostream_kafka.routing:Topology", "aiostream_kafka.routing.Topology"),
     },
 )

@@ -46,7 +46,7 @@ async def check_clusters_and_topics(
 
     needed: list[tuple[str, str, str]] = []  # (cluster, topic, who needs it)
     for topic in topology.topics:
-        needed.append((topic.cluster.name, topic.name, topic.route.label))
+        needed.append((topic.cluster, topic.name, topic.route.label))
         queue = topic.route.dead_letter_queue
         if queue is not None and queue.topic is not None:
             needed.append(

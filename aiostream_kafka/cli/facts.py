@@ -33,7 +33,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "subscription_groups": [
             {
                 "id": group.id,
-                "cluster": group.cluster.name,
+                "cluster": group.cluster,
                 "group_id": group.group_id,
                 "topics": list(group.topic_names),
                 "max_messages": group.max_messages,
@@ -45,11 +45,11 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         ],
         "topics": [
             *(
-                _topic(topic.route, group.cluster.name, group.id)
+                _topic(topic.route, group.cluster, group.id)
                 for group in topology.subscription_groups
                 for topic in group.topics
             ),
-            *(_topic(topic.route, topic.cluster.name, None) for topic in topology.inactive),
+            *(_topic(topic.route, topic.cluster, None) for topic in topology.inactive),
         ],
         "producers": [
             {

@@ -19,6 +19,7 @@ from typing import Any
 from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
 from aiostream_kafka.contracts.route import unknown_dead_letter_cluster
+from aiostream_kafka.deprecation import module_getattr
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.routing.declared import DeclaredTopic
 from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route
@@ -27,19 +28,19 @@ DEFAULT_SUBSCRIPTION_GROUP = "default"
 
 
 @dataclass(frozen=True)
-class Topic:
-    """A route resolved: its cluster and its payload decoder are known."""
+class RoutedTopic:
+    """A route resolved: the topic, the cluster it is consumed from and its payload decoder."""
 
     name: str
     route: Route
-    cluster: Cluster
+    cluster: str
     decoder: Decoder | None
 
     @property
     def dead_letter_cluster(self) -> str:
         """Where this topic's DLQ lives: the cluster named, else the topic's own cluster."""
         queue = self.route.dead_letter_queue
-        return queue.cluster if queue is not None and queue.cluster else self.cluster.name
+        return queue.cluster if queue is not None and queue.cluster else self.cluster
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,10 @@ class SubscriptionGroup:
     """Topics consumed through one ``AIOKafkaConsumer``: one Listener runs each."""
 
     name: str
-    cluster: Cluster
+    cluster: str
+    kafka_cluster: Cluster  # what the Listener's consumer connects to
     group_id: str
-    topics: tuple[Topic, ...]
+    topics: tuple[RoutedTopic, ...]
     consumer_settings: Mapping[str, Any]
     max_messages: int
     max_wait_ms: int  # the routes' max_wait, as aiokafka's getmany(timeout_ms=) takes it
@@ -58,7 +60,7 @@ class SubscriptionGroup:
 
     @property
     def id(self) -> str:
-        return f"{self.cluster.name}/{self.group_id}/{self.name}"
+        return f"{self.cluster}/{self.group_id}/{self.name}"
 
     @property
     def topic_names(self) -> tuple[str, ...]:
@@ -71,17 +73,17 @@ class Topology:
     clusters: Mapping[str, Cluster]
     producer_cluster: str  # the cluster of app.producer
     subscription_groups: tuple[SubscriptionGroup, ...]
-    inactive: tuple[Topic, ...] = ()  # resolved like the others, but never consumed
+    inactive: tuple[RoutedTopic, ...] = ()  # resolved like the others, but never consumed
     declared: tuple[DeclaredTopic, ...] = ()
 
     @property
-    def topics(self) -> tuple[Topic, ...]:
+    def topics(self) -> tuple[RoutedTopic, ...]:
         """Every consumed topic, in route order."""
         return tuple(topic for group in self.subscription_groups for topic in group.topics)
 
     def clusters_of(self, topic: str) -> list[str]:
         """The clusters this app consumes ``topic`` from or declares it on."""
-        names = [t.cluster.name for t in self.topics if t.name == topic]
+        names = [t.cluster for t in self.topics if t.name == topic]
         names += [d.cluster for d in self.declared if d.name == topic]
         return sorted(set(names))
 
@@ -120,7 +122,7 @@ def build_topology(
     declarations: Sequence[DeclaredTopic] = (),
 ) -> Topology:
     clusters = resolve_clusters(primary, named)
-    groups: dict[tuple[Any, ...], list[Topic]] = {}
+    groups: dict[tuple[Any, ...], list[RoutedTopic]] = {}
     group_settings: dict[tuple[Any, ...], dict[str, Any]] = {}
     routed: dict[tuple[str, str, str], Route] = {}
     inactive = []
@@ -136,7 +138,7 @@ def build_topology(
             route.isolation_level or consumer_settings.get("isolation_level") or DEFAULT_ISOLATION_LEVEL
         )
         decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
-        topic = Topic(route.topic, route, cluster, decoder)
+        topic = RoutedTopic(route.topic, route, cluster.name, decoder)
         _check_dead_letter_queue(topic, clusters)
         if not route.active:
             inactive.append(topic)
@@ -180,7 +182,8 @@ def build_topology(
         subscription_groups.append(
             SubscriptionGroup(
                 name=name,
-                cluster=clusters[cluster_name],
+                cluster=cluster_name,
+                kafka_cluster=clusters[cluster_name],
                 group_id=group_id,
                 topics=tuple(topics),
                 consumer_settings=group_settings[key],
@@ -210,7 +213,7 @@ def _declared(
 ) -> tuple[DeclaredTopic, ...]:
     """Route configs and ``app.topics`` declarations, one per (cluster, topic), conflicts refused."""
     wanted: list[DeclaredTopic] = [
-        DeclaredTopic(topic.name, topic.cluster.name, topic.route.config, topic.route.label)
+        DeclaredTopic(topic.name, topic.cluster, topic.route.config, topic.route.label)
         for group in groups
         for topic in group.topics
         if topic.route.config is not None
@@ -264,14 +267,20 @@ def _route_cluster(
     return cluster, settings
 
 
-def _check_dead_letter_queue(topic: Topic, clusters: Mapping[str, Cluster]) -> None:
+def _check_dead_letter_queue(topic: RoutedTopic, clusters: Mapping[str, Cluster]) -> None:
     queue = topic.route.dead_letter_queue
     if queue is None:
         return
     if topic.dead_letter_cluster not in clusters:
         raise unknown_dead_letter_cluster(topic.route, clusters)
-    if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster.name:
+    if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster:
         raise ConfigError(
             f"{topic.route.label}: the dead-letter queue is the topic itself, so a failing message "
             f"would come back forever; give the DLQ its own topic"
         )
+
+
+__getattr__ = module_getattr(
+    __name__,
+    {"Topic": ("aiostream_kafka.routing.topology:RoutedTopic", "aiostream_kafka.routing.RoutedTopic")},
+)

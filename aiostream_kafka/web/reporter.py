@@ -81,7 +81,7 @@ class Reporter:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets = [s for c in app.topology.clusters.values() for s in c.settings.secrets()]
         self._tallies = {
-            group.id: _Tally(group.cluster.name, group.group_id, group.name, list(group.topic_names))
+            group.id: _Tally(group.cluster, group.group_id, group.name, list(group.topic_names))
             for group in app.topology.subscription_groups
         }
         self._errors: list[ErrorReport] = []

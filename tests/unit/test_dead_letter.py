@@ -19,7 +19,7 @@ from aiostream_kafka import (
     UnknownClusterError,
 )
 from aiostream_kafka.processing.dead_letter import dead_letter_headers
-from aiostream_kafka.routing.topology import Topic, Topology
+from aiostream_kafka.routing.topology import RoutedTopic, Topology
 
 PRIMARY = {"bootstrap_servers": "127.0.0.1:19092"}
 SECONDARY = {"bootstrap_servers": "127.0.0.1:29092"}
@@ -34,12 +34,12 @@ def make_app(**options: Any) -> App:
     return App("svc", log_events=False, **options)
 
 
-def topic_of(topology: Topology, name: str, cluster: str | None = None) -> Topic:
+def topic_of(topology: Topology, name: str, cluster: str | None = None) -> RoutedTopic:
     (topic,) = [
         topic
         for group in topology.subscription_groups
         for topic in group.topics
-        if topic.name == name and (cluster is None or topic.cluster.name == cluster)
+        if topic.name == name and (cluster is None or topic.cluster == cluster)
     ]
     return topic
 
@@ -312,7 +312,7 @@ def test_the_dlq_of_a_route_with_inline_settings_lives_on_that_inline_cluster() 
 
     topic = topic_of(app.topology, "clicks")
 
-    assert topic.cluster.inline
+    assert app.topology.clusters[topic.cluster].inline
     assert topic.dead_letter_cluster == "127.0.0.1:29092"
 
 
@@ -378,7 +378,7 @@ def test_a_dlq_with_the_routes_topic_name_on_another_cluster_is_allowed() -> Non
 
     topic = topic_of(app.topology, "orders")
 
-    assert (topic.cluster.name, topic.dead_letter_cluster) == ("primary", "analytics")
+    assert (topic.cluster, topic.dead_letter_cluster) == ("primary", "analytics")
 
 
 def test_a_long_error_message_is_clipped_without_cutting_a_character() -> None:

@@ -10,7 +10,7 @@ import pytest
 import aiostream_kafka
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.instrumentation.monitor import MonitorEvent
-from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, Topology
+from aiostream_kafka.routing import Route, RoutedTopic, SubscriptionGroup, Topology
 from aiostream_kafka.routing.declared import DeclaredTopic
 
 
@@ -42,7 +42,7 @@ def test_every_error_the_framework_raises_at_users_is_exported() -> None:
 
 
 def test_the_topology_machinery_is_not_exported() -> None:
-    internals = {"Cluster", "Event", "Route", "SubscriptionGroup", "Topic", "Topology"}
+    internals = {"Cluster", "Event", "Route", "RoutedTopic", "SubscriptionGroup", "Topic", "Topology"}
 
     assert internals.isdisjoint(aiostream_kafka.__all__)
 
@@ -61,7 +61,9 @@ def test_the_topology_machinery_is_not_exported() -> None:
             SubscriptionGroup,
             "aiostream_kafka.routing.SubscriptionGroup",
         ),
-        ("aiostream_kafka", "Topic", Topic, "aiostream_kafka.routing.Topic"),
+        ("aiostream_kafka", "Topic", RoutedTopic, "aiostream_kafka.routing.RoutedTopic"),
+        ("aiostream_kafka.routing", "Topic", RoutedTopic, "aiostream_kafka.routing.RoutedTopic"),
+        ("aiostream_kafka.routing.topology", "Topic", RoutedTopic, "aiostream_kafka.routing.RoutedTopic"),
         ("aiostream_kafka", "Topology", Topology, "aiostream_kafka.routing.Topology"),
         ("aiostream_kafka.routing.declared", "TopicDeclaration", DeclaredTopic, "DeclaredTopic"),
     ],
@@ -87,7 +89,7 @@ def test_a_name_that_never_existed_is_still_an_attribute_error() -> None:
         _ = aiostream_kafka.Nothing
 
 
-def test_cluster_is_a_name_on_what_connects_as_on_messages() -> None:
+def test_cluster_is_a_name_on_the_topologys_records_and_what_connects_as_on_messages() -> None:
     app = aiostream_kafka.App("svc", kafka={"bootstrap_servers": "127.0.0.1:9"}, log_events=False)
     primary = app.topology.clusters["primary"]
 
@@ -95,3 +97,15 @@ def test_cluster_is_a_name_on_what_connects_as_on_messages() -> None:
 
     assert producer.cluster == "primary"
     assert app.admin.cluster("primary").cluster == "primary"
+
+
+def test_a_subscription_group_carries_the_cluster_its_consumer_connects_to() -> None:
+    app = aiostream_kafka.App("svc", kafka={"bootstrap_servers": "127.0.0.1:9"}, log_events=False)
+
+    @app.route("orders")
+    async def handle(messages: aiostream_kafka.Messages[bytes]) -> None: ...
+
+    (group,) = app.topology.subscription_groups
+    (topic,) = group.topics
+    assert (group.cluster, topic.cluster) == ("primary", "primary")
+    assert group.kafka_cluster is app.topology.clusters["primary"]
