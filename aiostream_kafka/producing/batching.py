@@ -86,8 +86,8 @@ class OpenBatch:
 def appender(builder: RecordBatch) -> Append:
     """The fastest way to append to ``builder``.
 
-    aiokafka's ``BatchBuilder`` is a Python wrapper, taking keywords, around a builder in C;
-    the wrapper alone cost a quarter of ``produce_many``'s time. For it, the C builder's own
+    aiokafka's ``BatchBuilder`` is a Python wrapper, taking keywords, around a builder in C,
+    and a costly part of ``produce_many`` (docs/performance.md). For it, the C builder's own
     ``append`` (positional, the record's place in the batch first), with ``OpenBatch``
     counting the places and handing the count back at ``close``, as the wrapper would have
     (an idempotent producer numbers its records from it). Other builders (the testing
@@ -130,8 +130,9 @@ def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetad
 class Produced(Sequence[RecordMetadata]):
     """``produce_many``'s results: each message's metadata, in the order the messages came.
 
-    Made when read: a ``RecordMetadata`` per message cost ~40% of ``produce_many``'s time,
-    and most callers only need to know that everything was delivered (it raises otherwise).
+    Made when read: a ``RecordMetadata`` per message is much of ``produce_many``'s time
+    (docs/performance.md), and most callers only need to know that everything was delivered
+    (it raises otherwise).
     Compares equal to a list of the same metadata.
     """
 
