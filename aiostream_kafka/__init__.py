@@ -1,12 +1,19 @@
-"""aiostream-kafka: an asyncio-native Kafka framework with first-class multi-cluster support."""
+"""aiostream-kafka: an asyncio-native Kafka framework with first-class multi-cluster support.
+
+What is exported here is what applications write, annotate and catch; the machinery behind
+it (the topology, its clusters and subscription groups) stays in its own modules.
+"""
 
 from aiostream_kafka.__about__ import __version__
+from aiostream_kafka.admin.check import CheckError
+from aiostream_kafka.admin.client import GroupActiveError
 from aiostream_kafka.app import App
-from aiostream_kafka.config import Cluster
 from aiostream_kafka.consumer import Consumer
+from aiostream_kafka.deprecation import module_getattr
 from aiostream_kafka.errors import (
     AiostreamKafkaError,
     ClusterConnectionError,
+    ClusterUnreachableError,
     ConfigError,
     DecodeError,
     EncodeError,
@@ -14,29 +21,31 @@ from aiostream_kafka.errors import (
     NotRunningError,
     ProcessingTimeoutError,
     ProduceError,
+    ShutdownError,
     UnknownClusterError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
-from aiostream_kafka.instrumentation.monitor import Event, Monitor
+from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing import DeadLetterQueue, Retry
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
-from aiostream_kafka.routing import Route, SubscriptionGroup, Topic, TopicConfig, Topology
+from aiostream_kafka.routing import TopicConfig
 from aiostream_kafka.runtime.backoff import Backoff
 
 __all__ = [
     "AiostreamKafkaError",
     "App",
     "Backoff",
-    "Cluster",
+    "CheckError",
     "ClusterConnectionError",
+    "ClusterUnreachableError",
     "ConfigError",
     "Consumer",
     "DeadLetterQueue",
     "DecodeError",
     "EncodeError",
-    "Event",
+    "GroupActiveError",
     "HandlerCancelledError",
     "Job",
     "JobEnvelope",
@@ -45,6 +54,7 @@ __all__ = [
     "Message",
     "Messages",
     "Monitor",
+    "MonitorEvent",
     "NotRunningError",
     "OpenTelemetryListener",
     "ProcessingTimeoutError",
@@ -53,12 +63,24 @@ __all__ = [
     "ProducerRecord",
     "ProducerRegistry",
     "Retry",
-    "Route",
-    "SubscriptionGroup",
-    "Topic",
+    "ShutdownError",
     "TopicConfig",
-    "Topology",
     "UnknownClusterError",
     "UnknownJobError",
     "__version__",
 ]
+
+__getattr__ = module_getattr(
+    __name__,
+    {
+        "Event": ("aiostream_kafka.instrumentation.monitor:MonitorEvent", "aiostream_kafka.MonitorEvent"),
+        "Cluster": ("aiostream_kafka.config:Cluster", "aiostream_kafka.config.Cluster"),
+        "Route": ("aiostream_kafka.routing:Route", "aiostream_kafka.routing.Route"),
+        "SubscriptionGroup": (
+            "aiostream_kafka.routing:SubscriptionGroup",
+            "aiostream_kafka.routing.SubscriptionGroup",
+        ),
+        "Topic": ("aiostream_kafka.routing:RoutedTopic", "aiostream_kafka.routing.RoutedTopic"),
+        "Topology": ("aiostream_kafka.routing:Topology", "aiostream_kafka.routing.Topology"),
+    },
+)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from aiostream_kafka.admin.check import check
+from aiostream_kafka.admin.check import check_clusters_and_topics
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.contracts.app import check_cluster_choices, check_settings, declared_clusters
 from aiostream_kafka.errors import NotRunningError, ShutdownError
@@ -121,7 +121,7 @@ class App:
         self.auto_create_topics = auto_create_topics
         self._producer_cluster = producer_cluster
         self.routes = Routes(clusters=cluster_names)
-        self.topics = Topics(clusters=cluster_names)
+        self.topics = Topics(primary=self._primary.name, clusters=cluster_names)
         self.jobs = Jobs(self, cluster=jobs_cluster, clusters=cluster_names)
         #: ``app.web.enable()``: report status for the Web UI; ``app.web.asgi()``: the UI itself.
         self.web = Web(self, clusters=cluster_names)
@@ -167,7 +167,7 @@ class App:
     def topology(self) -> Topology:
         """Clusters, subscription groups and topics, validated; building it freezes the routes."""
         if self._topology is None:
-            self.web.check([self._primary.name, *self._named])
+            self.web.check_reporting_cluster([self._primary.name, *self._named])
             topology = build_topology(
                 primary=self._primary,
                 named=self._named,
@@ -176,7 +176,7 @@ class App:
                 producer_cluster=self._producer_cluster,
                 declarations=list(self.topics),
             )
-            self.jobs.check(topology)
+            self.jobs.check_clusters(topology)
             self._topology = topology
             self.routes.freeze("the app's topology is already built (routes are fixed once the app starts)")
         return self._topology
@@ -216,7 +216,9 @@ class App:
         async with AdminRegistry(
             self.topology, client_id=f"{self.name}-check", timeout=within, clients=self.clients
         ) as admins:
-            return await check(self.topology, admins, within=within, auto_create=self.auto_create_topics)
+            return await check_clusters_and_topics(
+                self.topology, admins, within=within, auto_create=self.auto_create_topics
+            )
 
     # --- running -------------------------------------------------------------------------
 

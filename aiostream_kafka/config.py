@@ -21,7 +21,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
-from aiostream_kafka import security
+from aiostream_kafka import deprecation, security
 from aiostream_kafka.contracts.cluster import (
     BOOLEAN,
     TEXT,
@@ -332,5 +332,14 @@ class Cluster:
     inline: bool = False
 
     @property
-    def bootstrap_servers(self) -> str:
+    def servers(self) -> str:
+        """The bootstrap servers joined with commas, for messages and pages."""
         return ",".join(self.settings.bootstrap_servers)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        deprecation.warn(
+            "Cluster.bootstrap_servers",
+            "Cluster.servers (text) or Cluster.settings.bootstrap_servers (a tuple)",
+        )
+        return self.servers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiostream_kafka.messages import AfterBatch, Message, Messages, SeekTarget, check_pause, check_seek_target
+from aiostream_kafka.messages import AfterBatch, Message, Messages, SeekTarget, check_seek_target, pause_ms
 
 if TYPE_CHECKING:
     from aiostream_kafka.producing.producer import Producer
@@ -59,10 +59,11 @@ class Consumer:
             )
         batch.mark_as_consumed(message)
 
-    def pause(self, partition: int, for_ms: int | None = None) -> None:
-        """Pause one of this topic's partitions (after its batch in hand, if any)."""
-        check_pause(for_ms)
-        self._controlled().request(self.topic, partition, ("pause", for_ms))
+    def pause(self, partition: int, for_ms: int | None = None, *, duration: float | None = None) -> None:
+        """Pause one of this topic's partitions (after its batch in hand, if any) for ``duration``
+        seconds, or until ``resume`` (``for_ms``: the old way to say how long, in milliseconds)."""
+        pause = ("pause", pause_ms(for_ms, duration))  # refused before asking the listener
+        self._controlled().request(self.topic, partition, pause)
 
     def resume(self, partition: int) -> None:
         self._controlled().request(self.topic, partition, ("resume", None))

@@ -49,7 +49,7 @@ async def connection_error(
     kind = ClusterUnreachableError if reason.away else ClusterConnectionError
     cause = str(error) or type(error).__name__
     failure = kind(
-        f"cannot connect to cluster {cluster.name!r} ({cluster.bootstrap_servers}, "
+        f"cannot connect to cluster {cluster.name!r} ({cluster.servers}, "
         f"{cluster.settings.identity['security_protocol']}): {reason.text} [{cause}]"
     )
     failure.listening = reason.listening

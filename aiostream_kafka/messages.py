@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import msgspec
 
+from aiostream_kafka import deprecation
 from aiostream_kafka.codecs import Decoder
 
 if TYPE_CHECKING:
@@ -27,8 +29,8 @@ class Message(msgspec.Struct, Generic[T], eq=False):
     header without a value has None as its value.
 
     A msgspec Struct, not a slotted class: batches make one per record the handler looks at,
-    and a Struct's constructor (C) costs a third of an ``__init__`` setting ten attributes.
-    Positional or keyword; compared by identity.
+    and a Struct's constructor is C (docs/performance.md). Positional or keyword; compared
+    by identity.
     """
 
     topic: str
@@ -183,15 +185,15 @@ class Messages(Sequence[Message[T]]):
         """The next offset to commit after the marks so far (None: nothing marked)."""
         return self._marked
 
-    def pause(self, for_ms: int | None = None) -> None:
-        """Once this batch returns, pause the partition (``for_ms``, or until ``resume``).
+    def pause(self, for_ms: int | None = None, *, duration: float | None = None) -> None:
+        """Once this batch returns, pause the partition (``duration`` seconds, or until ``resume``).
 
         It resumes after this batch, or with ``manual_offset_management`` at the first message
-        not marked; the rest of the poll is not handed out.
+        not marked; the rest of the poll is not handed out. (``for_ms``: the old way to say
+        how long, in milliseconds.)
         """
         self._check_open("pause")
-        check_pause(for_ms)
-        self.after_batch = ("pause", for_ms)
+        self.after_batch = ("pause", pause_ms(for_ms, duration))
 
     def resume(self) -> None:
         """Cancel a ``pause`` or ``seek`` asked for during this batch."""
@@ -296,17 +298,28 @@ def check_seek_target(target: object) -> None:
         raise ValueError(f"seek({target!r}): an offset >= 0, 'earliest', 'latest' or a datetime")
 
 
-def check_pause(for_ms: object) -> None:
-    if for_ms is not None and (isinstance(for_ms, bool) or not isinstance(for_ms, int) or for_ms < 0):
-        raise ValueError(f"pause(for_ms={for_ms!r}): milliseconds as a whole number >= 0, or None")
+def pause_ms(for_ms: object, duration: object) -> int | None:
+    """How long a ``pause(for_ms, duration=)`` asks for, in the milliseconds the listener
+    counts (rounded up, so never shorter); None: until resumed."""
+    if for_ms is not None:
+        deprecation.warn("pause(for_ms=...)", "pause(duration=...) (seconds)")
+        if duration is not None:
+            raise ValueError("pause(): give duration= (seconds) only, not for_ms= as well")
+        if isinstance(for_ms, bool) or not isinstance(for_ms, int) or for_ms < 0:
+            raise ValueError(f"pause(for_ms={for_ms!r}): milliseconds as a whole number >= 0, or None")
+        return for_ms
+    if duration is None:
+        return None
+    if not isinstance(duration, (int, float)) or isinstance(duration, bool) or not 0 <= duration < math.inf:
+        raise ValueError(f"pause(duration={duration!r}): seconds >= 0, or None")
+    return math.ceil(duration * 1000)
 
 
 def from_records(
     records: Iterable[ConsumerRecord[bytes, bytes]], cluster: str, decoder: Decoder | None = None
 ) -> list[Message[Any]]:
     """The messages aiokafka records carry, from ``cluster``: one call per batch, not per
-    message, and positional arguments, since this is the hot path (an extra call per message
-    costs ~12% of it, keyword arguments ~1.4 times the positional cost)."""
+    message, and positional arguments, since this is the hot path (docs/performance.md)."""
     new = Message
     return [
         new(r.topic, r.partition, r.offset, r.key, r.value, r.headers or (), r.timestamp, cluster, decoder)

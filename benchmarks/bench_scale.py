@@ -42,7 +42,7 @@ GROUPS = tuple(int(n) for n in os.environ.get("BENCH_SCALE_GROUPS", "1,10,50").s
 SECONDS = float(os.environ.get("BENCH_SCALE_SECONDS", "4"))
 WINDOWS = int(os.environ.get("BENCH_SCALE_WINDOWS", "3"))
 SETTLE = 3.0
-POLL_MS = 500  # the listeners' default wait (max_wait_ms)
+POLL_MS = 500  # the listeners' default wait (a route's max_wait, 0.5 s)
 #: aiokafka's fetch_max_wait_ms for both variants (unset: aiokafka's default, 500 ms): how long
 #: the broker holds an empty fetch, so how often each idle consumer asks again.
 FETCH_WAIT = os.environ.get("BENCH_SCALE_FETCH_MAX_WAIT_MS")

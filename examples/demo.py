@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections import Counter
 
-from aiostream_kafka import Event as MonitorEvent
+from aiostream_kafka import MonitorEvent
 from examples.multi_cluster import SECONDARY, Event, app
 
 EXPECTED = {("example", "primary"): 3, ("example2", SECONDARY): 6}

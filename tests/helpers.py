@@ -17,7 +17,7 @@ import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from aiostream_kafka import App, Event
+from aiostream_kafka import App, MonitorEvent
 
 T = TypeVar("T")
 
@@ -57,10 +57,10 @@ class Events:
     """Every monitor event an app emits, for assertions."""
 
     def __init__(self, app: App) -> None:
-        self.all: list[Event] = []
+        self.all: list[MonitorEvent] = []
         app.monitor.subscribe("*", self.all.append)
 
-    def named(self, name: str, **match: Any) -> list[Event]:
+    def named(self, name: str, **match: Any) -> list[MonitorEvent]:
         return [e for e in self.all if e.name == name and all(e.get(k) == v for k, v in match.items())]
 
     def count(self, name: str, **match: Any) -> int:

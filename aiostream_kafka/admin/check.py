@@ -15,18 +15,19 @@ from aiostream_kafka.admin.types import TopicSpec
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.diagnosis import PROBE_TIMEOUT, likely_reason
 from aiostream_kafka.errors import ClusterConnectionError, ConfigError
-from aiostream_kafka.routing.topology import DeclaredTopic, Topology
+from aiostream_kafka.routing.declared import DeclaredTopic
+from aiostream_kafka.routing.topology import Topology
 
 
 class CheckError(ConfigError):
-    """Everything ``check`` found wrong, one problem per line."""
+    """Everything ``app.check()`` found wrong, one problem per line."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("the app's Kafka setup has problems:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-async def check(
+async def check_clusters_and_topics(
     topology: Topology, admins: AdminRegistry, *, within: float = 10.0, auto_create: bool = False
 ) -> list[str]:
     """Raise ``CheckError`` listing every problem; return notes on what ``auto_create`` created."""
@@ -41,20 +42,20 @@ async def check(
         except TimeoutError:
             problems.append(await _silent(cluster, within))
         except Exception as error:
-            problems.append(f"cluster {name!r} ({cluster.bootstrap_servers}) failed: {error!r}")
+            problems.append(f"cluster {name!r} ({cluster.servers}) failed: {error!r}")
 
     needed: list[tuple[str, str, str]] = []  # (cluster, topic, who needs it)
     for topic in topology.topics:
-        needed.append((topic.cluster.name, topic.name, topic.route.label))
+        needed.append((topic.cluster, topic.name, topic.route.label))
         queue = topic.route.dead_letter_queue
         if queue is not None and queue.topic is not None:
             needed.append(
                 (topic.dead_letter_cluster, queue.topic, f"the dead-letter queue of {topic.route.label}")
             )
-    needed += [(d.cluster.name, d.name, d.source) for d in topology.declared]
+    needed += [(d.cluster, d.name, d.source) for d in topology.declared]
 
     notes: list[str] = []
-    declared = {(d.cluster.name, d.name): d for d in topology.declared}
+    declared = {(d.cluster, d.name): d for d in topology.declared}
     for home, name, who in dict.fromkeys(needed):
         if home not in existing or name in existing[home]:
             continue
@@ -64,7 +65,7 @@ async def check(
             existing[home].add(name)
             notes.append(f"created topic {name!r} on cluster {home!r} ({declaration.source})")
             continue
-        servers = topology.clusters[home].bootstrap_servers
+        servers = topology.clusters[home].servers
         elsewhere = sorted(c for c, topics in existing.items() if c != home and name in topics)
         if elsewhere:
             problems.append(
@@ -86,11 +87,11 @@ async def check(
 async def _silent(cluster: Cluster, within: float) -> str:
     """A cluster that did not answer within ``within`` seconds, and what a probe finds there."""
     reason = await likely_reason(cluster, within=min(within, PROBE_TIMEOUT))
-    where = f"cluster {cluster.name!r} ({cluster.bootstrap_servers})"
+    where = f"cluster {cluster.name!r} ({cluster.servers})"
     return f"{where} did not answer within {within:g}s: {reason.text}"
 
 
 async def _create(admins: AdminRegistry, declared: DeclaredTopic) -> None:
     config = declared.config
     spec = TopicSpec(declared.name, config.partitions, config.replication_factor, config.wanted_settings())
-    await admins.cluster(declared.cluster.name).create_topics([spec])
+    await admins.cluster(declared.cluster).create_topics([spec])

@@ -94,7 +94,9 @@ class Admin:
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"Admin(timeout=...) must be positive seconds, not {timeout!r}")
-        self.cluster = cluster
+        #: The cluster's name; its ``Cluster`` (name and settings) is what this connects with.
+        self.cluster = cluster.name
+        self._kafka_cluster = cluster
         self.client_id = client_id
         self.timeout = timeout
         self.clients = clients or KafkaClients()
@@ -104,10 +106,10 @@ class Admin:
     @property
     def name(self) -> str:
         """The cluster's name in the app."""
-        return self.cluster.name
+        return self.cluster
 
     def __repr__(self) -> str:
-        return f"<Admin {self.name} ({self.cluster.bootstrap_servers})>"
+        return f"<Admin {self.name} ({self._kafka_cluster.servers})>"
 
     # --- connection ----------------------------------------------------------------------
 
@@ -136,7 +138,7 @@ class Admin:
     def _unreachable(self, error: BaseException) -> ClusterUnreachableError:
         detail = f": {error}" if str(error) else ""
         return ClusterUnreachableError(
-            f"cluster {self.name!r} ({self.cluster.bootstrap_servers}) did not answer within "
+            f"cluster {self.name!r} ({self._kafka_cluster.servers}) did not answer within "
             f"{float(self.timeout)}s{detail}"
         )
 
@@ -165,7 +167,7 @@ class Admin:
         """The connected admin client, connecting (within ``timeout``) the first time."""
         async with self._connecting:
             if self._client is None:
-                client = self.clients.admin(self.cluster, **self._client_settings())
+                client = self.clients.admin(self._kafka_cluster, **self._client_settings())
                 try:
                     with anyio.fail_after(self.timeout):
                         await client.start()
@@ -181,7 +183,7 @@ class Admin:
         """Raise what says why connecting failed with ``error``, if it was the cluster's doing."""
         if isinstance(error, KafkaConnectionError):  # refused, unresolvable, TLS, login...
             probe = min(self.timeout, PROBE_TIMEOUT)
-            raise await connection_error(self.cluster, error, within=probe) from error
+            raise await connection_error(self._kafka_cluster, error, within=probe) from error
         if isinstance(error, _NO_ANSWER):
             raise self._unreachable(error) from error
 
@@ -189,7 +191,7 @@ class Admin:
     async def _consumer(self, group_id: str | None = None) -> AsyncIterator[ReaderClient]:
         """A short-lived consumer on this cluster: group-less unless ``group_id``, never auto-committing."""
         consumer = self.clients.reader(
-            self.cluster,
+            self._kafka_cluster,
             **self._client_settings(),
             group_id=group_id,
             enable_auto_commit=False,

@@ -13,7 +13,8 @@ from typing import Literal
 
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.admin.types import TopicSpec
-from aiostream_kafka.routing.topology import DeclaredTopic, Topology
+from aiostream_kafka.routing.declared import DeclaredTopic
+from aiostream_kafka.routing.topology import Topology
 
 Action = Literal["create", "repartition", "reconfigure", "refused"]
 
@@ -36,7 +37,7 @@ async def plan(topology: Topology, admins: AdminRegistry, *, cluster: str | None
         topology.cluster(cluster)  # an unknown name is an error, not an empty plan
     changes: list[Change] = []
     for name in topology.clusters:
-        declared = [d for d in topology.declared if d.cluster.name == name]
+        declared = [d for d in topology.declared if d.cluster == name]
         if not declared or (cluster is not None and name != cluster):
             continue
         admin = admins.cluster(name)

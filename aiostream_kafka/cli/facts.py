@@ -22,7 +22,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "clusters": [
             {
                 "name": cluster.name,
-                "bootstrap_servers": cluster.bootstrap_servers,
+                "bootstrap_servers": cluster.servers,
                 "primary": cluster is topology.primary,
                 "inline": cluster.inline,
                 "security_protocol": cluster.settings.identity["security_protocol"],
@@ -33,7 +33,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "subscription_groups": [
             {
                 "id": group.id,
-                "cluster": group.cluster.name,
+                "cluster": group.cluster,
                 "group_id": group.group_id,
                 "topics": list(group.topic_names),
                 "max_messages": group.max_messages,
@@ -45,17 +45,17 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         ],
         "topics": [
             *(
-                _topic(topic.route, group.cluster.name, group.id)
+                _topic(topic.route, group.cluster, group.id)
                 for group in topology.subscription_groups
                 for topic in group.topics
             ),
-            *(_topic(topic.route, topic.cluster.name, None) for topic in topology.inactive),
+            *(_topic(topic.route, topic.cluster, None) for topic in topology.inactive),
         ],
         "producers": [
             {
                 "cluster": name,
-                "bootstrap_servers": cluster.bootstrap_servers,
-                "primary": cluster is topology.producer_cluster,
+                "bootstrap_servers": cluster.servers,
+                "primary": name == topology.producer_cluster,
                 "compression_type": cluster.settings.producer.get("compression_type") or "none",
             }
             for name, cluster in topology.clusters.items()
@@ -63,7 +63,7 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         "declared_topics": [
             {
                 "topic": d.name,
-                "cluster": d.cluster.name,
+                "cluster": d.cluster,
                 "partitions": d.config.partitions,
                 "replication_factor": d.config.replication_factor,
                 "settings": d.config.wanted_settings(),

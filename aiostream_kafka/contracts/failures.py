@@ -27,27 +27,23 @@ def check_exception_types(value: object, where: str) -> None:
         raise ConfigError(f"{where}: a tuple of exception classes, e.g. (TimeoutError,)")
 
 
-def check_delays(
-    shown: str,
-    kind: str,
-    *,
-    initial: tuple[str, object],
-    maximum: tuple[str, object],
-    multiplier: object,
-    jitter: object,
-) -> None:
-    """Exponential backoff numbers, each ``(its parameter's name, its value)`` where names differ
-    (``Retry(backoff=, max_backoff=)``, ``Backoff(initial=, maximum=)``); ``shown`` is the
-    whole declaration as errors show it, ``kind`` its class name."""
-    (initial_name, first), (maximum_name, longest) = initial, maximum
-    if not (is_number(first) and is_number(longest) and is_number(multiplier) and is_number(jitter)):
+def check_delays(backoff: Retry | Backoff, shown: str) -> None:
+    """The numbers of an exponential backoff, which ``Retry`` and ``Backoff`` name alike;
+    ``shown`` is the whole declaration as errors show it."""
+    kind = type(backoff).__name__
+    initial, maximum, multiplier, jitter = (
+        backoff.initial,
+        backoff.maximum,
+        backoff.multiplier,
+        backoff.jitter,
+    )
+    if not (is_number(initial) and is_number(maximum) and is_number(multiplier) and is_number(jitter)):
         raise ConfigError(f"{shown}: every value must be a finite number")
     if not 0 <= jitter < 1:
         raise ConfigError(f"{kind}(jitter={jitter}): a fraction of the delay, 0 <= jitter < 1")
-    if first < 0 or longest < first:
+    if initial < 0 or maximum < initial:
         raise ConfigError(
-            f"{kind}({initial_name}={first}, {maximum_name}={longest}): "
-            f"need 0 <= {initial_name} <= {maximum_name} (seconds)"
+            f"{kind}(initial={initial}, maximum={maximum}): need 0 <= initial <= maximum (seconds)"
         )
     if multiplier < 1:
         raise ConfigError(f"{kind}(multiplier={multiplier}): the multiplier must be at least 1")
@@ -55,25 +51,11 @@ def check_delays(
 
 def check_retry(retry: Retry) -> None:
     check_exception_types(retry.transient, f"Retry(transient={retry.transient!r})")
-    check_delays(
-        str(retry),
-        "Retry",
-        initial=("backoff", retry.backoff),
-        maximum=("max_backoff", retry.max_backoff),
-        multiplier=retry.multiplier,
-        jitter=retry.jitter,
-    )
+    check_delays(retry, str(retry))
 
 
 def check_backoff(backoff: Backoff) -> None:
-    check_delays(
-        repr(backoff),
-        "Backoff",
-        initial=("initial", backoff.initial),
-        maximum=("maximum", backoff.maximum),
-        multiplier=backoff.multiplier,
-        jitter=backoff.jitter,
-    )
+    check_delays(backoff, repr(backoff))
 
 
 def check_dead_letter_queue(queue: DeadLetterQueue) -> None:

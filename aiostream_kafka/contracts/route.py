@@ -10,6 +10,7 @@ from aiostream_kafka.contracts.checks import (
     callable_name,
     did_you_mean,
     is_async_function,
+    is_number,
     is_seconds,
     is_text,
     is_whole_number,
@@ -33,6 +34,13 @@ def check_declaration(topic: object, options: Mapping[str, object], known: Itera
         raise ConfigError(f"route for topic {topic!r}: unknown option {name!r}{did_you_mean(name, known)}")
 
 
+def check_max_wait_ms(topic: str, wait: object) -> int:
+    """The old ``max_wait_ms=``, still taken (in seconds as ``max_wait``) while it is whole."""
+    if not is_whole_number(wait, 0):
+        raise ConfigError(f"route for topic {topic!r}: max_wait_ms must be a whole number >= 0, not {wait!r}")
+    return wait
+
+
 def check_subscription_group(name: object) -> None:
     if not is_text(name):
         raise ConfigError(f"a subscription group needs a non-empty name, not {name!r}")
@@ -50,8 +58,8 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
     check_known_cluster(route.cluster, clusters, where)
     if not is_whole_number(route.max_messages, 1):
         raise ConfigError(f"{where}: max_messages must be a positive integer, not {route.max_messages!r}")
-    if not is_whole_number(route.max_wait_ms, 0):
-        raise ConfigError(f"{where}: max_wait_ms must be a non-negative integer, not {route.max_wait_ms!r}")
+    if not (is_number(route.max_wait) and route.max_wait >= 0):
+        raise ConfigError(f"{where}: max_wait must be seconds >= 0, not {route.max_wait!r}")
     if route.max_poll_records is not None and not is_whole_number(route.max_poll_records, 1):
         raise ConfigError(
             f"{where}: max_poll_records must be a positive integer or None, not {route.max_poll_records!r}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiostream_kafka.instrumentation.monitor import EVENTS, Event, Monitor
+from aiostream_kafka.instrumentation.monitor import EVENTS, Monitor, MonitorEvent
 
 log = logging.getLogger("aiostream_kafka")
 
@@ -56,7 +56,7 @@ class LoggingListener:
         for name in sorted(EVENTS - PER_MESSAGE):
             monitor.subscribe(name, self)
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: MonitorEvent) -> None:
         # A transient fault (a cluster away) is expected to pass: a warning, with no traceback.
         transient = event.get("transient") is True
         level = logging.WARNING if transient else _LEVELS.get(event.name, logging.DEBUG)

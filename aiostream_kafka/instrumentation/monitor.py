@@ -1,4 +1,4 @@
-"""The Monitor: every observable thing on the data path is an event here (DESIGN 6).
+"""The Monitor: every observable thing on the data path is an event here.
 
 The runtime only emits; logging, tracing, metrics and the Web UI subscribe. Emitting an
 event nobody listens to costs one dict lookup, so the hot path can emit freely.
@@ -15,6 +15,7 @@ from time import time as _now
 from typing import Any
 
 from aiostream_kafka.contracts.events import check_event_name, check_listener
+from aiostream_kafka.deprecation import module_getattr
 
 EVENTS = frozenset(
     {
@@ -52,8 +53,11 @@ ALL = "*"
 log = logging.getLogger("aiostream_kafka.monitor")
 
 
-class Event:
-    """One thing that happened: its name, its fields (``event["topic"]``) and when (epoch s)."""
+class MonitorEvent:
+    """One thing that happened: its name, its fields (``event["topic"]``) and when (epoch s).
+
+    (Not ``Event``: that is asyncio's and anyio's synchronisation primitive, which handlers
+    import too.)"""
 
     __slots__ = ("name", "payload", "time")
 
@@ -63,7 +67,7 @@ class Event:
         self.time = _now() if time is None else time
 
     def __repr__(self) -> str:
-        return f"Event({self.name!r}, {dict(self.payload)!r})"
+        return f"MonitorEvent({self.name!r}, {dict(self.payload)!r})"
 
     def __getitem__(self, key: str) -> Any:
         return self.payload[key]
@@ -72,7 +76,7 @@ class Event:
         return self.payload.get(key, default)
 
 
-Subscriber = Callable[[Event], None] | Callable[[Event], Awaitable[None]]
+Subscriber = Callable[[MonitorEvent], None] | Callable[[MonitorEvent], Awaitable[None]]
 
 
 def method_name(event: str) -> str:
@@ -82,7 +86,7 @@ def method_name(event: str) -> str:
 
 class Monitor:
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Callable[[Event], None]]] = {}
+        self._subscribers: dict[str, list[Callable[[MonitorEvent], None]]] = {}
         #: The events someone would receive. ``name in monitor.heard`` is ``listens_to(name)``
         #: without a call, for the per-message paths; read it, never change it.
         self.heard: Container[str] = frozenset()
@@ -132,8 +136,10 @@ class Monitor:
 
         return unsubscribe_all
 
-    def _scheduling(self, subscriber: Callable[[Event], Awaitable[None]]) -> Callable[[Event], None]:
-        def schedule(event: Event) -> None:
+    def _scheduling(
+        self, subscriber: Callable[[MonitorEvent], Awaitable[None]]
+    ) -> Callable[[MonitorEvent], None]:
+        def schedule(event: MonitorEvent) -> None:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(_run(subscriber, event))
             self._tasks.add(task)
             task.add_done_callback(self._finished)
@@ -154,7 +160,7 @@ class Monitor:
             return
         specific = self._subscribers.get(name)
         everything = self._subscribers.get(ALL)
-        event = Event(name, payload)
+        event = MonitorEvent(name, payload)
         for subscriber in (*(specific or ()), *(everything or ())):
             try:
                 subscriber(event)
@@ -172,5 +178,11 @@ class _Everything:
 _EVERYTHING = _Everything()
 
 
-async def _run(subscriber: Callable[[Event], Awaitable[None]], event: Event) -> None:
+async def _run(subscriber: Callable[[MonitorEvent], Awaitable[None]], event: MonitorEvent) -> None:
     await subscriber(event)
+
+
+__getattr__ = module_getattr(
+    __name__,
+    {"Event": ("aiostream_kafka.instrumentation.monitor:MonitorEvent", "aiostream_kafka.MonitorEvent")},
+)

@@ -22,7 +22,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from aiostream_kafka.__about__ import __version__
 from aiostream_kafka.errors import ProduceError
-from aiostream_kafka.instrumentation.monitor import EVENTS, Event, Monitor, method_name
+from aiostream_kafka.instrumentation.monitor import EVENTS, Monitor, MonitorEvent, method_name
 
 SCOPE = "aiostream_kafka"
 CLUSTER = "aiostream_kafka.cluster"
@@ -96,12 +96,12 @@ class OpenTelemetryListener:
                 for event in sorted(PER_MESSAGE)
             ]
 
-    def on_app_started(self, event: Event) -> None:
+    def on_app_started(self, event: MonitorEvent) -> None:
         self._refresh()
 
     # --- consuming -----------------------------------------------------------------------
 
-    def on_batch_received(self, event: Event) -> None:
+    def on_batch_received(self, event: MonitorEvent) -> None:
         if not self._tracing:
             return
         key = _batch_key(event)
@@ -135,17 +135,17 @@ class OpenTelemetryListener:
         token = otel_context.attach(trace.set_span_in_context(span))
         self._batches[key] = (span, token)
 
-    def on_batch_processed(self, event: Event) -> None:
+    def on_batch_processed(self, event: MonitorEvent) -> None:
         attributes = _metric_attributes(event, consumer=True)
         self._consumed.add(event["count"], attributes)
         self._duration.record(event["duration"], attributes)
         self._finish(event, None)
 
-    def on_batch_failed(self, event: Event) -> None:
+    def on_batch_failed(self, event: MonitorEvent) -> None:
         self._errors.add(1, {**_metric_attributes(event, consumer=True), "error.type": _error_type(event)})
         self._finish(event, event.get("error"))
 
-    def _finish(self, event: Event, error: BaseException | None) -> None:
+    def _finish(self, event: MonitorEvent, error: BaseException | None) -> None:
         entry = self._batches.pop(_batch_key(event), None)
         if entry is None:
             return
@@ -164,13 +164,13 @@ class OpenTelemetryListener:
             entry[0].set_attribute("aiostream_kafka.abandoned", True)
             entry[0].end()
 
-    def on_app_stopped(self, event: Event) -> None:
+    def on_app_stopped(self, event: MonitorEvent) -> None:
         for key in list(self._batches):
             self._end_stale(key)
 
     # --- producing -----------------------------------------------------------------------
 
-    def on_message_producing(self, event: Event) -> None:
+    def on_message_producing(self, event: MonitorEvent) -> None:
         if not self._tracing:
             return
         span = self._tracer.start_span(
@@ -190,7 +190,7 @@ class OpenTelemetryListener:
         event["headers"].extend((name, value.encode()) for name, value in carrier.items())
         event["context"]["otel_span"] = span
 
-    def on_message_produced(self, event: Event) -> None:
+    def on_message_produced(self, event: MonitorEvent) -> None:
         self._sent.add(1, _metric_attributes(event, consumer=False))
         span = _span_of(event)
         if span is not None:
@@ -198,7 +198,7 @@ class OpenTelemetryListener:
             span.set_attribute("messaging.kafka.offset", event["offset"])
             span.end()
 
-    def on_produce_failed(self, event: Event) -> None:
+    def on_produce_failed(self, event: MonitorEvent) -> None:
         self._errors.add(1, {**_metric_attributes(event, consumer=False), "error.type": _error_type(event)})
         span = _span_of(event)
         if span is not None:
@@ -208,16 +208,16 @@ class OpenTelemetryListener:
 
     # --- everything else -----------------------------------------------------------------
 
-    def on_dlq_dispatched(self, event: Event) -> None:
+    def on_dlq_dispatched(self, event: MonitorEvent) -> None:
         self._dead_lettered.add(1, _metric_attributes(event, consumer=True))
 
-    def on_error_occurred(self, event: Event) -> None:
+    def on_error_occurred(self, event: MonitorEvent) -> None:
         self._errors.add(1, {CLUSTER: event["cluster"], "error.type": _error_type(event)})
 
-    def on_listener_crashed(self, event: Event) -> None:
+    def on_listener_crashed(self, event: MonitorEvent) -> None:
         self._errors.add(1, {CLUSTER: event["cluster"], "error.type": _error_type(event)})
 
-    def on_statistics_emitted(self, event: Event) -> None:
+    def on_statistics_emitted(self, event: MonitorEvent) -> None:
         self._refresh()
         cluster, group = event["cluster"], event["group"]
         for key in [k for k in self._lag if k[:2] == (cluster, group)]:
@@ -239,7 +239,7 @@ class OpenTelemetryListener:
             )
 
 
-def _batch_key(event: Event) -> _BatchKey:
+def _batch_key(event: MonitorEvent) -> _BatchKey:
     return (event["cluster"], event["group"], event["subscription_group"], event["topic"], event["partition"])
 
 
@@ -254,7 +254,7 @@ def _server(address: str) -> Mapping[str, Any]:
     )
 
 
-def _metric_attributes(event: Event, *, consumer: bool) -> dict[str, Any]:
+def _metric_attributes(event: MonitorEvent, *, consumer: bool) -> dict[str, Any]:
     attributes = {
         CLUSTER: event["cluster"],
         "messaging.system": "kafka",
@@ -265,13 +265,13 @@ def _metric_attributes(event: Event, *, consumer: bool) -> dict[str, Any]:
     return attributes
 
 
-def _error_type(event: Event) -> str:
+def _error_type(event: MonitorEvent) -> str:
     error = event.get("error")
     if isinstance(error, ProduceError) and error.__cause__ is not None:
         error = error.__cause__  # aiokafka's error says which failure it was; ours says where
     return type(error).__qualname__ if error is not None else str(event.get("type", "unknown"))
 
 
-def _span_of(event: Event) -> Span | None:
+def _span_of(event: MonitorEvent) -> Span | None:
     context = event.get("context")
     return context.pop("otel_span", None) if context else None

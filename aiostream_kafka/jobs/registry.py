@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
@@ -91,12 +90,12 @@ class Jobs:
                 )
             wait = (envelope.run_at or 0) - self.app.clock.now()
             if wait > 0:  # not due: pause this partition until it is, resuming at this job
-                messages.pause(for_ms=math.ceil(wait * 1000))
+                messages.pause(duration=wait)
                 return
             await job.run(envelope)
             messages.mark_as_consumed(message)
 
-    def check(self, topology: Topology) -> None:
+    def check_clusters(self, topology: Topology) -> None:
         """Every job's cluster exists (called while the topology is built)."""
         for job in self._jobs.values():
             cluster = job.declared_cluster or self._cluster or topology.primary.name

@@ -1,10 +1,9 @@
 """What ``produce_many`` needs to build its own record batches: the Java client's partitioner,
 one open batch per partition, and each message's metadata from its batch's.
 
-aiokafka's ``send`` costs ~8 us a message (a coroutine, its partitioner, a future and a
-callback per message); ``create_batch`` / ``send_batch`` cost one coroutine and one future a
-batch, so a Python loop appending to batches runs at several times the rate of a ``send``
-loop (docs/performance.md).
+aiokafka's ``send`` makes a coroutine, runs its partitioner and makes a future and a callback
+for every message; ``create_batch`` / ``send_batch`` make one coroutine and one future a
+batch, so a Python loop appending to batches outruns a ``send`` loop (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -87,8 +86,8 @@ class OpenBatch:
 def appender(builder: RecordBatch) -> Append:
     """The fastest way to append to ``builder``.
 
-    aiokafka's ``BatchBuilder`` is a Python wrapper, taking keywords, around a builder in C;
-    the wrapper alone cost a quarter of ``produce_many``'s time. For it, the C builder's own
+    aiokafka's ``BatchBuilder`` is a Python wrapper, taking keywords, around a builder in C,
+    and a costly part of ``produce_many`` (docs/performance.md). For it, the C builder's own
     ``append`` (positional, the record's place in the batch first), with ``OpenBatch``
     counting the places and handing the count back at ``close``, as the wrapper would have
     (an idempotent producer numbers its records from it). Other builders (the testing
@@ -112,7 +111,7 @@ def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetad
     if batch is None:
         return None
     timestamp = appended.timestamp if batch.timestamp == CREATE_TIME else batch.timestamp
-    # tuple.__new__ skips the namedtuple's Python-level __new__: ~0.5 us of ~1 a message.
+    # tuple.__new__ skips the namedtuple's Python-level __new__, most of a result's cost.
     metadata: RecordMetadata = _new(
         RecordMetadata,
         (
@@ -131,8 +130,9 @@ def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetad
 class Produced(Sequence[RecordMetadata]):
     """``produce_many``'s results: each message's metadata, in the order the messages came.
 
-    Made when read: a ``RecordMetadata`` per message cost ~40% of ``produce_many``'s time,
-    and most callers only need to know that everything was delivered (it raises otherwise).
+    Made when read: a ``RecordMetadata`` per message is much of ``produce_many``'s time
+    (docs/performance.md), and most callers only need to know that everything was delivered
+    (it raises otherwise).
     Compares equal to a list of the same metadata.
     """
 

@@ -106,4 +106,4 @@ def _too_large(cluster: Cluster, size: int | None, max_request_size: int, cause:
 
 
 def _where(cluster: Cluster) -> str:
-    return f"cluster {cluster.name!r} ({cluster.bootstrap_servers})"
+    return f"cluster {cluster.name!r} ({cluster.servers})"

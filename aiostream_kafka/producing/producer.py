@@ -48,8 +48,8 @@ _CONNECT_FAILURES = (ClusterConnectionError, *KAFKA_FAILURES)
 class ProducerRecord(msgspec.Struct, frozen=True):
     """One message for ``produce_many``: immutable, compared by value.
 
-    A msgspec Struct (it was a frozen dataclass, whose ``__init__`` alone cost a quarter of
-    a send); ``msgspec.structs.replace`` / ``asdict`` do what the ``dataclasses`` ones did.
+    A msgspec Struct, whose constructor is C (one is made a message; docs/performance.md):
+    ``msgspec.structs.replace`` / ``asdict`` are its ``dataclasses.replace`` / ``asdict``.
     """
 
     topic: str
@@ -78,7 +78,9 @@ class Producer:
         clients: KafkaClients | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> None:
-        self.cluster = cluster
+        #: The cluster's name; its ``Cluster`` (name and settings) is what this connects with.
+        self.cluster = cluster.name
+        self._kafka_cluster = cluster
         self._clients = clients or KafkaClients()
         self._overrides = dict(overrides or {})  # on top of the cluster's producer settings
         self._monitor = monitor
@@ -106,22 +108,22 @@ class Producer:
             return self._kafka
         async with self._lock:
             if self._closed:
-                raise NotRunningError(f"the producer for cluster {self.cluster.name!r} is stopped")
+                raise NotRunningError(f"the producer for cluster {self.cluster!r} is stopped")
             if self._kafka is None:
                 settings = {
                     "client_id": self._client_id,
-                    **self.cluster.settings.producer_kwargs(),
+                    **self._kafka_cluster.settings.producer_kwargs(),
                     **self._overrides,
                 }
-                kafka = self._clients.producer(self.cluster, **settings)
+                kafka = self._clients.producer(self._kafka_cluster, **settings)
                 try:
-                    with client_of(self.cluster.name):  # its sender task says whose it is
+                    with client_of(self.cluster):  # its sender task says whose it is
                         await kafka.start()
                 except BaseException as error:
                     with anyio.CancelScope(shield=True):
                         await kafka.stop()
                     if isinstance(error, KafkaConnectionError):
-                        raise await connection_error(self.cluster, error) from error
+                        raise await connection_error(self._kafka_cluster, error) from error
                     raise
                 self._kafka = kafka
         return self._kafka
@@ -136,7 +138,7 @@ class Producer:
     def _check_topic(self, topic: str) -> None:
         """Refuse a name no broker accepts; remember the good ones."""
         if not is_topic_name(topic):
-            self._raise(topic, invalid_topic(self.cluster, topic), None)
+            self._raise(topic, invalid_topic(self._kafka_cluster, topic), None)
         if len(self._topics) < KNOWN_TOPICS:
             self._topics.add(topic)
 
@@ -188,7 +190,7 @@ class Producer:
         if kafka is None or headers or "message.producing" in heard or "message.produced" in heard:
             return await self._produce_watched(topic, value, key, headers, partition, timestamp_ms)
         # The hot path: nothing to add to the message and nobody watching each one. Straight
-        # to aiokafka's send, with no coroutine of ours between (each costs ~3% of a send) and
+        # to aiokafka's send, with no coroutine of ours between (each would cost every send) and
         # no closure here (its cells would be made on every call, used or not).
         if type(value) is not bytes and value is not None:
             value = self._encoder.value(value)
@@ -296,7 +298,7 @@ class Producer:
         place_of: list[AppendedRecord] = []
         counts: dict[str, int] = {}  # partitions, by topic
         keyless: dict[str, int] = {}  # by topic: the partition its keyless records go to now
-        hashes: dict[bytes, int] = {}  # keys repeat; murmur2 in Python costs ~9 us a key
+        hashes: dict[bytes, int] = {}  # keys repeat, and murmur2 in Python is slow
         limit = self._max_request_size - BATCH_HEADER - SIZE_SLACK
         refused = False  # a record was left out: over max_request_size
         in_batch, at_place = batch_of.append, place_of.append
@@ -442,7 +444,7 @@ class Producer:
                 metadata = delivery.result()
                 self._monitor.emit(
                     "batch.produced",
-                    cluster=self.cluster.name,
+                    cluster=self.cluster,
                     topic=batch.topic,
                     partition=batch.partition,
                     count=batch.count,
@@ -497,7 +499,7 @@ class Producer:
             context = {}
             self._monitor.emit(
                 "message.producing",
-                cluster=self.cluster.name,
+                cluster=self.cluster,
                 topic=topic,
                 partition=partition,
                 server=self._server,
@@ -532,7 +534,7 @@ class Producer:
         if self._monitor.listens_to("message.produced"):
             self._monitor.emit(
                 "message.produced",
-                cluster=self.cluster.name,
+                cluster=self.cluster,
                 topic=topic,
                 partition=metadata.partition,
                 offset=metadata.offset,
@@ -554,10 +556,10 @@ class Producer:
         """
         size = (lambda: self._size_of(*message)) if message is not None else None
         failure = produce_failure(
-            self.cluster, topic, error, size=size, max_request_size=self._max_request_size
+            self._kafka_cluster, topic, error, size=size, max_request_size=self._max_request_size
         )
         self._monitor.emit(
-            "produce.failed", cluster=self.cluster.name, topic=topic, error=failure, context=context, **batch
+            "produce.failed", cluster=self.cluster, topic=topic, error=failure, context=context, **batch
         )
         return failure
 
@@ -596,4 +598,4 @@ class Producer:
             await kafka.stop()  # flushes first
 
     def __repr__(self) -> str:
-        return f"<Producer cluster={self.cluster.name!r} {self.cluster.bootstrap_servers}>"
+        return f"<Producer cluster={self.cluster!r} {self._kafka_cluster.servers}>"

@@ -33,7 +33,7 @@ class ProducerRegistry(Mapping[str, Producer]):
             name: Producer(cluster, monitor, client_id=client_id, format=format, clients=clients)
             for name, cluster in topology.clusters.items()
         }
-        self.primary = self._producers[topology.producer_cluster.name]
+        self.primary = self._producers[topology.producer_cluster]
 
     def __getitem__(self, name: str) -> Producer:
         try:
@@ -58,7 +58,7 @@ class ProducerRegistry(Mapping[str, Producer]):
             except Exception as error:
                 self._monitor.emit(
                     "error.occurred",
-                    cluster=producer.cluster.name,
+                    cluster=producer.cluster,
                     type="producer.connect",
                     error=error,
                 )

@@ -1,7 +1,13 @@
 """Declaring what to consume (routes) and resolving it into clusters and subscription groups."""
 
+from aiostream_kafka.deprecation import module_getattr
 from aiostream_kafka.routing.route import Route, TopicConfig
 from aiostream_kafka.routing.routes import Routes
-from aiostream_kafka.routing.topology import SubscriptionGroup, Topic, Topology
+from aiostream_kafka.routing.topology import RoutedTopic, SubscriptionGroup, Topology
 
-__all__ = ["Route", "Routes", "SubscriptionGroup", "Topic", "TopicConfig", "Topology"]
+__all__ = ["Route", "RoutedTopic", "Routes", "SubscriptionGroup", "TopicConfig", "Topology"]
+
+__getattr__ = module_getattr(
+    __name__,
+    {"Topic": ("aiostream_kafka.routing.topology:RoutedTopic", "aiostream_kafka.routing.RoutedTopic")},
+)

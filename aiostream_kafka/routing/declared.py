@@ -1,4 +1,5 @@
-"""``app.topics``: topics the app needs that no route consumes (produced to, DLQs, ...)."""
+"""Topics the app needs, as they should look: a route's ``config=``, and ``app.topics`` for
+those no route consumes (produced to, DLQs, ...)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,29 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from aiostream_kafka.contracts.topics import check_declaration
+from aiostream_kafka.deprecation import module_getattr
 from aiostream_kafka.routing.route import TopicConfig
 
 
 @dataclass(frozen=True)
-class TopicDeclaration:
+class DeclaredTopic:
+    """A topic the app needs on one cluster, as it should look; ``topics migrate`` and
+    ``app.check()`` compare it with what the cluster has."""
+
     name: str
-    cluster: str | None  # None: the primary
+    cluster: str
     config: TopicConfig
+    source: str  # for messages: which route or declaration asked for it
 
 
 class Topics:
-    """``clusters``: the app's cluster names, so that a declaration naming another fails at once."""
+    """``app.topics``: declarations on ``primary`` unless they name another cluster.
+    ``clusters``: the app's cluster names, so that a declaration naming another fails at once."""
 
-    def __init__(self, *, clusters: Collection[str] | None = None) -> None:
+    def __init__(self, *, primary: str, clusters: Collection[str] | None = None) -> None:
+        self._primary = primary
         self._clusters = clusters
-        self._declared: list[TopicDeclaration] = []
+        self._declared: list[DeclaredTopic] = []
 
     def declare(
         self,
@@ -31,14 +39,22 @@ class Topics:
         partitions: int = 1,
         replication_factor: int = 1,
         settings: Mapping[str, str | int] | None = None,
-    ) -> TopicDeclaration:
+    ) -> DeclaredTopic:
         """Declare a topic on ``cluster`` (the primary by default) for ``topics migrate`` and checks."""
         check_declaration(name, cluster, self._clusters)
-        declaration = TopicDeclaration(
-            name, cluster, TopicConfig(partitions, replication_factor, settings or {})
+        declared = DeclaredTopic(
+            name,
+            self._primary if cluster is None else cluster,
+            TopicConfig(partitions, replication_factor, settings or {}),
+            f"app.topics.declare({name!r})",
         )
-        self._declared.append(declaration)
-        return declaration
+        self._declared.append(declared)
+        return declared
 
-    def __iter__(self) -> Iterator[TopicDeclaration]:
+    def __iter__(self) -> Iterator[DeclaredTopic]:
         return iter(self._declared)
+
+
+__getattr__ = module_getattr(
+    __name__, {"TopicDeclaration": ("aiostream_kafka.routing.declared:DeclaredTopic", "DeclaredTopic")}
+)

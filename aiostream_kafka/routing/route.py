@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiostream_kafka import deprecation
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.contracts.checks import callable_name
@@ -59,7 +60,7 @@ class Route:
     format: str = "json"
     decoder: Decoder | None = None
     max_messages: int = 100
-    max_wait_ms: int = 500
+    max_wait: float = 0.5  # seconds a poll waits for messages when there are none
     #: Records one poll may hand over, across the group's partitions (Kafka's max.poll.records);
     #: None: max_messages x the app's concurrency, shared among the process's listeners.
     max_poll_records: int | None = None
@@ -76,6 +77,11 @@ class Route:
     def label(self) -> str:
         """How errors name this route."""
         return f"route for topic {self.topic!r}"
+
+    @property
+    def max_wait_ms(self) -> int:
+        deprecation.warn("Route.max_wait_ms", "Route.max_wait (seconds)")
+        return round(self.max_wait * 1000)
 
     @property
     def handler_name(self) -> str:

@@ -7,9 +7,15 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from aiostream_kafka import deprecation
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
-from aiostream_kafka.contracts.route import check_declaration, check_route, check_subscription_group
+from aiostream_kafka.contracts.route import (
+    check_declaration,
+    check_max_wait_ms,
+    check_route,
+    check_subscription_group,
+)
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
@@ -30,7 +36,8 @@ class RouteOptions(TypedDict, total=False):
     format: str
     decoder: Decoder
     max_messages: int
-    max_wait_ms: int
+    max_wait: float
+    max_wait_ms: int  # deprecated: max_wait, in seconds
     max_poll_records: int | None
     initial_offset: str
     isolation_level: str
@@ -67,9 +74,13 @@ class Routes:
         if self._frozen_reason:
             raise ConfigError(f"cannot add a route for topic {topic!r}: {self._frozen_reason}")
         check_declaration(topic, options, RouteOptions.__annotations__)
-        if "subscription_group" not in options and self._subscription_groups:
-            options["subscription_group"] = self._subscription_groups[-1]
-        route = Route(topic, handler=handler, consumer=consumer, **options)
+        settings: dict[str, Any] = dict(options)
+        if "max_wait_ms" in settings:
+            deprecation.warn("max_wait_ms=", "max_wait= (seconds)")
+            settings["max_wait"] = check_max_wait_ms(topic, settings.pop("max_wait_ms")) / 1000
+        if "subscription_group" not in settings and self._subscription_groups:
+            settings["subscription_group"] = self._subscription_groups[-1]
+        route = Route(topic, handler=handler, consumer=consumer, **settings)
         check_route(route, self._clusters)
         self._routes.append(route)
         return route

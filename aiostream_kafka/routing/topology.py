@@ -5,7 +5,7 @@ here only the whole app can tell: a topic routed twice, two names for one cluste
 that is its own topic, and a cluster named that no declaration could know (an inline
 cluster's, or any, for routes declared without the app's clusters at hand).
 
-The grouping rule (DESIGN 4): topics share one consumer, a subscription group, when they
+The grouping rule: topics share one consumer, a subscription group, when they
 agree on cluster, consumer group id, explicit subscription group name and consumer
 settings. Topics on different clusters never share one.
 """
@@ -19,27 +19,28 @@ from typing import Any
 from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
 from aiostream_kafka.contracts.route import unknown_dead_letter_cluster
+from aiostream_kafka.deprecation import module_getattr
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
-from aiostream_kafka.routing.declared import TopicDeclaration
-from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route, TopicConfig
+from aiostream_kafka.routing.declared import DeclaredTopic
+from aiostream_kafka.routing.route import DEFAULT_ISOLATION_LEVEL, Route
 
 DEFAULT_SUBSCRIPTION_GROUP = "default"
 
 
 @dataclass(frozen=True)
-class Topic:
-    """A route resolved: its cluster and its payload decoder are known."""
+class RoutedTopic:
+    """A route resolved: the topic, the cluster it is consumed from and its payload decoder."""
 
     name: str
     route: Route
-    cluster: Cluster
+    cluster: str
     decoder: Decoder | None
 
     @property
     def dead_letter_cluster(self) -> str:
         """Where this topic's DLQ lives: the cluster named, else the topic's own cluster."""
         queue = self.route.dead_letter_queue
-        return queue.cluster if queue is not None and queue.cluster else self.cluster.name
+        return queue.cluster if queue is not None and queue.cluster else self.cluster
 
 
 @dataclass(frozen=True)
@@ -47,18 +48,19 @@ class SubscriptionGroup:
     """Topics consumed through one ``AIOKafkaConsumer``: one Listener runs each."""
 
     name: str
-    cluster: Cluster
+    cluster: str
+    kafka_cluster: Cluster  # what the Listener's consumer connects to
     group_id: str
-    topics: tuple[Topic, ...]
+    topics: tuple[RoutedTopic, ...]
     consumer_settings: Mapping[str, Any]
     max_messages: int
-    max_wait_ms: int
+    max_wait_ms: int  # the routes' max_wait, as aiokafka's getmany(timeout_ms=) takes it
     initial_offset: str
     max_poll_records: int | None = None  # None: the listener's default (see Listener.poll_size)
 
     @property
     def id(self) -> str:
-        return f"{self.cluster.name}/{self.group_id}/{self.name}"
+        return f"{self.cluster}/{self.group_id}/{self.name}"
 
     @property
     def topic_names(self) -> tuple[str, ...]:
@@ -66,33 +68,23 @@ class SubscriptionGroup:
 
 
 @dataclass(frozen=True)
-class DeclaredTopic:
-    """A topic as it should exist on one cluster (from a route's ``config=`` or ``app.topics``)."""
-
-    name: str
-    cluster: Cluster
-    config: TopicConfig
-    source: str  # for messages: which route or declaration asked for it
-
-
-@dataclass(frozen=True)
 class Topology:
     primary: Cluster
     clusters: Mapping[str, Cluster]
-    producer_cluster: Cluster
+    producer_cluster: str  # the cluster of app.producer
     subscription_groups: tuple[SubscriptionGroup, ...]
-    inactive: tuple[Topic, ...] = ()  # resolved like the others, but never consumed
+    inactive: tuple[RoutedTopic, ...] = ()  # resolved like the others, but never consumed
     declared: tuple[DeclaredTopic, ...] = ()
 
     @property
-    def topics(self) -> tuple[Topic, ...]:
+    def topics(self) -> tuple[RoutedTopic, ...]:
         """Every consumed topic, in route order."""
         return tuple(topic for group in self.subscription_groups for topic in group.topics)
 
     def clusters_of(self, topic: str) -> list[str]:
         """The clusters this app consumes ``topic`` from or declares it on."""
-        names = [t.cluster.name for t in self.topics if t.name == topic]
-        names += [d.cluster.name for d in self.declared if d.name == topic]
+        names = [t.cluster for t in self.topics if t.name == topic]
+        names += [d.cluster for d in self.declared if d.name == topic]
         return sorted(set(names))
 
     def cluster(self, name: str) -> Cluster:
@@ -127,10 +119,10 @@ def build_topology(
     routes: Sequence[Route],
     default_group_id: str,
     producer_cluster: str | None = None,
-    declarations: Sequence[TopicDeclaration] = (),
+    declarations: Sequence[DeclaredTopic] = (),
 ) -> Topology:
     clusters = resolve_clusters(primary, named)
-    groups: dict[tuple[Any, ...], list[Topic]] = {}
+    groups: dict[tuple[Any, ...], list[RoutedTopic]] = {}
     group_settings: dict[tuple[Any, ...], dict[str, Any]] = {}
     routed: dict[tuple[str, str, str], Route] = {}
     inactive = []
@@ -146,7 +138,7 @@ def build_topology(
             route.isolation_level or consumer_settings.get("isolation_level") or DEFAULT_ISOLATION_LEVEL
         )
         decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
-        topic = Topic(route.topic, route, cluster, decoder)
+        topic = RoutedTopic(route.topic, route, cluster.name, decoder)
         _check_dead_letter_queue(topic, clusters)
         if not route.active:
             inactive.append(topic)
@@ -167,7 +159,7 @@ def build_topology(
             route.subscription_group or DEFAULT_SUBSCRIPTION_GROUP,
             frozen_items(consumer_settings),
             route.max_messages,
-            route.max_wait_ms,
+            round(route.max_wait * 1000),  # aiokafka's getmany(timeout_ms=)
             initial_offset,
             route.max_poll_records,
         )
@@ -190,7 +182,8 @@ def build_topology(
         subscription_groups.append(
             SubscriptionGroup(
                 name=name,
-                cluster=clusters[cluster_name],
+                cluster=cluster_name,
+                kafka_cluster=clusters[cluster_name],
                 group_id=group_id,
                 topics=tuple(topics),
                 consumer_settings=group_settings[key],
@@ -206,18 +199,17 @@ def build_topology(
     return Topology(
         primary=primary,
         clusters=clusters,
-        producer_cluster=clusters[producer_cluster or primary.name],
+        producer_cluster=producer_cluster or primary.name,
         subscription_groups=tuple(subscription_groups),
         inactive=tuple(inactive),
-        declared=_declared(subscription_groups, declarations, clusters, primary),
+        declared=_declared(subscription_groups, declarations, clusters),
     )
 
 
 def _declared(
     groups: Sequence[SubscriptionGroup],
-    declarations: Sequence[TopicDeclaration],
+    declarations: Sequence[DeclaredTopic],
     clusters: Mapping[str, Cluster],
-    primary: Cluster,
 ) -> tuple[DeclaredTopic, ...]:
     """Route configs and ``app.topics`` declarations, one per (cluster, topic), conflicts refused."""
     wanted: list[DeclaredTopic] = [
@@ -226,18 +218,16 @@ def _declared(
         for topic in group.topics
         if topic.route.config is not None
     ]
-    for declaration in declarations:
-        where = f"app.topics.declare({declaration.name!r})"
-        if declaration.cluster is not None and declaration.cluster not in clusters:
-            raise UnknownClusterError.named(declaration.cluster, clusters, where)
-        cluster = clusters[declaration.cluster] if declaration.cluster else primary
-        wanted.append(DeclaredTopic(declaration.name, cluster, declaration.config, where))
+    for declared in declarations:
+        if declared.cluster not in clusters:
+            raise UnknownClusterError.named(declared.cluster, clusters, declared.source)
+        wanted.append(declared)
     unique: dict[tuple[str, str], DeclaredTopic] = {}
     for topic in wanted:
-        seen = unique.setdefault((topic.cluster.name, topic.name), topic)
+        seen = unique.setdefault((topic.cluster, topic.name), topic)
         if seen.config != topic.config:
             raise ConfigError(
-                f"topic {topic.name!r} on cluster {topic.cluster.name!r} is declared twice with different "
+                f"topic {topic.name!r} on cluster {topic.cluster!r} is declared twice with different "
                 f"settings ({seen.source} and {topic.source}); keep one"
             )
     return tuple(unique.values())
@@ -277,14 +267,20 @@ def _route_cluster(
     return cluster, settings
 
 
-def _check_dead_letter_queue(topic: Topic, clusters: Mapping[str, Cluster]) -> None:
+def _check_dead_letter_queue(topic: RoutedTopic, clusters: Mapping[str, Cluster]) -> None:
     queue = topic.route.dead_letter_queue
     if queue is None:
         return
     if topic.dead_letter_cluster not in clusters:
         raise unknown_dead_letter_cluster(topic.route, clusters)
-    if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster.name:
+    if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster:
         raise ConfigError(
             f"{topic.route.label}: the dead-letter queue is the topic itself, so a failing message "
             f"would come back forever; give the DLQ its own topic"
         )
+
+
+__getattr__ = module_getattr(
+    __name__,
+    {"Topic": ("aiostream_kafka.routing.topology:RoutedTopic", "aiostream_kafka.routing.RoutedTopic")},
+)

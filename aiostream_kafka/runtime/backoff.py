@@ -10,6 +10,9 @@ from aiostream_kafka.contracts.failures import check_backoff
 
 @dataclass(frozen=True)
 class Backoff:
+    """``initial`` seconds, then ``multiplier`` times longer each attempt, up to ``maximum``
+    seconds. A route's ``Retry`` uses the same words."""
+
     initial: float = 0.5
     maximum: float = 30.0
     multiplier: float = 2.0

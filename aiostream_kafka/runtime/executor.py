@@ -25,7 +25,7 @@ from aiostream_kafka.errors import HandlerCancelledError, ProcessingTimeoutError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import Messages, batch_of
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
-from aiostream_kafka.routing.topology import Topic
+from aiostream_kafka.routing.topology import RoutedTopic
 from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.failures import FailureHandler
@@ -43,7 +43,7 @@ _NO_LIMIT = contextlib.nullcontext()
 class RunningRoute:
     """A topic as a listener runs it: its handler and its failure bookkeeping."""
 
-    topic: Topic
+    topic: RoutedTopic
     invoke: Invoke
     policy: FailurePolicy
     instance: Consumer | None
@@ -121,7 +121,7 @@ class Executor:
             live,
             topic=tp.topic,
             partition=tp.partition,
-            cluster=route.topic.cluster.name,
+            cluster=route.topic.cluster,
             decoder=route.topic.decoder,
             attempt=route.policy.attempt(tp.partition),
             is_revoked=lambda: tp in self._in_flight.revoked,

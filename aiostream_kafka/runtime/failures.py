@@ -22,7 +22,7 @@ from aiostream_kafka.processing.dead_letter import DeadLetterQueue, dead_letter_
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
-from aiostream_kafka.routing.topology import Topic
+from aiostream_kafka.routing.topology import RoutedTopic
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, remedy
@@ -63,7 +63,7 @@ class FailureHandler:
         self,
         consumer: ConsumerClient,
         tp: TopicPartition,
-        topic: Topic,
+        topic: RoutedTopic,
         policy: FailurePolicy,
         messages: Messages[Any],
         error: Exception,
@@ -132,7 +132,7 @@ class FailureHandler:
 
     async def _dead_letter(
         self,
-        topic: Topic,
+        topic: RoutedTopic,
         queue: DeadLetterQueue,
         message: Message[object],
         error: BaseException,

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaConnectionError
 from aiostream_kafka.diagnosis import connection_error
 from aiostream_kafka.messages import AfterBatch, Messages
 from aiostream_kafka.processing.policy import FailurePolicy
-from aiostream_kafka.routing.topology import SubscriptionGroup, Topic
+from aiostream_kafka.routing.topology import RoutedTopic, SubscriptionGroup
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.context import RuntimeContext
 from aiostream_kafka.runtime.executor import Executor, RunningRoute
@@ -64,8 +64,9 @@ async def _together(here: Awaitable[None], beside: list[Coroutine[Any, Any, None
 
     A task group's in miniature: if any fails or this task is cancelled, the others are
     cancelled and waited for, then the first error is raised. Plain asyncio tasks, since
-    this runs for every poll that holds several partitions and an anyio task group with its
-    scopes and handles cost twice as much (the partitions' own cancel scopes still work).
+    this runs for every poll that holds several partitions and an anyio task group's scopes
+    and handles cost more (docs/performance.md, "Latency"; the partitions' own cancel scopes
+    still work).
     """
     tasks = [asyncio.ensure_future(coroutine) for coroutine in beside]
     try:
@@ -88,9 +89,9 @@ class Listener:
         self.group = group
         self._context = context
         self._monitor = context.monitor
-        self._server = group.cluster.settings.bootstrap_servers[0]
+        self._server = group.kafka_cluster.settings.bootstrap_servers[0]
         self._tags = {
-            "cluster": group.cluster.name,
+            "cluster": group.cluster,
             "group": group.group_id,
             "subscription_group": group.name,
         }
@@ -109,7 +110,7 @@ class Listener:
         self._pauses = Pauses(context.clock)
         self._failures = FailureHandler(
             group_id=self.group.group_id,
-            cluster=self.group.cluster.name,
+            cluster=self.group.cluster,
             monitor=self._monitor,
             tags=tags,
             offsets=self._offsets,
@@ -151,7 +152,7 @@ class Listener:
 
     async def run(self) -> None:
         self._reset()
-        CLIENT_CLUSTER.set(self.group.cluster.name)  # this task's, and its consumer's tasks'
+        CLIENT_CLUSTER.set(self.group.cluster)  # this task's, and its consumer's tasks'
         consumer = self._consumer = self._new_consumer()
         self._routes = {topic.name: self._route(topic) for topic in self.group.topics}
         self._handlers = {name: route.handler_name for name, route in self._routes.items()}
@@ -164,7 +165,7 @@ class Listener:
                 try:
                     await consumer.start()
                 except KafkaConnectionError as error:
-                    raise await connection_error(self.group.cluster, error) from error
+                    raise await connection_error(self.group.kafka_cluster, error) from error
                 for instance in instances:
                     await instance.on_start()
                 self._monitor.emit("listener.started", **self._tags, topics=list(self._routes))
@@ -187,7 +188,7 @@ class Listener:
     def _new_consumer(self) -> ConsumerClient:
         group = self.group
         return self._context.clients.consumer(
-            group.cluster,
+            group.kafka_cluster,
             **{
                 "client_id": self._context.client_id,
                 **CONSUMER_DEFAULTS,
@@ -198,7 +199,7 @@ class Listener:
             },
         )
 
-    def _route(self, topic: Topic) -> RunningRoute:
+    def _route(self, topic: RoutedTopic) -> RunningRoute:
         route = topic.route
         backoff = route.retry.as_backoff() if route.retry is not None else self._context.retry_backoff
         transient = route.retry.transient if route.retry is not None else ()
@@ -207,7 +208,7 @@ class Listener:
             assert route.handler is not None
             return RunningRoute(topic, route.handler, policy, None)
         instance = route.consumer()
-        instance.bind(self._context.producers, topic.name, topic.cluster.name, self)
+        instance.bind(self._context.producers, topic.name, topic.cluster, self)
         return RunningRoute(topic, instance.consume, policy, instance)
 
     def _rebalance(self, consumer: ConsumerClient) -> Rebalance:
@@ -374,7 +375,7 @@ class Listener:
 
     def in_hand(self) -> list[InHand]:
         """The batches handlers hold now (read-only; the loop watchdog calls it from its thread)."""
-        return self._in_flight.in_hand(self.group.cluster.name, self._handlers)
+        return self._in_flight.in_hand(self.group.cluster, self._handlers)
 
     async def leave(self) -> None:
         """Close the consumer, leaving the group, while a handler still holds a batch: what a

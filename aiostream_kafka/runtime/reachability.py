@@ -1,8 +1,8 @@
 """Whether each cluster can be reached: one event when it goes away, one when it is back.
 
 While a cluster is down, aiokafka logs an ERROR for every failed connection attempt of every
-client (about 1,300 lines a minute for one app), naming a host and port but never the
-cluster, and a consumer simply waits: nothing of ours said what was going on. ``Outages``
+client (hundreds of lines a minute for one app), naming a host and port but never the
+cluster, and a consumer simply waits, saying nothing of it. ``Outages``
 reads aiokafka's warnings and errors as they are logged and puts the cluster's name in each.
 One that says a connection failed marks the cluster away (``cluster.unreachable``, with that
 line) and starts a probe that asks the cluster every few seconds until it answers

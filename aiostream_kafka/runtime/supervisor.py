@@ -51,7 +51,7 @@ class Supervisor:
 
     async def _supervise(self, listener: Listener) -> None:
         failures = 0
-        tags = {"cluster": listener.group.cluster.name, "subscription_group": listener.group.name}
+        tags = {"cluster": listener.group.cluster, "subscription_group": listener.group.name}
         while not self._stop.is_set():
             listener.healthy = False
             began = time.monotonic()

@@ -26,10 +26,10 @@ from aiokafka.structs import RecordMetadata
 from aiostream_kafka.codecs import Encoder, build_decoder
 from aiostream_kafka.contracts.testing import check_harness
 from aiostream_kafka.errors import ConfigError, NotRunningError
-from aiostream_kafka.instrumentation.monitor import Event
+from aiostream_kafka.instrumentation.monitor import MonitorEvent
 from aiostream_kafka.jobs.envelope import JobEnvelope
 from aiostream_kafka.messages import Message, from_records
-from aiostream_kafka.routing.topology import Topic, Topology
+from aiostream_kafka.routing.topology import RoutedTopic, Topology
 from aiostream_kafka.testing.clients import MemoryClients
 from aiostream_kafka.testing.clock import VirtualClock
 from aiostream_kafka.testing.memory import MemoryCluster
@@ -84,7 +84,7 @@ class TestApp:
         }
         for declared in topology.declared:
             config = declared.config
-            self.clusters[declared.cluster.name].create_topic(
+            self.clusters[declared.cluster].create_topic(
                 declared.name, config.partitions, config.replication_factor
             )
         self._clients = MemoryClients(self.clusters, self.clock)
@@ -117,7 +117,7 @@ class TestApp:
             if self._saved is not None:
                 self.app.clients, self.app.clock, self.app._admin = self._saved
 
-    def _record(self, event: Event) -> None:
+    def _record(self, event: MonitorEvent) -> None:
         self.events.append(event)
         if event.name == "batch.failed":
             key = (event["cluster"], event["topic"], event["partition"], event["offset"])
@@ -148,7 +148,7 @@ class TestApp:
                 f"feed({topic!r}, payloads): payloads is a list of messages; wrap a single one in [...]"
             )
         target = self._routed(topic, cluster)
-        memory = self.clusters[target.cluster.name]
+        memory = self.clusters[target.cluster]
         encoder = Encoder(target.route.format)
         encoded_key, encoded_headers = encoder.key(key), encoder.headers(headers)
         timestamp = timestamp_ms if timestamp_ms is not None else int(self.clock.now() * 1000)
@@ -215,7 +215,7 @@ class TestApp:
         return any(
             t.route.dead_letter_queue is not None
             for t in self._topology.topics
-            if t.name == topic and t.cluster.name == cluster
+            if t.name == topic and t.cluster == cluster
         )
 
     # --- what happened -------------------------------------------------------------------
@@ -256,13 +256,13 @@ class TestApp:
         """The offset committed for ``topic``'s partition by the group consuming it (the next
         offset to read), or None if nothing was committed."""
         target = self._routed(topic, cluster) if group_id is None else None
-        name = target.cluster.name if target is not None else self._cluster_name(cluster)
+        name = target.cluster if target is not None else self._cluster_name(cluster)
         group = group_id or self._group_of(topic, name)
         return self.clusters[name].committed.get((group, TopicPartition(topic, partition)))
 
     def _group_of(self, topic: str, cluster: str) -> str:
         for group in self._topology.subscription_groups:
-            if group.cluster.name == cluster and topic in group.topic_names:
+            if group.cluster == cluster and topic in group.topic_names:
                 return group.group_id
         raise ConfigError(f"no route consumes {topic!r} on cluster {cluster!r}; pass group_id=")
 
@@ -283,7 +283,7 @@ class TestApp:
         """Run the enqueued jobs no route of this app consumes (a worker elsewhere would), in
         order, once each; a delayed job first moves the clock to its time. Jobs this app
         consumes itself have run already, through their route. Returns the jobs run."""
-        consumed = {(t.cluster.name, t.name) for t in self._topology.topics}
+        consumed = {(t.cluster, t.name) for t in self._topology.topics}
         by_name = {job.name: job for job in self.app.jobs}
         ran = []
         for envelope in self.jobs():
@@ -304,32 +304,32 @@ class TestApp:
     def _topology(self) -> Topology:
         return self.app.topology
 
-    def _routed(self, topic: str, cluster: str | None) -> Topic:
+    def _routed(self, topic: str, cluster: str | None) -> RoutedTopic:
         found = [t for t in self._topology.topics if t.name == topic]
         if cluster is not None:
             self._topology.cluster(cluster)  # an unknown name is an error that lists the clusters
-            found = [t for t in found if t.cluster.name == cluster]
+            found = [t for t in found if t.cluster == cluster]
         if not found:
-            routed = sorted({f"{t.cluster.name}/{t.name}" for t in self._topology.topics})
+            routed = sorted({f"{t.cluster}/{t.name}" for t in self._topology.topics})
             where = f" on cluster {cluster!r}" if cluster else ""
             raise ConfigError(
                 f"no route consumes {topic!r}{where}; routed topics: {', '.join(routed) or 'none'}"
             )
-        clusters = sorted({t.cluster.name for t in found})
+        clusters = sorted({t.cluster for t in found})
         if len(clusters) > 1:
             raise ConfigError(f"{topic!r} is routed on clusters {clusters}; say which with cluster=")
         return found[0]
 
     def _cluster_name(self, cluster: str | None) -> str:
         if cluster is None:
-            return self._topology.producer_cluster.name
+            return self._topology.producer_cluster
         return self._topology.cluster(cluster).name
 
     def _decoder(self, topic: str, cluster: str, payload: Any) -> Any:
         if payload is not None:
             return build_decoder(payload, self.app.producer_format, None, where=f"produced({topic!r})")
         for t in self._topology.topics:
-            if t.name == topic and t.cluster.name == cluster:
+            if t.name == topic and t.cluster == cluster:
                 return t.decoder
         return build_decoder(Any, self.app.producer_format, None, where=f"produced({topic!r})")
 
@@ -381,16 +381,16 @@ class DeadLetter:
         return self.message.key
 
 
-class RecordedEvents(Sequence[Event]):
+class RecordedEvents(Sequence[MonitorEvent]):
     """Every monitor event of the test, in order; ``named("dlq.dispatched", topic="orders")`` filters."""
 
     def __init__(self) -> None:
-        self._events: list[Event] = []
+        self._events: list[MonitorEvent] = []
 
-    def append(self, event: Event) -> None:
+    def append(self, event: MonitorEvent) -> None:
         self._events.append(event)
 
-    def named(self, name: str, **match: Any) -> list[Event]:
+    def named(self, name: str, **match: Any) -> list[MonitorEvent]:
         return [
             e
             for e in self._events
@@ -403,5 +403,5 @@ class RecordedEvents(Sequence[Event]):
     def __len__(self) -> int:
         return len(self._events)
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[MonitorEvent]:
         return iter(self._events)

@@ -84,7 +84,7 @@ class StatusBoard:
             rows.append(
                 {
                     "name": name,
-                    "servers": cluster.bootstrap_servers,
+                    "servers": cluster.servers,
                     "security_protocol": cluster.settings.identity["security_protocol"],
                     "primary": name == topology.primary.name,
                     "reporting": name == self._app.web.cluster,

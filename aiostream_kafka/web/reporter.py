@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from aiostream_kafka.instrumentation.monitor import Event, Monitor
+from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.instrumentation.redaction import mask
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.web.reports import (
@@ -81,7 +81,7 @@ class Reporter:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets = [s for c in app.topology.clusters.values() for s in c.settings.secrets()]
         self._tallies = {
-            group.id: _Tally(group.cluster.name, group.group_id, group.name, list(group.topic_names))
+            group.id: _Tally(group.cluster, group.group_id, group.name, list(group.topic_names))
             for group in app.topology.subscription_groups
         }
         self._errors: list[ErrorReport] = []
@@ -101,7 +101,7 @@ class Reporter:
     def install(self, monitor: Monitor) -> None:
         self._unsubscribe = monitor.subscribe("*", self.on_event)
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: MonitorEvent) -> None:
         tally = self._tally(event)
         name = event.name
         if tally is not None:
@@ -139,13 +139,13 @@ class Reporter:
         if failed and event.get("type") != REPORT_FAILED:  # reporting that reporting failed never ends
             self._error(event)
 
-    def _tally(self, event: Event) -> _Tally | None:
+    def _tally(self, event: MonitorEvent) -> _Tally | None:
         group, subscription_group = event.get("group"), event.get("subscription_group")
         if group is None or subscription_group is None:
             return None
         return self._tallies.get(f"{event['cluster']}/{group}/{subscription_group}")
 
-    def _error(self, event: Event) -> None:
+    def _error(self, event: MonitorEvent) -> None:
         if len(self._errors) >= PENDING_ERRORS:
             self.dropped_errors += 1
             return
@@ -189,7 +189,7 @@ class Reporter:
             clusters=[
                 ClusterStatus(
                     name,
-                    cluster.bootstrap_servers,
+                    cluster.servers,
                     cluster.settings.identity["security_protocol"],
                     primary=name == topology.primary.name,
                 )

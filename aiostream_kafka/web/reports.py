@@ -40,7 +40,7 @@ class ListenerStatus(msgspec.Struct, frozen=True):
 
 class ClusterStatus(msgspec.Struct, frozen=True):
     name: str
-    bootstrap_servers: str
+    servers: str = msgspec.field(name="bootstrap_servers")  # Cluster.servers; the wire keeps Kafka's name
     security_protocol: str
     primary: bool = False
 

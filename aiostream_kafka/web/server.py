@@ -123,7 +123,7 @@ class WebUI:
         await self.ensure_running()
         name = self._cluster_named(request.path_params["name"])
         admin = self.app.admin.cluster(name)
-        ours = sorted({g.group_id for g in self.app.topology.subscription_groups if g.cluster.name == name})
+        ours = sorted({g.group_id for g in self.app.topology.subscription_groups if g.cluster == name})
         problem = None
         topics: list[Any] = []
         groups: list[Any] = []

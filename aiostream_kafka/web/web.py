@@ -74,7 +74,7 @@ class Web:
         """The reporter's producer while the app runs with reporting on."""
         return self.reporter.producer if self.reporter is not None else None
 
-    def check(self, clusters: Collection[str]) -> None:
+    def check_reporting_cluster(self, clusters: Collection[str]) -> None:
         """The reporting cluster exists, for one ``enable`` could not refuse (an inline cluster's
         name); before the topology is built, which would name the declared reports topic
         instead of the setting to fix."""

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
-from aiostream_kafka import App, Cluster, UnknownClusterError
+from aiostream_kafka import App, UnknownClusterError
 from aiostream_kafka.admin import (
     Admin,
     AdminRegistry,
@@ -24,7 +24,7 @@ from aiostream_kafka.admin import (
     TopicDescription,
     TopicSpec,
 )
-from aiostream_kafka.config import KafkaSettings
+from aiostream_kafka.config import Cluster, KafkaSettings
 from tests.helpers import committed_offsets, free_port, produce, swallow, tcp_server
 
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 
-from aiostream_kafka import App, Event, ProduceError, ProducerRecord
+from aiostream_kafka import App, MonitorEvent, ProduceError, ProducerRecord
 from aiostream_kafka.admin import TopicSpec
 from aiostream_kafka.producing.batching import partition_for_key
 from tests.helpers import create_topic
@@ -39,10 +39,10 @@ async def read_every_partition(
         await consumer.stop()
 
 
-def watched(app: App, *names: str) -> list[Event]:
+def watched(app: App, *names: str) -> list[MonitorEvent]:
     """Events of ``names`` only: a ``"*"`` subscriber would still let produce_many batch, but
     subscribing by name is what a listener does."""
-    seen: list[Event] = []
+    seen: list[MonitorEvent] = []
     for name in names:
         app.monitor.subscribe(name, seen.append)
     return seen

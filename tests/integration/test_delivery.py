@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 from aiostream_kafka import App, Backoff, Consumer, DeadLetterQueue, Messages, Retry
 from tests.helpers import Events, committed_offsets, create_topic, eventually, produce, read_all, read_records
 
-FAST = Retry(backoff=0.05, max_backoff=0.1, jitter=0)
+FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
 
 
 class Order(msgspec.Struct):
@@ -232,7 +232,7 @@ async def test_a_handler_can_pause_its_partition_for_a_while(primary: str, topic
     async def handle(messages: Messages[bytes]) -> None:
         arrivals.extend((m.offset, anyio.current_time()) for m in messages)
         if messages.first_offset == 0:
-            messages.pause(for_ms=1500)
+            messages.pause(duration=1.5)
 
     await create_topic(primary, topic_name)
     async with app.running():

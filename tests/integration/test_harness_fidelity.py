@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from aiostream_kafka import App, DeadLetterQueue, Messages, Retry
 from tests.helpers import committed_offsets, create_topic, eventually, read_records
 
-FAST = Retry(backoff=0.05, max_backoff=0.1, jitter=0)
+FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
 
 
 class Order(msgspec.Struct):

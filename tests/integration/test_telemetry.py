@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from aiostream_kafka import App, Event, Messages, OpenTelemetryListener
+from aiostream_kafka import App, Messages, MonitorEvent, OpenTelemetryListener
 from tests.helpers import eventually
 
 
@@ -131,7 +131,7 @@ async def test_metrics_carry_the_cluster_of_each_producer_and_consumer(
 ) -> None:
     provider, reader = metric_reader
     app, arrived = relay_app(primary, secondary, topic_name, OpenTelemetryListener(meter_provider=provider))
-    statistics: list[Event] = []
+    statistics: list[MonitorEvent] = []
     app.monitor.subscribe("statistics.emitted", statistics.append)
 
     async with app.running():
@@ -162,10 +162,10 @@ async def test_a_failing_monitor_subscriber_does_not_stop_consumption(
     app = App("broken-observer", kafka={"bootstrap_servers": primary}, group_id=f"g-{uuid.uuid4().hex[:8]}")
     handled: list[bytes | None] = []
 
-    def broken(event: Event) -> None:
+    def broken(event: MonitorEvent) -> None:
         raise RuntimeError("observer bug")
 
-    async def broken_async(event: Event) -> None:
+    async def broken_async(event: MonitorEvent) -> None:
         raise RuntimeError("async observer bug")
 
     app.monitor.subscribe("*", broken)

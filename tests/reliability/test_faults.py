@@ -47,7 +47,7 @@ class Forwarder:
             topic,
             payload=Item,
             max_messages=20,
-            retry=Retry(backoff=0.2, max_backoff=2.0),
+            retry=Retry(initial=0.2, maximum=2.0),
             dead_letter_queue=DeadLetterQueue(f"{topic}.dlq", max_retries=3),
         )
         async def forward(messages: Messages[Item]) -> None:

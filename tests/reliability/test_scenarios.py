@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 COUNT = 10_000
 PARTITIONS = 6
 MAX_MESSAGES = 50
-FAST_RETRY = Retry(backoff=0.02, max_backoff=0.05, jitter=0)
+FAST_RETRY = Retry(initial=0.02, maximum=0.05, jitter=0)
 
 
 def worker_env(primary: str, topic: str, group: str, sink: Sink, **extra: str) -> dict[str, str]:

@@ -103,12 +103,20 @@ def test_a_batch_asks_for_nothing_after_it_by_default() -> None:
     assert batch(10).after_batch is None
 
 
-def test_pause_for_some_milliseconds_is_recorded_for_after_the_batch() -> None:
+def test_pause_for_some_seconds_is_recorded_for_after_the_batch() -> None:
     messages = batch(10)
 
-    messages.pause(500)
+    messages.pause(duration=0.5)
 
     assert messages.after_batch == ("pause", 500)
+
+
+def test_a_pause_is_never_shorter_than_asked() -> None:
+    messages = batch(10)
+
+    messages.pause(duration=0.0001)
+
+    assert messages.after_batch == ("pause", 1)
 
 
 def test_pause_without_a_duration_pauses_until_resumed() -> None:
@@ -119,12 +127,31 @@ def test_pause_without_a_duration_pauses_until_resumed() -> None:
     assert messages.after_batch == ("pause", None)
 
 
-def test_pause_for_zero_milliseconds_is_allowed() -> None:
+def test_pause_for_zero_seconds_is_allowed() -> None:
     messages = batch(10)
 
-    messages.pause(for_ms=0)
+    messages.pause(duration=0)
 
     assert messages.after_batch == ("pause", 0)
+
+
+def test_pause_in_milliseconds_still_works_and_warns() -> None:
+    messages = batch(10)
+
+    with pytest.warns(
+        DeprecationWarning, match=r"pause\(for_ms=...\) is deprecated; use pause\(duration=...\)"
+    ):
+        messages.pause(500)
+
+    assert messages.after_batch == ("pause", 500)
+
+
+def test_pause_refuses_milliseconds_and_seconds_at_once() -> None:
+    with (
+        pytest.warns(DeprecationWarning, match="for_ms"),
+        pytest.raises(ValueError, match=r"^pause\(\): give"),
+    ):
+        batch(10).pause(500, duration=0.5)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +167,7 @@ def test_seek_is_recorded_for_after_the_batch(target: Any) -> None:
 
 def test_resume_cancels_a_pause_asked_for_during_the_batch() -> None:
     messages = batch(10)
-    messages.pause(500)
+    messages.pause(duration=0.5)
 
     messages.resume()
 
@@ -165,12 +192,25 @@ def test_the_last_request_of_a_batch_wins() -> None:
     assert messages.after_batch == ("seek", 42)
 
 
-@pytest.mark.parametrize("for_ms", [-1, 1.5, "500"])
-def test_pause_refuses_anything_but_whole_milliseconds(for_ms: Any) -> None:
+@pytest.mark.parametrize("duration", [-1, float("nan"), float("inf"), "500", True])
+def test_pause_refuses_anything_but_seconds_from_zero(duration: Any) -> None:
     messages = batch(10)
 
-    with pytest.raises(
-        ValueError, match=r"^pause\(for_ms=.*\): milliseconds as a whole number >= 0, or None$"
+    with pytest.raises(ValueError, match=r"^pause\(duration=.*\): seconds >= 0, or None$"):
+        messages.pause(duration=duration)
+
+    assert messages.after_batch is None
+
+
+@pytest.mark.parametrize("for_ms", [-1, 1.5, "500", True])
+def test_pause_in_the_old_milliseconds_refuses_anything_but_whole_ones(for_ms: Any) -> None:
+    messages = batch(10)
+
+    with (
+        pytest.warns(DeprecationWarning, match="for_ms"),
+        pytest.raises(
+            ValueError, match=r"^pause\(for_ms=.*\): milliseconds as a whole number >= 0, or None$"
+        ),
     ):
         messages.pause(for_ms)
 
@@ -192,7 +232,7 @@ def test_seek_refuses_a_target_that_is_not_an_offset_an_end_or_a_time(target: An
 
 def test_a_refused_seek_leaves_an_earlier_request_in_place() -> None:
     messages = batch(10)
-    messages.pause(500)
+    messages.pause(duration=0.5)
 
     with pytest.raises(ValueError, match=r"seek\('middle'\)"):
         messages.seek("middle")
@@ -252,7 +292,16 @@ def bound(control: FakeControl) -> Orders:
 def test_a_consumer_pauses_a_partition_of_its_topic_through_the_listener() -> None:
     control = FakeControl()
 
-    bound(control).pause(3, for_ms=100)
+    bound(control).pause(3, duration=0.1)
+
+    assert control.requests == [("orders", 3, ("pause", 100))]
+
+
+def test_a_consumer_pauses_in_the_old_milliseconds_with_a_warning() -> None:
+    control = FakeControl()
+
+    with pytest.warns(DeprecationWarning, match=r"pause\(for_ms=...\) is deprecated"):
+        bound(control).pause(3, for_ms=100)
 
     assert control.requests == [("orders", 3, ("pause", 100))]
 
@@ -268,8 +317,8 @@ def test_a_consumer_pauses_until_resumed_without_a_duration() -> None:
 def test_a_consumer_refuses_a_negative_pause_before_asking_the_listener() -> None:
     control = FakeControl()
 
-    with pytest.raises(ValueError, match=r"^pause\(for_ms=-5\): milliseconds as a whole number >= 0"):
-        bound(control).pause(3, for_ms=-5)
+    with pytest.raises(ValueError, match=r"^pause\(duration=-5\): seconds >= 0"):
+        bound(control).pause(3, duration=-5)
 
     assert control.requests == []
 
@@ -359,5 +408,5 @@ def test_a_consumer_bound_without_a_control_is_not_running_under_a_listener() ->
 
 @pytest.mark.parametrize("flag", [True, False])
 def test_a_bool_is_not_a_pause_duration(flag: bool) -> None:
-    with pytest.raises(ValueError, match=r"pause\(for_ms="):
-        batch().pause(flag)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"pause\(duration="):
+        batch().pause(duration=flag)

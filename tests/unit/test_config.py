@@ -9,7 +9,7 @@ import pytest
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
-from aiostream_kafka.config import RULES, VALID_KEYS, KafkaSettings
+from aiostream_kafka.config import RULES, VALID_KEYS, Cluster, KafkaSettings
 from aiostream_kafka.errors import ConfigError
 
 SERVERS = {"bootstrap_servers": "127.0.0.1:19092"}
@@ -377,3 +377,22 @@ def test_every_setting_has_a_rule_but_the_servers_and_tls_files_which_are_checke
     assert VALID_KEYS - set(RULES) == checked_elsewhere
     numeric = {key for key in VALID_KEYS if key.endswith(("_ms", "_bytes", "_size"))}
     assert all(RULES[key].allowed.startswith("a whole number of") for key in numeric)
+
+
+# --- a cluster's servers -----------------------------------------------------------------
+
+
+def test_the_bootstrap_servers_are_a_sorted_tuple_and_a_clusters_servers_their_text() -> None:
+    cluster = Cluster("primary", parse_dotted({"bootstrap.servers": "b:9092, a:9092"}))
+
+    assert cluster.settings.bootstrap_servers == ("a:9092", "b:9092")
+    assert cluster.servers == "a:9092,b:9092"
+
+
+def test_a_clusters_old_bootstrap_servers_text_still_works_and_warns() -> None:
+    cluster = Cluster("primary", parse())
+
+    with pytest.warns(
+        DeprecationWarning, match=r"Cluster.bootstrap_servers is deprecated; use Cluster.servers"
+    ):
+        assert cluster.bootstrap_servers == "127.0.0.1:19092"

@@ -19,7 +19,7 @@ from aiostream_kafka import (
     UnknownClusterError,
 )
 from aiostream_kafka.processing.dead_letter import dead_letter_headers
-from aiostream_kafka.routing.topology import Topic, Topology
+from aiostream_kafka.routing.topology import RoutedTopic, Topology
 
 PRIMARY = {"bootstrap_servers": "127.0.0.1:19092"}
 SECONDARY = {"bootstrap_servers": "127.0.0.1:29092"}
@@ -34,12 +34,12 @@ def make_app(**options: Any) -> App:
     return App("svc", log_events=False, **options)
 
 
-def topic_of(topology: Topology, name: str, cluster: str | None = None) -> Topic:
+def topic_of(topology: Topology, name: str, cluster: str | None = None) -> RoutedTopic:
     (topic,) = [
         topic
         for group in topology.subscription_groups
         for topic in group.topics
-        if topic.name == name and (cluster is None or topic.cluster.name == cluster)
+        if topic.name == name and (cluster is None or topic.cluster == cluster)
     ]
     return topic
 
@@ -185,29 +185,53 @@ def test_retry_defaults_to_one_second_doubling_up_to_thirty() -> None:
 
 
 def test_retry_as_backoff_carries_every_setting_over() -> None:
-    backoff = Retry(backoff=0.5, max_backoff=4.0, multiplier=3.0, jitter=0).as_backoff()
+    backoff = Retry(initial=0.5, maximum=4.0, multiplier=3.0, jitter=0).as_backoff()
 
     assert backoff == Backoff(initial=0.5, maximum=4.0, multiplier=3.0, jitter=0)
     assert [backoff.delay(attempt) for attempt in (1, 2, 3)] == [0.5, 1.5, 4.0]
 
 
 def test_retry_with_no_wait_at_all_is_allowed() -> None:
-    assert Retry(backoff=0, max_backoff=0).as_backoff().delay(3) == 0
+    assert Retry(initial=0, maximum=0).as_backoff().delay(3) == 0
 
 
-def test_a_negative_retry_backoff_is_rejected() -> None:
+def test_a_negative_initial_backoff_is_rejected() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"^Retry\(backoff=-1, max_backoff=30\.0\): need 0 <= backoff <= max_backoff \(seconds\)$",
+        match=r"^Retry\(initial=-1, maximum=30\.0\): need 0 <= initial <= maximum \(seconds\)$",
     ):
-        Retry(backoff=-1)
+        Retry(initial=-1)
 
 
-def test_a_max_backoff_below_the_backoff_is_rejected() -> None:
-    with pytest.raises(
-        ConfigError, match=r"^Retry\(backoff=5, max_backoff=2\): need 0 <= backoff <= max_backoff"
+def test_a_maximum_below_the_initial_backoff_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"^Retry\(initial=5, maximum=2\): need 0 <= initial <= maximum"):
+        Retry(initial=5, maximum=2)
+
+
+def test_retry_speaks_the_vocabulary_of_the_apps_backoff() -> None:
+    assert Retry(initial=0.5, maximum=4.0).as_backoff() == Backoff(initial=0.5, maximum=4.0)
+
+
+def test_retrys_old_keywords_still_work_and_warn() -> None:
+    with pytest.warns(
+        DeprecationWarning, match=r"Retry\(backoff=...\) is deprecated; use Retry\(initial=...\)"
     ):
-        Retry(backoff=5, max_backoff=2)
+        retry = Retry(backoff=0.5)
+    with pytest.warns(
+        DeprecationWarning, match=r"Retry\(max_backoff=...\) is deprecated; use Retry\(maximum=...\)"
+    ):
+        assert Retry(max_backoff=4.0) == Retry(maximum=4.0)
+
+    assert retry == Retry(initial=0.5)
+
+
+def test_retrys_old_attributes_still_work_and_warn() -> None:
+    retry = Retry(initial=0.5, maximum=4.0)
+
+    with pytest.warns(DeprecationWarning, match=r"Retry.backoff is deprecated; use Retry.initial"):
+        assert retry.backoff == 0.5
+    with pytest.warns(DeprecationWarning, match=r"Retry.max_backoff is deprecated; use Retry.maximum"):
+        assert retry.max_backoff == 4.0
 
 
 def test_a_multiplier_below_one_is_rejected() -> None:
@@ -216,7 +240,7 @@ def test_a_multiplier_below_one_is_rejected() -> None:
 
 
 def test_a_multiplier_of_one_keeps_the_backoff_constant() -> None:
-    backoff = Retry(backoff=2, multiplier=1, jitter=0).as_backoff()
+    backoff = Retry(initial=2, multiplier=1, jitter=0).as_backoff()
 
     assert [backoff.delay(attempt) for attempt in (1, 5, 50)] == [2, 2, 2]
 
@@ -226,7 +250,7 @@ def test_a_multiplier_of_one_keeps_the_backoff_constant() -> None:
 
 def test_a_route_keeps_its_retry_and_dead_letter_queue() -> None:
     app = make_app()
-    retry = Retry(backoff=0.5)
+    retry = Retry(initial=0.5)
     queue = DeadLetterQueue("orders.dlq", max_retries=1)
 
     route = app.routes.topic("orders", handler=handle, retry=retry, dead_letter_queue=queue)
@@ -288,7 +312,7 @@ def test_the_dlq_of_a_route_with_inline_settings_lives_on_that_inline_cluster() 
 
     topic = topic_of(app.topology, "clicks")
 
-    assert topic.cluster.inline
+    assert app.topology.clusters[topic.cluster].inline
     assert topic.dead_letter_cluster == "127.0.0.1:29092"
 
 
@@ -354,7 +378,7 @@ def test_a_dlq_with_the_routes_topic_name_on_another_cluster_is_allowed() -> Non
 
     topic = topic_of(app.topology, "orders")
 
-    assert (topic.cluster.name, topic.dead_letter_cluster) == ("primary", "analytics")
+    assert (topic.cluster, topic.dead_letter_cluster) == ("primary", "analytics")
 
 
 def test_a_long_error_message_is_clipped_without_cutting_a_character() -> None:
@@ -368,7 +392,7 @@ def test_a_long_error_message_is_clipped_without_cutting_a_character() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"jitter": 5.0}, {"jitter": -0.1}, {"backoff": float("nan")}, {"max_backoff": float("inf")}],
+    [{"jitter": 5.0}, {"jitter": -0.1}, {"initial": float("nan")}, {"maximum": float("inf")}],
 )
 def test_a_retry_with_out_of_range_numbers_is_rejected(options: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="Retry"):

@@ -47,7 +47,7 @@ def test_route_configs_and_declarations_land_on_their_clusters() -> None:
     app.topics.declare("audit")
     app.topics.declare("audit", cluster="analytics", partitions=3)
 
-    declared = sorted((d.cluster.name, d.name, d.config.partitions) for d in app.topology.declared)
+    declared = sorted((d.cluster, d.name, d.config.partitions) for d in app.topology.declared)
 
     assert declared == [("analytics", "audit", 3), ("analytics", "clicks", 6), ("primary", "audit", 1)]
 

@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from aiostream_kafka import ConfigError, Event, LoggingListener, Monitor, OpenTelemetryListener
+from aiostream_kafka import ConfigError, LoggingListener, Monitor, MonitorEvent, OpenTelemetryListener
 from aiostream_kafka.instrumentation.monitor import EVENTS, method_name
 
 
@@ -16,7 +16,7 @@ async def test_an_async_subscriber_runs_as_its_own_task() -> None:
     monitor = Monitor()
     seen: list[str] = []
 
-    async def subscriber(event: Event) -> None:
+    async def subscriber(event: MonitorEvent) -> None:
         await anyio.lowlevel.checkpoint()
         seen.append(event.name)
 
@@ -34,10 +34,10 @@ def test_a_listener_object_is_subscribed_through_its_on_event_methods() -> None:
             self.processed = 0
             self.failed = 0
 
-        def on_batch_processed(self, event: Event) -> None:
+        def on_batch_processed(self, event: MonitorEvent) -> None:
             self.processed += 1
 
-        def on_batch_failed(self, event: Event) -> None:
+        def on_batch_failed(self, event: MonitorEvent) -> None:
             self.failed += 1
 
     monitor = Monitor()
@@ -55,7 +55,7 @@ def test_a_listener_object_is_subscribed_through_its_on_event_methods() -> None:
 
 def test_a_misspelt_on_method_is_an_error_with_a_suggestion() -> None:
     class Typo:
-        def on_batch_procesed(self, event: Event) -> None: ...
+        def on_batch_procesed(self, event: MonitorEvent) -> None: ...
 
     with pytest.raises(
         ConfigError,

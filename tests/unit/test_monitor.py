@@ -6,14 +6,14 @@ import logging
 
 import pytest
 
-from aiostream_kafka import Backoff, ConfigError, Event, Monitor
+from aiostream_kafka import Backoff, ConfigError, Monitor, MonitorEvent
 
 # --- Monitor -----------------------------------------------------------------------------
 
 
 def test_a_subscriber_receives_the_events_it_subscribed_to_with_their_payload() -> None:
     monitor = Monitor()
-    seen: list[Event] = []
+    seen: list[MonitorEvent] = []
     monitor.subscribe("batch.processed", seen.append)
 
     monitor.emit("batch.processed", cluster="primary", topic="orders", partition=2)
@@ -27,7 +27,7 @@ def test_a_subscriber_receives_the_events_it_subscribed_to_with_their_payload() 
 
 def test_a_subscriber_does_not_receive_other_events() -> None:
     monitor = Monitor()
-    seen: list[Event] = []
+    seen: list[MonitorEvent] = []
     monitor.subscribe("batch.processed", seen.append)
 
     monitor.emit("batch.failed", cluster="primary")
@@ -59,7 +59,7 @@ def test_specific_subscribers_are_called_before_star_subscribers() -> None:
 
 def test_unsubscribing_stops_delivery() -> None:
     monitor = Monitor()
-    seen: list[Event] = []
+    seen: list[MonitorEvent] = []
     unsubscribe = monitor.subscribe("app.started", seen.append)
 
     monitor.emit("app.started", cluster="primary")
@@ -105,7 +105,7 @@ def test_a_failing_subscriber_does_not_stop_the_others_or_the_emitter(
     monitor = Monitor()
     seen: list[str] = []
 
-    def broken(event: Event) -> None:
+    def broken(event: MonitorEvent) -> None:
         raise RuntimeError("observer bug")
 
     monitor.subscribe("batch.failed", broken)
@@ -167,7 +167,7 @@ def test_backoff_jitter_stays_within_its_fraction_of_the_delay() -> None:
 
 def test_unsubscribing_twice_is_harmless() -> None:
     monitor = Monitor()
-    seen: list[Event] = []
+    seen: list[MonitorEvent] = []
     unsubscribe = monitor.subscribe("app.started", seen.append)
 
     unsubscribe()

@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import RecordMetadata
 
-from aiostream_kafka import App, Event, ProduceError, ProducerRecord
+from aiostream_kafka import App, MonitorEvent, ProduceError, ProducerRecord
 from aiostream_kafka.producing.producer import Producer
 
 
@@ -60,9 +60,9 @@ class FakeKafka:
             delivery.set_result(RecordMetadata(tp.topic, 0, tp, index, 0, 0, 0))
 
 
-def producer_with(kafka: FakeKafka, *events: str) -> tuple[Producer, list[Event]]:
+def producer_with(kafka: FakeKafka, *events: str) -> tuple[Producer, list[MonitorEvent]]:
     app = App("p", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, opentelemetry=False)
-    seen: list[Event] = []
+    seen: list[MonitorEvent] = []
     for name in events:
         app.monitor.subscribe(name, seen.append)
     producer = Producer(app.topology.primary, app.monitor, client_id="p")
@@ -262,7 +262,7 @@ async def test_produce_many_with_headers_or_someone_watching_each_send_takes_the
     producer, _ = producer_with(kafka)
     contexts: list[dict[str, Any]] = []
 
-    def add_trace(event: Event) -> None:
+    def add_trace(event: MonitorEvent) -> None:
         event["headers"].append(("traceparent", b"00-1"))
         contexts.append(event["context"])
 

@@ -147,16 +147,39 @@ def test_max_messages_must_be_a_positive_integer(max_messages: Any) -> None:
         Routes().topic("orders", handler=handle, max_messages=max_messages)
 
 
-@pytest.mark.parametrize("max_wait_ms", [-1, 0.5, "500"])
-def test_max_wait_ms_must_be_a_non_negative_integer(max_wait_ms: Any) -> None:
-    expected = f"route for topic 'orders': max_wait_ms must be a non-negative integer, not {max_wait_ms!r}"
+@pytest.mark.parametrize("max_wait", [-1, float("nan"), float("inf"), "500"])
+def test_max_wait_must_be_seconds_from_zero(max_wait: Any) -> None:
+    expected = f"route for topic 'orders': max_wait must be seconds >= 0, not {max_wait!r}"
 
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        Routes().topic("orders", handler=handle, max_wait=max_wait)
+
+
+def test_max_wait_may_be_zero() -> None:
+    assert Routes().topic("orders", handler=handle, max_wait=0).max_wait == 0
+
+
+def test_max_wait_in_milliseconds_still_works_and_warns_at_the_users_line() -> None:
+    with pytest.warns(
+        DeprecationWarning, match=r"max_wait_ms= is deprecated; use max_wait= \(seconds\)"
+    ) as warned:
+        route = Routes().topic("orders", handler=handle, max_wait_ms=250)
+
+    assert route.max_wait == 0.25
+    assert [w.filename for w in warned] == [__file__]
+    with pytest.warns(DeprecationWarning, match=r"Route.max_wait_ms is deprecated; use Route.max_wait"):
+        assert route.max_wait_ms == 250
+
+
+@pytest.mark.parametrize("max_wait_ms", [-1, 0.5, "500", True])
+def test_max_wait_in_the_old_milliseconds_must_be_a_whole_number(max_wait_ms: Any) -> None:
+    expected = f"route for topic 'orders': max_wait_ms must be a whole number >= 0, not {max_wait_ms!r}"
+
+    with (
+        pytest.warns(DeprecationWarning, match="max_wait_ms"),
+        pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"),
+    ):
         Routes().topic("orders", handler=handle, max_wait_ms=max_wait_ms)
-
-
-def test_max_wait_ms_may_be_zero() -> None:
-    assert Routes().topic("orders", handler=handle, max_wait_ms=0).max_wait_ms == 0
 
 
 @pytest.mark.parametrize("initial_offset", ["smallest", "EARLIEST", ""])
@@ -278,8 +301,8 @@ def test_a_mistyped_option_names_the_route_and_suggests_the_option() -> None:
         async def on_orders(messages: Messages[Any]) -> None: ...
 
 
-@pytest.mark.parametrize("option", ["max_messages", "max_wait_ms"])
-def test_a_bool_is_not_a_number_of_messages_or_milliseconds(option: str) -> None:
+@pytest.mark.parametrize("option", ["max_messages", "max_wait"])
+def test_a_bool_is_not_a_number_of_messages_or_seconds(option: str) -> None:
     routes = Routes()
 
     async def handler(messages: Messages[Any]) -> None: ...

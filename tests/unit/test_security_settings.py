@@ -114,7 +114,7 @@ def test_the_same_tls_files_are_the_same_cluster_so_an_inline_route_joins_it(pem
     async def handle(messages: Any) -> None:
         pass
 
-    assert [t.cluster.name for t in app.topology.topics] == ["vault"]
+    assert [t.cluster for t in app.topology.topics] == ["vault"]
 
 
 # --- mistakes -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import anyio
 import pytest
 
-from aiostream_kafka.instrumentation.monitor import Event, Monitor
+from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.runtime.backoff import Backoff
 from aiostream_kafka.runtime.supervisor import Supervisor
 
@@ -39,9 +39,9 @@ class CrashesAfterPolling:
         pass
 
 
-async def supervise(listener: CrashesAfterPolling) -> list[Event]:
+async def supervise(listener: CrashesAfterPolling) -> list[MonitorEvent]:
     monitor = Monitor()
-    crashes: list[Event] = []
+    crashes: list[MonitorEvent] = []
     monitor.subscribe("listener.crashed", crashes.append)
     supervisor = Supervisor([listener], monitor, Backoff(initial=0.01, maximum=0.04, jitter=0))  # type: ignore[list-item]
     await supervisor.run()

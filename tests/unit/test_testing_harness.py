@@ -157,7 +157,7 @@ async def test_a_message_that_keeps_failing_is_retried_then_dead_lettered_withou
     @app.route(
         "orders",
         payload=Order,
-        retry=Retry(backoff=30, max_backoff=60, jitter=0),
+        retry=Retry(initial=30, maximum=60, jitter=0),
         dead_letter_queue=DeadLetterQueue("orders.dlq", max_retries=2),
     )
     async def on_orders(messages: Messages[Order]) -> None:
@@ -298,7 +298,7 @@ async def test_a_timed_pause_passes_on_the_test_clock() -> None:
         first = messages[0]
         seen.append((first.offset, messages.attempt))
         if first.offset == 0 and len(seen) == 1:
-            messages.pause(for_ms=3_600_000)  # an hour, resuming at the first unmarked message
+            messages.pause(duration=3600)  # an hour, resuming at the first unmarked message
             return
         for m in messages:
             messages.mark_as_consumed(m)

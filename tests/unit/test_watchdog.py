@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import anyio
 import pytest
 
-from aiostream_kafka.instrumentation.monitor import Event, Monitor
+from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.watchdog import LoopWatchdog
 from tests.helpers import eventually
@@ -33,10 +33,10 @@ def batch(partition: int, handler: str) -> InHand:
 
 
 @contextmanager
-def watching(in_hand: list[InHand], **options: float) -> Iterator[list[Event]]:
+def watching(in_hand: list[InHand], **options: float) -> Iterator[list[MonitorEvent]]:
     """A watchdog on this loop (a 0.2 s threshold); yields the ``loop.blocked`` events."""
     monitor = Monitor()
-    reports: list[Event] = []
+    reports: list[MonitorEvent] = []
     monitor.subscribe("loop.blocked", reports.append)
     watchdog = LoopWatchdog(
         monitor, lambda: in_hand, cluster="primary", threshold=0.2, interval=0.05, **options
@@ -48,11 +48,11 @@ def watching(in_hand: list[InHand], **options: float) -> Iterator[list[Event]]:
         watchdog.stop()
 
 
-async def reported(reports: list[Event], count: int) -> None:
+async def reported(reports: list[MonitorEvent], count: int) -> None:
     await eventually(lambda: len(reports) >= count, within=5, what=f"{count} report(s)")
 
 
-async def watched(in_hand: list[InHand], block: float, **options: float) -> list[Event]:
+async def watched(in_hand: list[InHand], block: float, **options: float) -> list[MonitorEvent]:
     """Block the loop for ``block`` seconds in ``blocking_handler`` under a watchdog."""
     with watching(in_hand, **options) as reports:
         blocking_handler(block)

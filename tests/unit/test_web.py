@@ -14,7 +14,7 @@ import pytest
 from aiostream_kafka import App, Messages
 from aiostream_kafka.cli import main
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
-from aiostream_kafka.instrumentation.monitor import Event
+from aiostream_kafka.instrumentation.monitor import MonitorEvent
 from aiostream_kafka.web.auth import HostGuard, TokenGuard, check_bind, is_loopback, loopback_hosts
 from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.payloads import show
@@ -51,12 +51,12 @@ def test_the_report_tallies_each_listener_from_monitor_events() -> None:
     reporter = Reporter(app, cluster="primary", reports_topic="r", errors_topic="e", interval=5)
     tags = {"cluster": "primary", "group": "shop", "subscription_group": "default"}
     for event in [
-        Event("listener.started", tags),
-        Event("partitions.assigned", {**tags, "partitions": ["orders/0", "orders/1"]}),
-        Event("batch.processed", {**tags, "topic": "orders", "partition": 0, "count": 7}),
-        Event("batch.processed", {**tags, "topic": "orders", "partition": 1, "count": 3}),
-        Event("offsets.committed", {**tags, "offsets": {"orders/0": 7}}),
-        Event(
+        MonitorEvent("listener.started", tags),
+        MonitorEvent("partitions.assigned", {**tags, "partitions": ["orders/0", "orders/1"]}),
+        MonitorEvent("batch.processed", {**tags, "topic": "orders", "partition": 0, "count": 7}),
+        MonitorEvent("batch.processed", {**tags, "topic": "orders", "partition": 1, "count": 3}),
+        MonitorEvent("offsets.committed", {**tags, "offsets": {"orders/0": 7}}),
+        MonitorEvent(
             "statistics.emitted",
             {
                 **tags,
@@ -68,7 +68,7 @@ def test_the_report_tallies_each_listener_from_monitor_events() -> None:
                 "last_commit": 1.0,
             },
         ),
-        Event("dlq.dispatched", {**tags, "topic": "orders", "partition": 0, "offset": 3}),
+        MonitorEvent("dlq.dispatched", {**tags, "topic": "orders", "partition": 0, "offset": 3}),
     ]:
         reporter.on_event(event)
 
@@ -107,8 +107,12 @@ def test_errors_are_reported_with_their_traceback_and_without_secrets() -> None:
         raise RuntimeError("login with pa55-w0rd failed")
     except RuntimeError as error:
         failure = error
-    reporter.on_event(Event("error.occurred", {"cluster": "primary", "type": "commit", "error": failure}))
-    reporter.on_event(Event("error.occurred", {"cluster": "primary", "type": "web.report", "error": failure}))
+    reporter.on_event(
+        MonitorEvent("error.occurred", {"cluster": "primary", "type": "commit", "error": failure})
+    )
+    reporter.on_event(
+        MonitorEvent("error.occurred", {"cluster": "primary", "type": "web.report", "error": failure})
+    )
 
     [report] = reporter._errors
     assert (report.event, report.kind, report.error_type) == (
@@ -132,7 +136,7 @@ async def test_a_running_app_reports_to_the_primary_cluster_under_the_harness() 
             decode_process(m.value or b"") for m in t.produced("aiostream_kafka.reports", payload=bytes)
         ]
         assert app.web.producer is not None
-        assert app.web.producer.cluster.name == "primary"
+        assert app.web.producer.cluster == "primary"
 
     latest = reports[-1]
     assert latest.state == "running"
