@@ -39,7 +39,7 @@ async def serving(web_app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(web_app, host=host, port=port, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve)
-        await eventually(lambda: server.started, within=15, what="the web server")
+        await eventually(lambda: server.started, what="the web server")
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
