@@ -360,4 +360,4 @@ def test_a_consumer_bound_without_a_control_is_not_running_under_a_listener() ->
 @pytest.mark.parametrize("flag", [True, False])
 def test_a_bool_is_not_a_pause_duration(flag: bool) -> None:
     with pytest.raises(ValueError, match=r"pause\(for_ms="):
-        batch().pause(flag)  # type: ignore[arg-type]
+        batch().pause(flag)

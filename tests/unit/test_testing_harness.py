@@ -396,7 +396,7 @@ async def test_feeding_a_topic_no_route_consumes_names_the_routed_ones() -> None
         with pytest.raises(ConfigError, match=r"no route consumes 'order'; routed topics: primary/orders"):
             await t.feed("order", [b"x"])
         with pytest.raises(TypeError, match=r"wrap a single one in \[\.\.\.\]"):
-            await t.feed("orders", b"x")  # type: ignore[arg-type]
+            await t.feed("orders", b"x")
         with pytest.raises(ValueError, match="'orders' on cluster 'primary' has 1 partition"):
             await t.feed("orders", [b"x"], partition=3)
         with pytest.raises(ConfigError, match="analytcs"):

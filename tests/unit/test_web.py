@@ -182,7 +182,7 @@ def test_info_says_where_reports_go(
 
     module = types.ModuleType("web_info_app")
     module.app = two_clusters()  # type: ignore[attr-defined]
-    module.app.web.enable(cluster="analytics", interval=2)  # type: ignore[attr-defined]
+    module.app.web.enable(cluster="analytics", interval=2)
     monkeypatch.setitem(sys.modules, "web_info_app", module)
 
     assert main(["info", "web_info_app:app"]) == 0
