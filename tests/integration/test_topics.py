@@ -98,7 +98,7 @@ async def test_check_names_both_clusters_when_a_route_points_at_the_wrong_one(
     app.routes.topic(topic_name, handler=noop, cluster="analytics")  # ...but the route says analytics
 
     with pytest.raises(CheckError) as raised:
-        await app.check(within=10)
+        await app.check(within=30)  # the real clusters answer in time, however loaded the machine
 
     [problem] = raised.value.problems
     assert f"route for topic {topic_name!r}" in problem
@@ -138,7 +138,7 @@ def with_cluster(primary: str, name: str, bootstrap: str) -> App:
     )
 
 
-async def only_problem(app: App, within: float = 10) -> str:
+async def only_problem(app: App, within: float = 30) -> str:
     with pytest.raises(CheckError) as raised:
         await app.check(within=within)
     [problem] = raised.value.problems

@@ -176,7 +176,7 @@ async def test_workers_whose_parent_is_killed_stop_themselves_gracefully(
         parent.kill()
         parent.wait()
         await eventually(
-            lambda: not any(is_worker(pid) for pid in workers), within=15, what="the orphans to stop"
+            lambda: not any(is_worker(pid) for pid in workers), within=60, what="the orphans to stop"
         )
     finally:
         end_pool(parent, log)

@@ -8,6 +8,7 @@ import pickle
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio.lowlevel
 import msgspec
 import pytest
 from aiokafka import TopicPartition
@@ -17,6 +18,7 @@ from aiokafka.structs import RecordMetadata
 from aiostream_kafka import App, Event, ProduceError, ProducerRecord
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.runtime.clients import ProducerClient, RecordBatch
+from tests.helpers import eventually
 
 
 class Click(msgspec.Struct):
@@ -91,9 +93,12 @@ def producer_with(kafka: FakeKafka, *events: str) -> tuple[Producer, list[Event]
 
 
 async def later(kafka: FakeKafka, *steps: tuple[int, BaseException | None]) -> None:
+    """Resolve the deliveries in the order given, each once it was sent, the producer running
+    between two of them."""
     for index, error in steps:
-        await asyncio.sleep(0)
+        await eventually(lambda: len(kafka.deliveries) > index, what=f"send {index}")  # noqa: B023 - awaited at once
         kafka.deliver(index, error)
+        await anyio.lowlevel.checkpoint()
 
 
 async def test_produce_nowait_encodes_values_and_keys_and_returns_the_delivery() -> None:
@@ -222,7 +227,7 @@ async def test_produce_nowait_reports_each_delivery_while_someone_listens() -> N
     await producer.produce_nowait("clicks", b"2")
     kafka.deliver(0)
     kafka.deliver(1, KafkaTimeoutError("lost"))
-    await asyncio.sleep(0)
+    await eventually(lambda: len(seen) == 2, what="both deliveries reported")
 
     assert [(e.name, e.get("offset")) for e in seen] == [("message.produced", 0), ("produce.failed", None)]
 
@@ -269,7 +274,7 @@ async def test_produce_many_reports_a_cancelled_delivery_as_a_failure() -> None:
     producer, seen = producer_with(kafka, "message.produced", "produce.failed")  # one send a message
 
     waiting = asyncio.ensure_future(producer.produce_many([ProducerRecord("clicks", b"a")]))
-    await asyncio.sleep(0)
+    await eventually(lambda: bool(kafka.deliveries), what="the send")
     kafka.deliveries[0].cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
