@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
+import anyio
 import msgspec
 import pytest
 
@@ -12,6 +13,8 @@ from aiostream_kafka import App, Consumer, DeadLetterQueue, Messages, Retry
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.routing.route import TopicConfig
 from aiostream_kafka.testing import TestApp
+from aiostream_kafka.testing.clock import VirtualClock
+from tests.helpers import within
 
 
 class Order(msgspec.Struct):
@@ -309,6 +312,24 @@ async def test_a_timed_pause_passes_on_the_test_clock() -> None:
         assert t.clock.now() - before >= 3600
         assert t.committed("orders") == 2
     assert [offset for offset, _ in seen] == [0, 0]  # delivered again after the pause
+
+
+async def test_a_periodic_wait_is_no_wake_up_to_jump_to_but_passes_when_time_moves_on() -> None:
+    clock = VirtualClock()
+    waiting, ticked = anyio.Event(), anyio.Event()
+
+    async def report_every_ten_minutes() -> None:
+        waiting.set()
+        await clock.tick(600)  # waiting from here on: no await between
+        ticked.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(report_every_ten_minutes)
+        await waiting.wait()
+        assert (clock.next_wakeup, clock.jump()) == (None, False)  # drain() would be done
+        clock.advance(600)
+        with within(10, "the periodic wait to end once the clock moved on"):
+            await ticked.wait()
 
 
 # --- jobs ------------------------------------------------------------------------------------------
