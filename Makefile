@@ -44,8 +44,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The package and its tests, strictly (the tests' calls are checked against the package).
 typecheck: install
-	$(BIN)/mypy --strict aiostream_kafka
+	$(BIN)/mypy --strict aiostream_kafka tests
 
 # The suite alone, against whatever clusters run (the fixtures start missing ones).
 check: install browser

@@ -19,7 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(item.path).parent.name in KAFKA_DIRS:
             item.add_marker(pytest.mark.kafka)
-        if item.get_closest_marker("kafka"):
+        if isinstance(item, pytest.Function) and item.get_closest_marker("kafka"):
             item.fixturenames.insert(0, "kafka")
 
 

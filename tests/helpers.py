@@ -1,5 +1,9 @@
 """Small tools the Kafka tests share: waiting for a condition, recording monitor events,
-servers on free ports that misbehave as a broker might."""
+servers on free ports that misbehave as a broker might.
+
+Tests wait for what proves a thing happened (an event, a record, a committed offset), never
+for a length of time. A time limit is only ever a guard against waiting for ever: generous
+enough for a loaded machine, and saying what was awaited when it runs out."""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -51,6 +55,16 @@ async def eventually_true(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await anyio.sleep(0.2)
+
+
+@contextmanager
+def within(seconds: float, what: str) -> Iterator[None]:
+    """A guard against waiting for ever on the block: past ``seconds``, it is cancelled and the
+    test fails saying what it waited for (a TimeoutError raised inside passes through as is)."""
+    with anyio.move_on_after(seconds) as guard:
+        yield
+    if guard.cancelled_caught:
+        raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 class Events:
@@ -97,13 +111,16 @@ async def end_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
         await consumer.stop()
 
 
-async def produce(bootstrap: str, topic: str, *values: bytes) -> None:
-    """Write raw values with a plain aiokafka producer, outside any app."""
+async def produce(
+    bootstrap: str, topic: str, *values: bytes, partition: int | None = None, timestamp_ms: int | None = None
+) -> None:
+    """Write raw values with a plain aiokafka producer, outside any app (``timestamp_ms``: each
+    record's create time, instead of the clock's)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         for value in values:
-            await producer.send_and_wait(topic, value)
+            await producer.send_and_wait(topic, value, partition=partition, timestamp_ms=timestamp_ms)
     finally:
         await producer.stop()
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "tools" / "kafka" / "localkafka.py"
 
@@ -23,7 +23,10 @@ def _load_launcher() -> ModuleType:
     return module
 
 
-localkafka = _load_launcher()
+if TYPE_CHECKING:  # the same file, found by its path, so that its types are checked against
+    from tools.kafka import localkafka as localkafka
+else:  # a script, not a package: loaded from its file
+    localkafka = _load_launcher()
 
 
 class KafkaClusters:

@@ -1,4 +1,5 @@
-"""The app's sense of time: what retry backoffs, timed pauses and delayed jobs wait on.
+"""The app's sense of time: what retry backoffs, timed pauses, delayed jobs and periodic
+reports wait on.
 
 It lives on the app (``app.clock``) rather than being ``time.time`` and ``anyio.sleep`` called
 directly, so the testing harness can swap in a clock that skips waits nobody should sit
@@ -18,4 +19,10 @@ class Clock:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    async def tick(self, seconds: float) -> None:
+        """The wait between two rounds of a chore that repeats for as long as the app runs
+        (status reports). Apart from ``sleep`` because such a wait is never work left to do:
+        the harness's clock passes it only when a test moves time on."""
         await anyio.sleep(seconds)

@@ -4,7 +4,9 @@ Retry backoffs, timed pauses and delayed jobs sleep on ``app.clock``. Under the 
 nobody should wait seconds for them, but their order and their length should still hold.
 When the app has nothing else to do, ``drain()`` jumps this clock to the earliest wake-up
 (as trio's autojump clock does), so a 30 s backoff passes at once and ``now()`` says 30 s
-later, which is what delayed jobs compare against.
+later, which is what delayed jobs compare against. A periodic chore's ``tick`` is no
+wake-up to jump to (it would give ``drain()`` no end): it passes when time moves on anyway,
+by a jump or a test's ``advance``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class VirtualClock(Clock):
     def __init__(self) -> None:
         self._offset = 0.0
         self._sleepers: dict[int, tuple[float, anyio.Event]] = {}
+        self._tickers: dict[int, tuple[float, anyio.Event]] = {}
         self._ids = itertools.count()
 
     def now(self) -> float:
@@ -28,14 +31,21 @@ class VirtualClock(Clock):
 
     async def sleep(self, seconds: float) -> None:
         """Until ``seconds`` of virtual time pass: a jump, or that much real time, whichever is first."""
-        sleeper = next(self._ids)
+        await self._wait(self._sleepers, seconds)
+
+    async def tick(self, seconds: float) -> None:
+        """As ``sleep``, but never the wake-up ``jump`` goes to."""
+        await self._wait(self._tickers, seconds)
+
+    async def _wait(self, waiting: dict[int, tuple[float, anyio.Event]], seconds: float) -> None:
+        waiter = next(self._ids)
         woken = anyio.Event()
-        self._sleepers[sleeper] = (self.now() + seconds, woken)
+        waiting[waiter] = (self.now() + seconds, woken)
         try:
             with anyio.move_on_after(seconds):
                 await woken.wait()
         finally:
-            self._sleepers.pop(sleeper, None)
+            waiting.pop(waiter, None)
 
     @property
     def next_wakeup(self) -> float | None:
@@ -46,7 +56,7 @@ class VirtualClock(Clock):
         """Move time forward, waking every sleeper that is due by then."""
         self._offset += max(0.0, seconds)
         now = self.now()
-        for due, woken in list(self._sleepers.values()):
+        for due, woken in [*self._sleepers.values(), *self._tickers.values()]:
             if due <= now:
                 woken.set()
 

@@ -204,7 +204,7 @@ class Reporter:
             tasks.start_soon(self._send_errors)
             while True:
                 await self._send_report(self.snapshot())
-                await anyio.sleep(self.interval)
+                await self._app.clock.tick(self.interval)
 
     async def _send_errors(self) -> None:
         while True:

@@ -22,7 +22,7 @@ from aiostream_kafka.runtime.clients import (
     ReaderClient,
 )
 from aiostream_kafka.web.board import StatusBoard
-from tests.helpers import create_topic
+from tests.helpers import create_topic, within
 
 
 class RecordingClients(KafkaClients):
@@ -98,7 +98,7 @@ async def test_a_running_app_and_its_web_ui_ask_the_apps_clients_for_aiokafkas(p
     board = WatchedBoard(app)
     async with app.running(), anyio.create_task_group() as tasks:
         tasks.start_soon(board.run)
-        with anyio.fail_after(60):
+        with within(60, "the board to read a report"):
             await board.reported.wait()
         tasks.cancel_scope.cancel()
     await app.admin.close()  # the board's health checks

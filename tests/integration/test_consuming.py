@@ -6,6 +6,7 @@ import uuid
 from collections import defaultdict
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import pytest
 from aiokafka import TopicPartition
@@ -102,23 +103,34 @@ async def test_partitions_run_concurrently_but_never_one_partition_with_itself(
     most_per_partition = 0
     most_overall = 0
     handled = 0
+    together = anyio.Event()
 
     @app.route(topic_name, max_messages=2)
-    async def slow(messages: Messages[bytes]) -> None:
+    async def meets_another(messages: Messages[bytes]) -> None:
         nonlocal most_per_partition, most_overall, handled
         in_flight[messages.partition] += 1
         most_per_partition = max(most_per_partition, in_flight[messages.partition])
         most_overall = max(most_overall, sum(in_flight.values()))
-        await anyio.sleep(0.2)
+        if most_overall > 1:
+            together.set()
+        # Until a batch of another partition runs beside this one; run one at a time, the
+        # batches would each wait out the guard, and most_overall stay 1.
+        with anyio.move_on_after(10):
+            await together.wait()
+        await anyio.lowlevel.checkpoint()  # a batch of this partition run beside it would start now
         in_flight[messages.partition] -= 1
         handled += len(messages)
 
+    # Written before the app starts, so that its first poll holds several partitions at once.
     await create_topic(primary, topic_name, partitions=4)
+    for partition in range(4):
+        await produce(primary, topic_name, *[b"x"] * 6, partition=partition)
     async with app.running():
-        for i in range(24):
-            await app.producer.produce_nowait(topic_name, b"x", partition=i % 4)
-        await app.producer.flush()
-        await eventually(lambda: handled == 24, what="24 messages over 4 partitions")
+        await eventually(
+            lambda: handled == 24,
+            within=60,
+            what="24 messages over 4 partitions (each batch waits up to 10 s for another beside it)",
+        )
 
     assert most_per_partition == 1
     assert most_overall > 1
@@ -171,10 +183,12 @@ async def test_offsets_are_committed_only_after_the_handler_succeeds(primary: st
 
     async with third.running():
         await eventually(lambda: len(third_seen) == 5, what="the five uncommitted messages")
-        await anyio.sleep(0.5)  # and nothing more
+        # And nothing more: a committed message delivered again would come before this one.
+        await third.producer.produce(topic_name, b"m10")
+        await eventually(lambda: b"m10" in third_seen, what="a message produced after them")
 
-    assert third_seen == [f"m{i}".encode() for i in range(5, 10)]
-    assert await committed_offsets(primary, group) == {TopicPartition(topic_name, 0): 10}
+    assert third_seen == [f"m{i}".encode() for i in range(5, 11)]
+    assert await committed_offsets(primary, group) == {TopicPartition(topic_name, 0): 11}
 
 
 async def test_a_failing_partition_is_retried_while_the_others_keep_flowing(
@@ -260,9 +274,14 @@ async def test_initial_offset_decides_where_a_new_group_starts(
     async def handle(messages: Messages[bytes]) -> None:
         seen.extend(m.value for m in messages)
 
+    def committed_past_before() -> bool:
+        return any(e["offsets"].get(f"{topic_name}/0") == 1 for e in events.named("offsets.committed"))
+
     async with app.running():
-        await eventually(lambda: events.count("partitions.assigned") == 1, what="the assignment")
-        await anyio.sleep(0.5)  # the new group has settled on its starting offset
+        # The group has settled on its starting offset once it commits one: past "before",
+        # having handled it (earliest) or having started at the end (latest: an idle
+        # listener commits where its consumer stands).
+        await eventually(committed_past_before, what="the new group's first commit")
         await app.producer.produce(topic_name, b"after")
         await eventually(lambda: b"after" in seen, what="the message produced after joining")
 

@@ -3,8 +3,10 @@ pause and seek from a handler, fatal errors."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 import anyio
 import msgspec
@@ -12,6 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from aiostream_kafka import App, Backoff, Consumer, DeadLetterQueue, Messages, Retry
+from aiostream_kafka.messages import SeekTarget
 from tests.helpers import Events, committed_offsets, create_topic, eventually, produce, read_all, read_records
 
 FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
@@ -21,10 +24,10 @@ class Order(msgspec.Struct):
     id: int
 
 
-def app_on(bootstrap: str, **options: object) -> App:
+def app_on(bootstrap: str, **options: Any) -> App:
     return App(
         "delivery", kafka={"bootstrap_servers": bootstrap}, group_id=f"g-{uuid.uuid4().hex[:8]}", **options
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_a_message_that_keeps_failing_goes_to_the_dlq_with_its_story_and_the_rest_flows(
@@ -206,9 +209,12 @@ async def test_with_manual_offsets_only_what_the_handler_marks_is_committed(
 
     async with first.running():
         await eventually(lambda: len(seen_first) == 5, what="all five delivered once")
-        await anyio.sleep(0.3)  # and not again: unmarked is not a failure
+        # Unmarked is not a failure, so nothing goes back: a redelivery of 3 and 4 would come
+        # before a message produced now.
+        await first.producer.produce(topic_name, b"m5")
+        await eventually(lambda: 5 in seen_first, what="the message after the five")
 
-    assert seen_first == [0, 1, 2, 3, 4]
+    assert seen_first == [0, 1, 2, 3, 4, 5]
     assert await committed_offsets(primary, group) == {TopicPartition(topic_name, 0): 3}
 
     second = App("manual", kafka={"bootstrap_servers": primary}, group_id=group)
@@ -219,9 +225,9 @@ async def test_with_manual_offsets_only_what_the_handler_marks_is_committed(
         seen_second.extend(m.offset for m in messages)
 
     async with second.running():
-        await eventually(lambda: len(seen_second) == 2, what="the unmarked two")
+        await eventually(lambda: len(seen_second) == 3, what="the unmarked three")
 
-    assert seen_second == [3, 4]
+    assert seen_second == [3, 4, 5]
 
 
 async def test_a_handler_can_pause_its_partition_for_a_while(primary: str, topic_name: str) -> None:
@@ -245,19 +251,20 @@ async def test_a_handler_can_pause_its_partition_for_a_while(primary: str, topic
     assert arrivals[2][1] - arrivals[1][1] >= 1.4
 
 
-@pytest.mark.parametrize("target", ["earliest", 1, "a datetime"])
-async def test_a_handler_can_seek_its_partition(primary: str, topic_name: str, target: object) -> None:
+#: Create times a second apart (a minute ago, well within retention), and a time between
+#: them: the first message at or after it is offset 1.
+BEFORE_MS = int(time.time() * 1000) - 60_000
+AFTER_MS = BEFORE_MS + 1000
+BETWEEN = datetime.fromtimestamp((BEFORE_MS + 500) / 1000, timezone.utc)
+
+
+@pytest.mark.parametrize("target", ["earliest", 1, BETWEEN], ids=["earliest", "an-offset", "a-datetime"])
+async def test_a_handler_can_seek_its_partition(primary: str, topic_name: str, target: SeekTarget) -> None:
     app = app_on(primary)
     offsets: list[int] = []
     sought = False
-    if target == "a datetime":
-        await produce(primary, topic_name, b"0")
-        await anyio.sleep(1.1)
-        target = datetime.now(timezone.utc)
-        await anyio.sleep(0.1)
-        await produce(primary, topic_name, b"1", b"2")
-    else:
-        await produce(primary, topic_name, b"0", b"1", b"2")
+    await produce(primary, topic_name, b"0", timestamp_ms=BEFORE_MS)
+    await produce(primary, topic_name, b"1", b"2", timestamp_ms=AFTER_MS)
 
     @app.route(topic_name)
     async def handle(messages: Messages[bytes]) -> None:
@@ -265,12 +272,12 @@ async def test_a_handler_can_seek_its_partition(primary: str, topic_name: str, t
         offsets.extend(m.offset for m in messages)
         if not sought and messages.last_offset == 2:
             sought = True
-            messages.seek(target)  # type: ignore[arg-type]
+            messages.seek(target)
 
     async with app.running():
         await eventually(lambda: sought and offsets.count(2) == 2, what="the replay after the seek")
 
-    replay_from = {"earliest": 0, 1: 1}.get(target, 1)  # type: ignore[call-overload]
+    replay_from = 0 if target == "earliest" else 1
     assert offsets == [0, 1, 2, *range(replay_from, 3)]
 
 
@@ -278,7 +285,8 @@ async def test_a_consumer_can_pause_a_partition_until_something_resumes_it(
     primary: str, topic_name: str
 ) -> None:
     app = app_on(primary)
-    seen: list[int] = []
+    events = Events(app)
+    seen: dict[int, list[int]] = {0: [], 1: []}
     consumers: list[Consumer] = []
 
     class PausesOnFirst(Consumer):
@@ -286,21 +294,28 @@ async def test_a_consumer_can_pause_a_partition_until_something_resumes_it(
             consumers.append(self)
 
         async def consume(self, messages: Messages[bytes]) -> None:
-            seen.extend(m.offset for m in messages)
-            if messages.first_offset == 0:
-                self.pause(messages.partition)  # no time limit
+            seen[messages.partition].extend(m.offset for m in messages)
+            if messages.partition == 0 and messages.first_offset == 0:
+                self.pause(0)  # no time limit
+
+    def committed(partition: int, offset: int) -> bool:
+        name = f"{topic_name}/{partition}"
+        return any(e["offsets"].get(name) == offset for e in events.named("offsets.committed"))
 
     app.routes.topic(topic_name, consumer=PausesOnFirst)
-    await create_topic(primary, topic_name)
+    await create_topic(primary, topic_name, partitions=2)
     async with app.running():
-        await app.producer.produce(topic_name, b"0")
-        await eventually(lambda: seen == [0], what="the first message")
-        await app.producer.produce(topic_name, b"1")
-        await anyio.sleep(1.0)
-        assert seen == [0]  # still paused
+        await app.producer.produce(topic_name, b"0", partition=0)
+        await eventually(lambda: committed(0, 1), what="the first message handled")
+        await app.producer.produce(topic_name, b"1", partition=0)
+        # Written after offset 1, read in the same fetch had partition 0 not been paused, and
+        # committed only once every partition of that poll is done.
+        await app.producer.produce(topic_name, b"later", partition=1)
+        await eventually(lambda: committed(1, 1), what="the later message on partition 1 committed")
+        assert seen == {0: [0], 1: [0]}  # partition 0 still paused
 
         consumers[0].resume(0)
-        await eventually(lambda: seen == [0, 1], what="the message after resume")
+        await eventually(lambda: seen[0] == [0, 1], what="the message after resume")
 
 
 async def test_a_fatal_error_is_not_retried_and_ends_the_app(primary: str, topic_name: str) -> None:
@@ -316,7 +331,6 @@ async def test_a_fatal_error_is_not_retried_and_ends_the_app(primary: str, topic
     async with app.running():
         await app.producer.produce(topic_name, b"x")
         await eventually(lambda: app.failure is not None, what="the supervisor to stop on the fatal error")
-        await anyio.sleep(0.3)
 
     assert isinstance(app.failure, MemoryError)
     assert calls == [0]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-import anyio
 import httpx
 from asgi_lifespan import LifespanManager
 
 from examples.fastapi_app import create_api
+from tests.helpers import eventually_equal
 
 
 async def test_an_endpoint_produces_and_a_route_consumes_within_the_lifespan(topic_name: str) -> None:
@@ -22,12 +22,10 @@ async def test_an_endpoint_produces_and_a_route_consumes_within_the_lifespan(top
             assert response.status_code == 202
             assert response.json() == {"partition": 0, "offset": 0}
 
-            greeted: list[str] = []
-            for _ in range(400):  # up to 20 s for the consumer to join and read
-                greeted = (await client.get("/greeted")).json()
-                if greeted:
-                    break
-                await anyio.sleep(0.05)
-            assert greeted == ["ada"]
+            async def greeted() -> list[str]:
+                names: list[str] = (await client.get("/greeted")).json()
+                return names
+
+            await eventually_equal(greeted, ["ada"], what="the greeting consumed")
 
     assert api.state.kafka.state == "stopped"

@@ -49,15 +49,15 @@ async def test_an_unreadable_partition_pauses_alone_is_reported_and_resumes_once
         group_id=f"g-{uuid.uuid4().hex[:8]}",
         retry_backoff=Backoff(initial=0.1, maximum=0.5, jitter=0),
     )
-    seen: list[bytes | None] = []
+    seen: list[bytes] = []
 
     @app.route(topic_name)
     async def on_topic(messages: Messages[bytes]) -> None:
-        seen.extend(m.value for m in messages)
+        seen.extend(m.value or b"" for m in messages)
 
     @app.route(other)
     async def on_other(messages: Messages[bytes]) -> None:
-        seen.extend(m.value for m in messages)
+        seen.extend(m.value or b"" for m in messages)
 
     events = Events(app)
     async with app.running():

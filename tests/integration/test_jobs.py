@@ -186,7 +186,7 @@ async def test_a_delayed_job_runs_after_its_delay_and_not_before(
     async with app.running():
         enqueued_at = time.time()
         await later.enqueue(delay=timedelta(seconds=2))
-        await eventually(lambda: bool(ran_at), within=20, what="the delayed job")
+        await eventually(lambda: bool(ran_at), what="the delayed job")
 
     assert ran_at[0] - enqueued_at >= 2.0
     assert len(ran_at) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
@@ -218,7 +219,7 @@ async def test_a_send_to_a_cluster_nothing_listens_for_says_it_refused_and_names
     app = App("away", kafka={"bootstrap_servers": primary}, clusters={"gone": {"bootstrap_servers": address}})
     async with app.running():  # a cluster that is down does not stop the start
         gone = app.producers["gone"]
-        sends = [
+        sends: list[Callable[[], Awaitable[object]]] = [
             lambda: gone.produce(topic_name, b"x"),
             lambda: gone.produce_nowait(topic_name, b"x"),
             lambda: gone.produce_many([ProducerRecord(topic_name, b"x")]),
@@ -234,4 +235,6 @@ async def test_a_send_to_a_cluster_nothing_listens_for_says_it_refused_and_names
             )
             assert message.endswith(f"; while producing to topic {topic_name!r}")
             assert raised.value.topic == topic_name
-            assert isinstance(raised.value.__cause__.__cause__, KafkaConnectionError)  # the chain, kept
+            cause = raised.value.__cause__
+            assert cause is not None
+            assert isinstance(cause.__cause__, KafkaConnectionError)  # the chain, kept

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import anyio
 
 from aiostream_kafka import App, Consumer, Messages
-from tests.helpers import Events, create_topic, eventually
+from tests.helpers import Events, create_topic, eventually, within
 
 
-def member(primary: str, group: str, **options: object) -> App:
-    return App("rebalance", kafka={"bootstrap_servers": primary}, group_id=group, **options)  # type: ignore[arg-type]
+def member(primary: str, group: str, **options: Any) -> App:
+    return App("rebalance", kafka={"bootstrap_servers": primary}, group_id=group, **options)
 
 
 async def test_a_handler_sees_revoked_and_stops_early_then_the_revoked_hook_runs(
@@ -26,6 +27,8 @@ async def test_a_handler_sees_revoked_and_stops_early_then_the_revoked_hook_runs
 
     class Patient(Consumer):
         async def consume(self, messages: Messages[bytes]) -> None:
+            if messages.first_offset > 0:
+                return  # only the first batch of each partition holds on
             holding.set()
             with anyio.move_on_after(30):
                 while not messages.revoked:  # noqa: ASYNC110 - polling the flag is the pattern for handlers
@@ -39,6 +42,7 @@ async def test_a_handler_sees_revoked_and_stops_early_then_the_revoked_hook_runs
 
     first.routes.topic(topic_name, consumer=Patient)
     second = member(primary, group)
+    second_events = Events(second)
     second_seen: list[int] = []
 
     @second.route(topic_name)
@@ -48,14 +52,23 @@ async def test_a_handler_sees_revoked_and_stops_early_then_the_revoked_hook_runs
     async with first.running():
         await first.producer.produce(topic_name, b"x", partition=0)
         await first.producer.produce(topic_name, b"y", partition=1)
-        with anyio.fail_after(30):
+        with within(30, "the first member to hold a batch"):
             await holding.wait()
         async with second.running():
             await eventually(lambda: bool(hook_calls), within=30, what="the revoked hook")
+            await eventually(
+                lambda: bool(second_events.named("partitions.assigned")), what="the second member's share"
+            )
+            # Offset 1 of each partition, produced now: whoever owns a partition reads it; had the
+            # first member's batches not been committed before they went, their new owner would
+            # read offset 0 before it.
+            for partition in (0, 1):
+                await first.producer.produce(topic_name, b"after", partition=partition)
+            await eventually(lambda: 1 in second_seen, what="the second member reading after the rebalance")
 
     assert saw_revoked
-    assert sorted(p for call in hook_calls for p in call) == [0, 1]  # eager rebalance: all of them go
-    assert second_seen == []  # the batches the first member finished were committed before they went
+    assert sorted(hook_calls[0]) == [0, 1]  # eager rebalance: all of them go
+    assert set(second_seen) == {1}  # the batches the first member finished were committed before they went
 
 
 async def test_a_batch_that_outlives_revoke_timeout_is_abandoned_uncommitted_and_redelivered(
@@ -66,13 +79,16 @@ async def test_a_batch_that_outlives_revoke_timeout_is_abandoned_uncommitted_and
     first = member(primary, group, revoke_timeout=1.0, shutdown_timeout=2.0)
     events = Events(first)
     first_started = anyio.Event()
-    first_finished: list[int] = []
+    first_cancelled: list[int] = []
 
     @first.route(topic_name)
     async def stubborn(messages: Messages[bytes]) -> None:
         first_started.set()
-        await anyio.sleep(60)  # ignores messages.revoked
-        first_finished.extend(m.offset for m in messages)
+        try:
+            await anyio.sleep_forever()  # ignores messages.revoked
+        except anyio.get_cancelled_exc_class():
+            first_cancelled.append(messages.first_offset)
+            raise
 
     second = member(primary, group)
     second_seen: list[int] = []
@@ -83,17 +99,16 @@ async def test_a_batch_that_outlives_revoke_timeout_is_abandoned_uncommitted_and
 
     async with first.running():
         await first.producer.produce(topic_name, b"x")
-        with anyio.fail_after(30):
+        with within(30, "the first member's handler to start"):
             await first_started.wait()
         async with second.running():
             await eventually(lambda: bool(events.named("partitions.revoked")), within=30, what="the revoke")
             [revoke] = events.named("partitions.revoked")
             assert revoke["abandoned"] == [f"{topic_name}/0"]
+            assert first_cancelled == [0]  # cut short at revoke_timeout, not left running
             # Whoever owns the partition now (either member) gets the abandoned message again.
             await eventually(
                 lambda: second_seen == [0] or events.count("batch.received", first_offset=0) >= 2,
                 within=30,
                 what="the abandoned message delivered again",
             )
-
-    assert first_finished == []

@@ -151,7 +151,7 @@ async def test_a_client_without_the_ca_cannot_connect_and_check_says_why(
     app = app_with(primary, untrusted=settings)
 
     with pytest.raises(CheckError) as raised:
-        await app.check(within=10)
+        await app.check(within=30)  # the real clusters answer in time, however loaded the machine
 
     [problem] = raised.value.problems
     assert "cluster 'untrusted'" in problem

@@ -98,7 +98,7 @@ async def test_check_names_both_clusters_when_a_route_points_at_the_wrong_one(
     app.routes.topic(topic_name, handler=noop, cluster="analytics")  # ...but the route says analytics
 
     with pytest.raises(CheckError) as raised:
-        await app.check(within=10)
+        await app.check(within=30)  # the real clusters answer in time, however loaded the machine
 
     [problem] = raised.value.problems
     assert f"route for topic {topic_name!r}" in problem
@@ -138,7 +138,7 @@ def with_cluster(primary: str, name: str, bootstrap: str) -> App:
     )
 
 
-async def only_problem(app: App, within: float = 10) -> str:
+async def only_problem(app: App, within: float = 30) -> str:
     with pytest.raises(CheckError) as raised:
         await app.check(within=within)
     [problem] = raised.value.problems
@@ -166,9 +166,11 @@ async def test_check_says_a_clusters_name_does_not_resolve(primary: str) -> None
     )
 
 
-async def test_check_says_a_cluster_that_accepts_but_never_answers_timed_out(primary: str) -> None:
+async def test_check_says_a_cluster_that_accepts_but_never_answers_timed_out() -> None:
     async with tcp_server(swallow) as address:
-        problem = await only_problem(with_cluster(primary, "hanging", address), within=1)
+        # The only cluster: a real one would have to answer within the same second.
+        app = App("unreachable", primary="hanging", kafka={"bootstrap_servers": address})
+        problem = await only_problem(app, within=1)
 
     assert f"timed out: {address} accepts connections but answered no Kafka request within 1s" in problem
     # the check's own deadline, or aiokafka's request timeout, whichever comes first

@@ -5,6 +5,7 @@ address beyond loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import uvicorn
 from playwright.async_api import Browser, async_playwright
 
 from aiostream_kafka import App, Messages
-from tests.helpers import create_topic, eventually, free_port
+from tests.helpers import create_topic, eventually, eventually_true, free_port
 from tests.integration.test_security import plain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ async def serving(web_app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(web_app, host=host, port=port, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve)
-        await eventually(lambda: server.started, within=15, what="the web server")
+        await eventually(lambda: server.started, what="the web server")
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
@@ -107,12 +108,14 @@ async def test_the_overview_shows_both_clusters_and_their_lag_changing_in_a_brow
             await page.wait_for_selector(f'tr[data-cluster="{name}"]')
         lags: set[str] = set()
         processes: set[str] = set()
-        for _ in range(40):
+
+        async def lag_changed_and_process_counted() -> bool:
             lags.add(await page.inner_text('tr[data-cluster="primary"] [data-field="lag"]'))
             processes.add(await page.inner_text('tr[data-cluster="analytics"] [data-field="processes"]'))
-            if len(lags) >= 3 and "1" in processes:
-                break
-            await anyio.sleep(0.5)
+            return len(lags) >= 3 and "1" in processes
+
+        with contextlib.suppress(AssertionError):  # the assertions below say what was missing
+            await eventually_true(lag_changed_and_process_counted, what="the page to show the lag changing")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "web-overview.png"), full_page=True)
         health = await page.inner_text('tr[data-cluster="analytics"] [data-field="health"]')

@@ -8,7 +8,7 @@ import os
 import anyio
 
 from aiostream_kafka import App, Messages, ProducerRecord
-from aiostream_kafka.instrumentation.monitor import Event
+from aiostream_kafka.instrumentation.monitor import MonitorEvent
 
 TARGET = os.environ["FORWARD_TARGET"]
 DELAY = float(os.environ.get("FORWARD_BATCH_DELAY", "0.1"))
@@ -27,7 +27,7 @@ class FirstBatch:
     def __init__(self) -> None:
         self.seen = False
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: MonitorEvent) -> None:
         if not self.seen:
             self.seen = True
             print(f"batch.produced topic={event['topic']} count={event['count']}", flush=True)

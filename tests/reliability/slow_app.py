@@ -1,4 +1,5 @@
-"""An app whose handler is slow, for the shutdown test: it runs in a subprocess under the CLI."""
+"""An app whose handler holds its batch until the test lets go (it creates the ``release``
+marker), for the shutdown tests: it runs in a subprocess under the CLI."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ app = App(
     "slow-app",
     kafka={"bootstrap_servers": os.environ["SLOW_APP_BOOTSTRAP"]},
     group_id=os.environ["SLOW_APP_GROUP"],
-    shutdown_timeout=float(os.environ.get("SLOW_APP_SHUTDOWN_TIMEOUT", "20")),
+    shutdown_timeout=float(os.environ.get("SLOW_APP_SHUTDOWN_TIMEOUT", "60")),
 )
 
 
 @app.route(os.environ["SLOW_APP_TOPIC"])
 async def slow(messages: Messages[bytes]) -> None:
     (MARKERS / "started").write_text(str(messages.first_offset))
-    await anyio.sleep(float(os.environ.get("SLOW_APP_SECONDS", "3")))
+    while not (MARKERS / "release").exists():  # noqa: ASYNC110 - another process says when, by a file
+        await anyio.sleep(0.05)
     (MARKERS / "finished").write_text(str(messages.last_offset))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 
@@ -93,14 +92,13 @@ async def test_sigterm_to_the_parent_stops_every_worker_gracefully_and_exits_0(
         await eventually(lambda: sink.count() >= COUNT // 4, within=60, what="a quarter of the workload")
         workers = worker_pids(log).values()
         parent.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
         status = parent.wait(timeout=60)
-        took = time.monotonic() - signalled
     finally:
         end_pool(parent, log)
 
     assert status == 0, log.read_text()[-3000:]
-    assert took < 10 + 5  # the app's shutdown timeout, plus leaving the group
+    # Each within the app's shutdown timeout: nothing in hand had to be cut short.
+    assert log.read_text().count("app.stopped cluster=primary abandoned=[]") == 2
     assert not any(is_worker(pid) for pid in workers)
     assert parent_says(log, "worker-1 stopped (exit status 0)")
     assert parent_says(log, "worker-2 stopped (exit status 0)")
@@ -178,7 +176,7 @@ async def test_workers_whose_parent_is_killed_stop_themselves_gracefully(
         parent.kill()
         parent.wait()
         await eventually(
-            lambda: not any(is_worker(pid) for pid in workers), within=15, what="the orphans to stop"
+            lambda: not any(is_worker(pid) for pid in workers), within=60, what="the orphans to stop"
         )
     finally:
         end_pool(parent, log)

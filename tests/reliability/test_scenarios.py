@@ -15,7 +15,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from aiostream_kafka import App, DeadLetterQueue, Messages, Retry
-from tests.helpers import committed_offsets, create_topic, eventually, read_records
+from tests.helpers import Events, committed_offsets, create_topic, eventually, read_records
 from tests.kafka_clusters import KafkaClusters
 from tests.reliability.scenario import Item, Report, Sink, produce_workload, start_worker
 
@@ -90,41 +90,53 @@ async def test_outage_of_the_secondary_while_consuming_from_both(
         clusters={"secondary": {"bootstrap_servers": kafka.secondary}},
         group_id=f"g-{uuid.uuid4().hex[:8]}",
     )
-    primary_at: list[float] = []
+    events = Events(app)
+    outage = anyio.Event()
 
     @app.route(topic_name, payload=Item, max_messages=20)
     async def on_primary(messages: Messages[Item]) -> None:
         sink.record([(m.payload.id, m.partition, m.offset, "primary") for m in messages])
-        primary_at.extend(time.monotonic() for _ in messages)
 
     @app.route(topic_name, payload=Item, cluster="secondary", max_messages=10)
     async def on_secondary(messages: Messages[Item]) -> None:
-        await anyio.sleep(0.2)  # slow enough to be mid-stream when the broker goes
+        if processed("secondary") >= 200:
+            await outage.wait()  # so that the broker goes mid-stream
         sink.record([(m.payload.id, m.partition, m.offset, "secondary") for m in messages])
 
     primary_ids = list(range(100_000, 100_000 + 2000))
+    before, meanwhile = primary_ids[:1000], primary_ids[1000:]
 
-    async def feed_the_primary() -> None:  # a steady stream, ~100/s, through the outage
-        for i in primary_ids:
+    async def feed_the_primary(ids: list[int]) -> None:
+        for i in ids:
             await app.producer.produce_nowait(topic_name, Item(i), partition=i % 3)
-            if i % 20 == 0:
-                await anyio.sleep(0.2)
         await app.producer.flush()
 
     def processed(worker: str) -> int:
         return sum(1 for row in sink.rows() if row[3] == worker)
 
-    async with app.running(), anyio.create_task_group() as feeding:
-        feeding.start_soon(feed_the_primary)
+    def done(ids: list[int]) -> bool:
+        return {row[0] for row in sink.rows()} >= set(ids)
+
+    async with app.running():
+        await feed_the_primary(before)
         await eventually(lambda: processed("secondary") >= 200, within=60, what="the secondary mid-stream")
         kafka.stop("secondary")
-        down_at = time.monotonic()
+        down_at, mid_stream = time.monotonic(), processed("secondary")
         try:
-            await anyio.sleep(15)
+            outage.set()
+            await eventually(
+                lambda: events.count("cluster.unreachable", cluster="secondary") == 1,
+                within=60,
+                what="the app to notice the secondary is away",
+            )
+            # The primary flows while the secondary is away: what is produced now is processed
+            # before the secondary comes back.
+            await feed_the_primary(meanwhile)
+            await eventually(lambda: done(meanwhile), within=60, what="the primary during the outage")
+            assert events.count("cluster.reachable", cluster="secondary") == 0
         finally:
             kafka.start("secondary")
         up_at = time.monotonic()
-        during = sum(1 for t in primary_at if down_at <= t <= up_at)
         await eventually(
             lambda: sink.count() == len(primary_ids) + len(secondary_ids), within=120, what="both to finish"
         )
@@ -132,9 +144,10 @@ async def test_outage_of_the_secondary_while_consuming_from_both(
     report = Report.of("outage", primary_ids + secondary_ids, sink)
     report.write(capsys)
     with capsys.disabled():
-        print(f"[outage] primary messages processed during the {up_at - down_at:.0f}s outage: {during}")
+        print(f"[outage] primary messages produced and processed during the {up_at - down_at:.0f}s outage: "
+              f"{len(meanwhile)}")  # fmt: skip
     assert report.lost == 0
-    assert during >= 500  # the primary kept flowing at its production rate (~100/s)
+    assert mid_stream < len(secondary_ids), "the outage came too late to be mid-stream"
 
 
 async def test_rebalance_a_second_process_joins_then_leaves(
@@ -251,9 +264,9 @@ async def test_shutdown_sigterm_under_load(
     worker = start_worker({**env, "SINK_WORKER": "first"}, tmp_path / "first.log")
     await eventually(lambda: sink.count() >= COUNT // 4, within=60, what="a quarter of the workload")
     worker.send_signal(signal.SIGTERM)
-    signalled = time.monotonic()
-    assert worker.wait(timeout=30) == 0
-    assert time.monotonic() - signalled < 10 + 5  # within the shutdown timeout (plus leaving the group)
+    assert worker.wait(timeout=60) == 0
+    # Within the shutdown timeout: nothing in hand had to be cut short.
+    assert "app.stopped cluster=primary abandoned=[]" in (tmp_path / "first.log").read_text()
 
     processed_up_to: dict[TopicPartition, int] = {}
     for _, partition, offset, _ in sink.rows():

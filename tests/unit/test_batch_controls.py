@@ -15,6 +15,7 @@ import pytest
 
 from aiostream_kafka import App, Consumer, Message, Messages
 from aiostream_kafka.messages import AfterBatch
+from aiostream_kafka.producing.registry import ProducerRegistry
 
 PRIMARY = {"bootstrap_servers": "127.0.0.1:19092"}
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -283,9 +284,14 @@ class Orders(Consumer):
         pass
 
 
+def producers() -> ProducerRegistry:
+    app = App("svc", kafka=PRIMARY, log_events=False)
+    return ProducerRegistry(app.topology, app.monitor, client_id="svc")
+
+
 def bound(control: FakeControl) -> Orders:
     consumer = Orders()
-    consumer.bind(App("svc", kafka=PRIMARY, log_events=False), "orders", "primary", control)
+    consumer.bind(producers(), "orders", "primary", control)
     return consumer
 
 
@@ -400,7 +406,7 @@ def test_a_consumer_not_running_under_a_listener_says_so(use: Any) -> None:
 
 def test_a_consumer_bound_without_a_control_is_not_running_under_a_listener() -> None:
     consumer = Orders()
-    consumer.bind(App("svc", kafka=PRIMARY, log_events=False), "orders", "primary")
+    consumer.bind(producers(), "orders", "primary")
 
     with pytest.raises(RuntimeError, match=r"^Orders is not running under a listener$"):
         consumer.pause(3)

@@ -12,6 +12,7 @@ from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.testing.clients import MemoryClients
 from aiostream_kafka.testing.clock import VirtualClock
 from aiostream_kafka.testing.memory import MemoryCluster
+from tests.helpers import within
 
 
 class RecordingClients(MemoryClients):
@@ -36,7 +37,7 @@ async def settings_of_consumer(app: App) -> dict[str, Any]:
     clients = RecordingClients()
     app.clients = clients
     async with app.running():
-        with anyio.fail_after(5):
+        with within(30, "the listener to make its consumer"):
             await clients.made.wait()
     return clients.asked[0]
 

@@ -394,7 +394,7 @@ def test_a_long_error_message_is_clipped_without_cutting_a_character() -> None:
     "options",
     [{"jitter": 5.0}, {"jitter": -0.1}, {"initial": float("nan")}, {"maximum": float("inf")}],
 )
-def test_a_retry_with_out_of_range_numbers_is_rejected(options: dict[str, float]) -> None:
+def test_a_retry_with_out_of_range_numbers_is_rejected(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="Retry"):
         Retry(**options)
 

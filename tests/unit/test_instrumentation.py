@@ -10,21 +10,26 @@ import pytest
 
 from aiostream_kafka import ConfigError, LoggingListener, Monitor, MonitorEvent, OpenTelemetryListener
 from aiostream_kafka.instrumentation.monitor import EVENTS, method_name
+from tests.helpers import within
 
 
 async def test_an_async_subscriber_runs_as_its_own_task() -> None:
     monitor = Monitor()
     seen: list[str] = []
 
+    done = anyio.Event()
+
     async def subscriber(event: MonitorEvent) -> None:
         await anyio.lowlevel.checkpoint()
         seen.append(event.name)
+        done.set()
 
     monitor.subscribe("batch.processed", subscriber)
     monitor.emit("batch.processed", cluster="primary")
     assert seen == []  # emit never waits for it
 
-    await anyio.sleep(0.01)
+    with within(10, "the subscriber's task"):
+        await done.wait()
     assert seen == ["batch.processed"]
 
 

@@ -100,7 +100,7 @@ def test_a_cluster_id_starting_with_a_dash_is_not_read_as_an_option(
 ) -> None:
     monkeypatch.setattr(localkafka, "STATE", tmp_path)
     dash_id = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
-    monkeypatch.setattr(localkafka.uuid, "uuid4", lambda: dash_id)
+    monkeypatch.setattr(uuid, "uuid4", lambda: dash_id)
     cluster = localkafka.cluster("primary")
     localkafka.write_config(cluster)
 
@@ -301,7 +301,7 @@ def test_without_openssl_up_secure_says_so_before_anything_else(tmp_path: Path) 
 def test_without_openssl_preparing_the_secure_cluster_fails_clearly(
     secure: localkafka.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(localkafka.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(localkafka.LauncherError, match="openssl"):
         localkafka.prepare_secure(secure)

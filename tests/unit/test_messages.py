@@ -400,7 +400,7 @@ def test_payloads_after_iterating_a_batch_from_records_use_the_messages() -> Non
 
 
 def test_a_message_can_be_made_with_positional_fields() -> None:
-    msg = Message("orders", 3, 9, b"k", b"v", [("h", b"1")], 5, "analytics")
+    msg: Message[bytes] = Message("orders", 3, 9, b"k", b"v", [("h", b"1")], 5, "analytics")
 
     assert (msg.topic, msg.partition, msg.offset, msg.key, msg.value) == ("orders", 3, 9, b"k", b"v")
     assert (list(msg.raw_headers), msg.timestamp_ms, msg.cluster, msg.payload) == (

@@ -7,12 +7,15 @@ import anyio.lowlevel
 import pytest
 
 from aiostream_kafka.runtime.listener import _together
+from tests.helpers import within
 
 
-async def slow(name: str, cancelled: list[str]) -> None:
-    """A partition that takes its time, and notes if it was cancelled."""
+async def endless(name: str, cancelled: list[str], started: list[str] | None = None) -> None:
+    """A partition that would never finish by itself, and notes if it was cancelled."""
+    if started is not None:
+        started.append(name)
     try:
-        await anyio.sleep(10)
+        await anyio.sleep_forever()
     except anyio.get_cancelled_exc_class():
         cancelled.append(name)
         raise
@@ -26,10 +29,10 @@ async def test_every_partition_runs_and_they_overlap() -> None:
         started.append(name)
         if len(started) == 3:
             all_started.set()
-        with anyio.fail_after(2):
-            await all_started.wait()  # only returns if the three run at the same time
+        await all_started.wait()  # only returns if the three run at the same time
 
-    await _together(partition("a"), [partition("b"), partition("c")])
+    with within(10, "the three partitions to run at the same time"):
+        await _together(partition("a"), [partition("b"), partition("c")])
 
     assert sorted(started) == ["a", "b", "c"]
 
@@ -41,16 +44,27 @@ async def test_a_failure_cancels_the_others_and_is_raised() -> None:
         await anyio.lowlevel.checkpoint()
         raise MemoryError("out of memory")
 
-    with anyio.fail_after(2), pytest.raises(MemoryError, match="out of memory"):
-        await _together(failing(), [slow("b", cancelled), slow("c", cancelled)])
+    with (
+        within(10, "the failure to end the others"),
+        pytest.raises(MemoryError, match="out of memory"),
+    ):
+        await _together(failing(), [endless("b", cancelled), endless("c", cancelled)])
 
     assert sorted(cancelled) == ["b", "c"]
 
 
 async def test_cancelling_the_listener_cancels_the_partitions_beside_it() -> None:
     cancelled: list[str] = []
+    started: list[str] = []
 
-    with anyio.move_on_after(0.1):
-        await _together(slow("a", cancelled), [slow("b", cancelled)])
+    async def listener() -> None:
+        await _together(endless("a", cancelled, started), [endless("b", cancelled, started)])
+
+    with within(10, "the partitions to be cancelled"):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(listener)
+            while len(started) < 2:  # both running, then the listener is cancelled
+                await anyio.lowlevel.checkpoint()
+            tasks.cancel_scope.cancel()
 
     assert sorted(cancelled) == ["a", "b"]

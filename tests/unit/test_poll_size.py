@@ -14,6 +14,7 @@ from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.testing.clients import MemoryClients
 from aiostream_kafka.testing.clock import VirtualClock
 from aiostream_kafka.testing.memory import MemoryCluster
+from tests.helpers import within
 
 
 class PollRecordingClients(MemoryClients):
@@ -49,7 +50,7 @@ async def polls_of(app: App, listeners: int) -> dict[str, int]:
     clients = PollRecordingClients(listeners)
     app.clients = clients
     async with app.running():
-        with anyio.fail_after(5):
+        with within(30, f"{listeners} listener(s) to poll"):
             await clients.polled.wait()
     return clients.polls
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio.lowlevel
 import msgspec
 import pytest
 from aiokafka import TopicPartition
@@ -15,14 +17,17 @@ from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka import App, MonitorEvent, ProduceError, ProducerRecord
 from aiostream_kafka.producing.producer import Producer
+from aiostream_kafka.runtime.clients import ProducerClient, RecordBatch
+from tests.helpers import eventually
 
 
 class Click(msgspec.Struct):
     user: str
 
 
-class FakeKafka:
-    """Records every send; deliveries resolve when the test says so (``deliver``)."""
+class FakeKafka(ProducerClient):
+    """Records every send; deliveries resolve when the test says so (``deliver``). It takes one
+    send a message only: a batch asked for here means the wrong path was taken."""
 
     def __init__(self, fail_send_on: bytes | None = None, failure: BaseException | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
@@ -37,7 +42,7 @@ class FakeKafka:
         key: bytes | None = None,
         partition: int | None = None,
         timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes | None]] | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         if value is not None and value == self.fail_send_on:
             raise self.failure
@@ -48,8 +53,25 @@ class FakeKafka:
         self.deliveries.append(delivery)
         return delivery
 
+    async def start(self) -> None:
+        return None
+
     async def stop(self) -> None:
         return None
+
+    async def flush(self) -> None:
+        return None
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> RecordBatch:
+        raise AssertionError("a record batch was asked for where each message should be sent on its own")
+
+    async def send_batch(
+        self, batch: RecordBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[RecordMetadata | None]:
+        raise AssertionError("a record batch was sent where each message should be sent on its own")
 
     def deliver(self, index: int, error: BaseException | None = None) -> None:
         delivery = self.deliveries[index]
@@ -71,9 +93,12 @@ def producer_with(kafka: FakeKafka, *events: str) -> tuple[Producer, list[Monito
 
 
 async def later(kafka: FakeKafka, *steps: tuple[int, BaseException | None]) -> None:
+    """Resolve the deliveries in the order given, each once it was sent, the producer running
+    between two of them."""
     for index, error in steps:
-        await asyncio.sleep(0)
+        await eventually(lambda: len(kafka.deliveries) > index, what=f"send {index}")  # noqa: B023 - awaited at once
         kafka.deliver(index, error)
+        await anyio.lowlevel.checkpoint()
 
 
 async def test_produce_nowait_encodes_values_and_keys_and_returns_the_delivery() -> None:
@@ -133,7 +158,7 @@ async def test_a_topic_name_no_broker_accepts_is_refused_at_once_on_every_path_a
         f"cannot produce to topic {topic!r} on cluster 'primary' (127.0.0.1:1): a topic name is "
         "1 to 249 of the characters a-z A-Z 0-9 . _ -, other than '.' and '..'; nothing was sent"
     )
-    sends = [
+    sends: list[Callable[[], Awaitable[object]]] = [
         lambda: producer.produce(topic, b"v"),
         lambda: producer.produce_nowait(topic, b"v"),
         lambda: producer.produce_nowait(topic, b"v", headers={"h": "1"}),
@@ -202,7 +227,7 @@ async def test_produce_nowait_reports_each_delivery_while_someone_listens() -> N
     await producer.produce_nowait("clicks", b"2")
     kafka.deliver(0)
     kafka.deliver(1, KafkaTimeoutError("lost"))
-    await asyncio.sleep(0)
+    await eventually(lambda: len(seen) == 2, what="both deliveries reported")
 
     assert [(e.name, e.get("offset")) for e in seen] == [("message.produced", 0), ("produce.failed", None)]
 
@@ -249,7 +274,7 @@ async def test_produce_many_reports_a_cancelled_delivery_as_a_failure() -> None:
     producer, seen = producer_with(kafka, "message.produced", "produce.failed")  # one send a message
 
     waiting = asyncio.ensure_future(producer.produce_many([ProducerRecord("clicks", b"a")]))
-    await asyncio.sleep(0)
+    await eventually(lambda: bool(kafka.deliveries), what="the send")
     kafka.deliveries[0].cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting

@@ -307,8 +307,9 @@ def test_a_bool_is_not_a_number_of_messages_or_seconds(option: str) -> None:
 
     async def handler(messages: Messages[Any]) -> None: ...
 
+    settings: dict[str, Any] = {option: True}
     with pytest.raises(ConfigError, match=rf"route for topic 'orders': {option} must be"):
-        routes.topic("orders", handler=handler, **{option: True})  # type: ignore[misc]
+        routes.topic("orders", handler=handler, **settings)
 
 
 @pytest.mark.parametrize(

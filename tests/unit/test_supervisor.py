@@ -20,7 +20,7 @@ if sys.version_info < (3, 11):
 class CrashesAfterPolling:
     """A listener that polls (so it looks healthy) and crashes at once, ``crashes`` times."""
 
-    def __init__(self, crashes: int, error: Exception) -> None:
+    def __init__(self, crashes: int, error: BaseException) -> None:
         self.group = SimpleNamespace(cluster=SimpleNamespace(name="primary"), name="default")
         self.healthy = False
         self.runs = 0

@@ -15,6 +15,7 @@ from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.testing import NotModelledError
 from aiostream_kafka.testing.clients import MemoryClients
 from aiostream_kafka.web.board import StatusBoard
+from tests.helpers import within
 
 
 def shop() -> App:
@@ -240,7 +241,7 @@ async def test_the_web_uis_board_reads_the_apps_reports_from_memory() -> None:
 
     async with app.testing(), anyio.create_task_group() as tasks:
         tasks.start_soon(board.run)
-        with anyio.fail_after(10):
+        with within(30, "the board to read a report and check every cluster"):
             await board.reported.wait()
             await board.checked.wait()
         tasks.cancel_scope.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
+import anyio
 import msgspec
 import pytest
 
@@ -12,6 +13,8 @@ from aiostream_kafka import App, Consumer, DeadLetterQueue, Messages, Retry
 from aiostream_kafka.errors import ConfigError, NotRunningError
 from aiostream_kafka.routing.route import TopicConfig
 from aiostream_kafka.testing import TestApp
+from aiostream_kafka.testing.clock import VirtualClock
+from tests.helpers import within
 
 
 class Order(msgspec.Struct):
@@ -311,6 +314,24 @@ async def test_a_timed_pause_passes_on_the_test_clock() -> None:
     assert [offset for offset, _ in seen] == [0, 0]  # delivered again after the pause
 
 
+async def test_a_periodic_wait_is_no_wake_up_to_jump_to_but_passes_when_time_moves_on() -> None:
+    clock = VirtualClock()
+    waiting, ticked = anyio.Event(), anyio.Event()
+
+    async def report_every_ten_minutes() -> None:
+        waiting.set()
+        await clock.tick(600)  # waiting from here on: no await between
+        ticked.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(report_every_ten_minutes)
+        await waiting.wait()
+        assert (clock.next_wakeup, clock.jump()) == (None, False)  # drain() would be done
+        clock.advance(600)
+        with within(10, "the periodic wait to end once the clock moved on"):
+            await ticked.wait()
+
+
 # --- jobs ------------------------------------------------------------------------------------------
 
 
@@ -396,7 +417,7 @@ async def test_feeding_a_topic_no_route_consumes_names_the_routed_ones() -> None
         with pytest.raises(ConfigError, match=r"no route consumes 'order'; routed topics: primary/orders"):
             await t.feed("order", [b"x"])
         with pytest.raises(TypeError, match=r"wrap a single one in \[\.\.\.\]"):
-            await t.feed("orders", b"x")  # type: ignore[arg-type]
+            await t.feed("orders", b"x")
         with pytest.raises(ValueError, match="'orders' on cluster 'primary' has 1 partition"):
             await t.feed("orders", [b"x"], partition=3)
         with pytest.raises(ConfigError, match="analytcs"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import anyio
 import httpx
 import msgspec
 import pytest
@@ -20,6 +19,7 @@ from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.payloads import show
 from aiostream_kafka.web.reporter import Reporter
 from aiostream_kafka.web.reports import ErrorReport, ProcessReport, decode_process, encode
+from tests.helpers import eventually
 
 
 def two_clusters(**options: Any) -> App:
@@ -127,33 +127,39 @@ def test_errors_are_reported_with_their_traceback_and_without_secrets() -> None:
 
 async def test_a_running_app_reports_to_the_primary_cluster_under_the_harness() -> None:
     app = two_clusters(statistics_interval=0.05)
-    app.web.enable(interval=0.05)
+    # On the harness's clock: a report when the test moves it on, never after real seconds.
+    app.web.enable(interval=600)
+
+    def reports(cluster: str | None = None) -> list[ProcessReport]:
+        produced = t.produced("aiostream_kafka.reports", cluster=cluster, payload=bytes)
+        return [decode_process(m.value or b"") for m in produced]
 
     async with app.testing() as t:
+        await eventually(lambda: len(reports()) == 1, what="the report at start")
         await t.feed("orders", [b"a", b"b"])
-        await anyio.sleep(0.3)
-        reports = [
-            decode_process(m.value or b"") for m in t.produced("aiostream_kafka.reports", payload=bytes)
-        ]
+        t.clock.advance(600)
+        await eventually(lambda: len(reports()) == 2, what="the report an interval later")
+        latest = reports()[-1]
         assert app.web.producer is not None
         assert app.web.producer.cluster == "primary"
 
-    latest = reports[-1]
     assert latest.state == "running"
     assert latest.listeners[0].messages == 2
-    assert t.produced("aiostream_kafka.reports", cluster="analytics") == []
-    final = decode_process(t.produced("aiostream_kafka.reports", payload=bytes)[-1].value or b"")
-    assert final.state == "stopped"  # the last word, so the UI drops the process at once
+    assert reports("analytics") == []
+    assert [report.state for report in reports()] == ["running", "running", "stopped"]  # the last word,
+    # so the UI drops the process at once
 
 
 async def test_reports_can_go_to_another_cluster_and_failures_to_the_errors_topic() -> None:
     app = two_clusters()
-    app.web.enable(cluster="analytics", interval=0.05)
+    app.web.enable(cluster="analytics", interval=600)
 
     async with app.testing(attempts=1) as t:
         with pytest.raises(ValueError, match="a bad order"):
             await t.feed("orders", [b"bad"])
-        await anyio.sleep(0.2)
+        await eventually(
+            lambda: bool(t.produced("aiostream_kafka.errors", cluster="analytics")), what="the error report"
+        )
         errors = t.produced("aiostream_kafka.errors", cluster="analytics", payload=ErrorReport)
         assert t.produced("aiostream_kafka.reports", cluster="analytics")
         assert t.produced("aiostream_kafka.reports") == []
@@ -180,7 +186,7 @@ def test_info_says_where_reports_go(
 
     module = types.ModuleType("web_info_app")
     module.app = two_clusters()  # type: ignore[attr-defined]
-    module.app.web.enable(cluster="analytics", interval=2)  # type: ignore[attr-defined]
+    module.app.web.enable(cluster="analytics", interval=2)
     monkeypatch.setitem(sys.modules, "web_info_app", module)
 
     assert main(["info", "web_info_app:app"]) == 0
