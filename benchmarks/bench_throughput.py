@@ -17,7 +17,9 @@ to the end by
     ``AckPolicy.ACK`` (committed after the handler, like ours), its access log off: its
     best case;
 (d) aiostream-kafka decoding every payload into a msgspec Struct (``messages.payloads()``)
-    vs FastStream decoding into a pydantic model (``list[ReadingModel]``).
+    vs FastStream decoding into a pydantic model (``list[ReadingModel]``);
+(e) librdkafka (confluent-kafka's ``Consumer.consume(num_messages=BATCH)``, one synchronous
+    commit per call): the wire's reference, reported without a target.
 
 produce: the same number of messages by (a) raw ``AIOKafkaProducer.send`` without awaiting
 each delivery, then ``flush`` (aiokafka batches them: the baseline), (b) ``produce_nowait``
@@ -102,6 +104,14 @@ try:
     FASTSTREAM = True
 except ImportError:  # not installed: `make bench` installs the bench extra
     FASTSTREAM = False
+
+try:
+    import confluent_kafka
+
+    LIBRDKAFKA_FOUND = True
+except ImportError:  # not installed: `make bench` installs the bench extra
+    LIBRDKAFKA_FOUND = False
+LIBRDKAFKA = "confluent-kafka consume(num_messages)"
 
 
 async def preload(topic: str, messages: int = MESSAGES, bootstrap: str = PRIMARY) -> None:
@@ -206,6 +216,33 @@ async def consume_faststream(topic: str, *, decode: bool) -> float:
         return MESSAGES / (time.perf_counter() - began)
     finally:
         await broker.stop()
+
+
+async def consume_librdkafka(topic: str) -> float:
+    """librdkafka's batch consume, committing each batch as the raw aiokafka loop does.
+    Blocking calls, on the event loop's thread: nothing else runs during the measurement."""
+    consumer = confluent_kafka.Consumer(
+        {
+            "bootstrap.servers": PRIMARY,
+            "group.id": unique("bench-librdkafka"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        count, began = 0, 0.0
+        while count < MESSAGES:
+            batch = consumer.consume(num_messages=BATCH, timeout=0.5)
+            records = [m for m in batch if m.error() is None]
+            if records and not began:
+                began = time.perf_counter()
+            count += len(records)
+            if records:
+                consumer.commit(asynchronous=False)
+        return MESSAGES / (time.perf_counter() - began)
+    finally:
+        consumer.close()
 
 
 # --- produce -----------------------------------------------------------------------------
@@ -317,6 +354,8 @@ async def run() -> dict[str, Any]:
         consume["FastStream"] = lambda: consume_faststream(source, decode=False)
         consume["FastStream + pydantic model"] = lambda: consume_faststream(source, decode=True)
         produce["FastStream publisher"] = lambda: produce_faststream(sink)
+    if LIBRDKAFKA_FOUND:
+        consume[LIBRDKAFKA] = lambda: consume_librdkafka(source)
     return {
         "messages": MESSAGES,
         "message_bytes": len(PAYLOAD),
@@ -328,6 +367,7 @@ async def run() -> dict[str, Any]:
         "aiokafka_c_extensions": c_extensions(),
         "versions": versions("faststream", "pydantic", "msgspec"),
         "faststream": FASTSTREAM,
+        "librdkafka": LIBRDKAFKA_FOUND,
         "consume": summary(
             await alternate(consume, RUNS),
             {
@@ -373,6 +413,10 @@ def main() -> None:
         for pair, f in figures[workload]["versus_faststream"].items():
             verdict = "ok" if f["meets_target"] else f"BELOW {TARGET_VS_FASTSTREAM}"
             print(f"  {workload}: {pair}: {f['ratio']:.2f} x  {verdict}")
+    consumed = figures["consume"]["variants"]
+    if LIBRDKAFKA in consumed:
+        ratio = consumed["aiostream-kafka"]["median_msgs_per_s"] / consumed[LIBRDKAFKA]["median_msgs_per_s"]
+        print(f"  consume: aiostream-kafka / {LIBRDKAFKA}: {ratio:.2f} x  (the wire's reference)")
     print(f"  written to {path}")
 
 
