@@ -143,6 +143,27 @@ async def read_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes,
         await consumer.stop()
 
 
+async def read_every_partition(
+    bootstrap: str, topic: str, partitions: int
+) -> dict[tuple[int, int], ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic``'s ``partitions``, by (partition, offset), read without a
+    consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        found: dict[tuple[int, int], ConsumerRecord[bytes, bytes]] = {}
+        while len(found) < sum(ends.values()):  # a fresh topic: its offsets begin at 0
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                found.update(((r.partition, r.offset), r) for r in records)
+        return found
+    finally:
+        await consumer.stop()
+
+
 async def read_all(bootstrap: str, topic: str) -> list[bytes]:
     """Every value in partition 0 of ``topic``."""
     return [record.value for record in await read_records(bootstrap, topic)]

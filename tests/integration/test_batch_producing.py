@@ -6,37 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 
 from aiostream_kafka import App, MonitorEvent, ProduceError, ProducerRecord
 from aiostream_kafka.admin import TopicSpec
 from aiostream_kafka.producing.batching import partition_for_key
-from tests.helpers import create_topic
+from tests.helpers import create_topic, read_every_partition
 
 PARTITIONS = 3
-
-
-async def read_every_partition(
-    bootstrap: str, topic: str, count: int = PARTITIONS
-) -> dict[tuple[int, int], ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic``'s ``count`` partitions, by (partition, offset), read without
-    a consumer group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: dict[tuple[int, int], ConsumerRecord[bytes, bytes]] = {}
-        while len(found) < sum(ends.values()):  # a fresh topic: its offsets begin at 0
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                found.update(((r.partition, r.offset), r) for r in records)
-        return found
-    finally:
-        await consumer.stop()
 
 
 def watched(app: App, *names: str) -> list[MonitorEvent]:
@@ -88,7 +66,7 @@ async def test_every_result_is_its_own_messages_in_input_order_with_order_kept_p
     ]
     async with app.running():
         results = await app.producer.produce_many(records)
-    stored = await read_every_partition(primary, topic_name)
+    stored = await read_every_partition(primary, topic_name, PARTITIONS)
 
     assert len(stored) == len(records)  # each once
     for n, (record, result) in enumerate(zip(records, results, strict=True)):

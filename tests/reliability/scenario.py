@@ -109,11 +109,14 @@ class Report:
             out.write(json.dumps(self.__dict__) + "\n")
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """The sink app in its own process, run through the CLI like a real deployment."""
+def start_worker(
+    env: dict[str, str], log: Path, app: str = "tests.reliability.sink_app:app"
+) -> subprocess.Popen[bytes]:
+    """An app (the sink app unless told) in its own process, run through the CLI like a real
+    deployment."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "aiostream_kafka", "run", "tests.reliability.sink_app:app"],
+            [sys.executable, "-m", "aiostream_kafka", "run", app],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,

@@ -3,10 +3,7 @@ batches are in flight, then restarted, has forwarded every message at least once
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,42 +11,20 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from msgspec.json import decode
 
-from tests.helpers import create_topic, eventually_true
-from tests.reliability.scenario import ROOT, Item, Report, Sink, produce_workload
+from tests.helpers import create_topic, eventually_true, read_every_partition
+from tests.reliability.scenario import Item, Report, Sink, produce_workload, start_worker
 
 pytestmark = pytest.mark.slow
 
 COUNT = 10_000
 PARTITIONS = 6
-
-
-def start_forwarder(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "aiostream_kafka", "run", "tests.reliability.forward_app:app"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+FORWARDER = "tests.reliability.forward_app:app"
 
 
 async def forwarded(bootstrap: str, topic: str) -> list[tuple[int, int, int]]:
-    """(id, partition, offset) of every record on every partition of ``topic``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        rows: list[tuple[int, int, int]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).items():
-                rows += [(decode(r.value, type=Item).id, tp.partition, r.offset) for r in records]
-        return rows
-    finally:
-        await consumer.stop()
+    """(id, partition, offset) of every record of ``topic``."""
+    stored = await read_every_partition(bootstrap, topic, PARTITIONS)
+    return [(decode(r.value, type=Item).id, p, offset) for (p, offset), r in stored.items()]
 
 
 async def total_forwarded(bootstrap: str, topic: str) -> int:
@@ -76,7 +51,7 @@ async def test_kill_9_of_a_forwarder_with_produce_many_in_flight_loses_nothing(
     }
     log = tmp_path / "forwarder.log"
 
-    first = start_forwarder(env, log)
+    first = start_worker(env, log, FORWARDER)
     try:
         await eventually_true(
             lambda: at_least(primary, target, COUNT // 3), within=120, what="a third forwarded"
@@ -86,7 +61,7 @@ async def test_kill_9_of_a_forwarder_with_produce_many_in_flight_loses_nothing(
         first.wait()
     assert await total_forwarded(primary, target) < COUNT, "the kill came too late to be mid-stream"
 
-    second = start_forwarder(env, log)
+    second = start_worker(env, log, FORWARDER)
     try:
         await eventually_true(lambda: all_forwarded(primary, target), within=180, what="every id forwarded")
     finally:

@@ -579,22 +579,10 @@ def test_the_console_script_imports_apps_from_the_current_directory(tmp_path: Pa
     assert "s3cret" not in result.stdout
 
 
-def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["aiostream_kafka", "aiostream_kafka.cli"])
+def test_python_dash_m_runs_the_cli_by_the_package_or_its_cli(tmp_path: Path, module: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "aiostream_kafka", "info", "no_colon"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: 'no_colon' is not an app path")
-
-
-def test_python_dash_m_runs_the_cli_by_its_package_name_too(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "aiostream_kafka.cli", "info", "no_colon"],
+        [sys.executable, "-m", module, "info", "no_colon"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
