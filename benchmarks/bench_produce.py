@@ -32,7 +32,16 @@ import anyio
 from aiokafka import AIOKafkaProducer
 
 from aiostream_kafka import App, ProducerRecord
-from benchmarks.common import PRIMARY, alternate, c_extensions, median, unique, versions, write_results
+from benchmarks.common import (
+    LIBRDKAFKA_FOUND,
+    PRIMARY,
+    alternate,
+    c_extensions,
+    median,
+    unique,
+    versions,
+    write_results,
+)
 from tests.helpers import create_topic
 
 MESSAGES = int(os.environ.get("BENCH_PRODUCE_MESSAGES", "200000"))
@@ -50,13 +59,6 @@ MANY_KEYED = "aiostream-kafka produce_many, keyed"
 NOWAIT = "aiostream-kafka produce_nowait + flush"
 #: (ours, theirs, target): the ratios the issue asks for.
 TARGETS = [(MANY, RAW, 4.0), (MANY, LIBRDKAFKA, 0.6), (NOWAIT, RAW, 1.0)]
-
-try:
-    import confluent_kafka
-
-    LIBRDKAFKA_FOUND = True
-except ImportError:  # not installed: `make bench` installs the bench extra
-    LIBRDKAFKA_FOUND = False
 
 
 async def raw_producer() -> AIOKafkaProducer:
@@ -98,6 +100,8 @@ async def produce_raw_batches(topic: str) -> float:
 
 
 async def produce_librdkafka(topic: str) -> float:
+    import confluent_kafka  # only with the bench extra (LIBRDKAFKA_FOUND)
+
     producer = confluent_kafka.Producer(
         {
             "bootstrap.servers": PRIMARY,

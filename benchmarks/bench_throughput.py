@@ -48,6 +48,7 @@ from aiokafka import AIOKafkaProducer
 
 from aiostream_kafka import App, Messages, ProducerRecord
 from benchmarks.common import (
+    LIBRDKAFKA_FOUND,
     PRIMARY,
     alternate,
     c_extensions,
@@ -105,12 +106,6 @@ try:
 except ImportError:  # not installed: `make bench` installs the bench extra
     FASTSTREAM = False
 
-try:
-    import confluent_kafka
-
-    LIBRDKAFKA_FOUND = True
-except ImportError:  # not installed: `make bench` installs the bench extra
-    LIBRDKAFKA_FOUND = False
 LIBRDKAFKA = "confluent-kafka consume(num_messages)"
 
 
@@ -221,6 +216,8 @@ async def consume_faststream(topic: str, *, decode: bool) -> float:
 async def consume_librdkafka(topic: str) -> float:
     """librdkafka's batch consume, committing each batch as the raw aiokafka loop does.
     Blocking calls, on the event loop's thread: nothing else runs during the measurement."""
+    import confluent_kafka  # only with the bench extra (LIBRDKAFKA_FOUND)
+
     consumer = confluent_kafka.Consumer(
         {
             "bootstrap.servers": PRIMARY,

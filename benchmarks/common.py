@@ -10,7 +10,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,10 @@ from aiokafka import AIOKafkaConsumer
 PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
 SECONDARY = os.environ.get("AIOSTREAM_KAFKA_SECONDARY", "127.0.0.1:29092")
 RESULTS = Path(__file__).parent / "results"
+
+
+#: confluent-kafka (librdkafka), the wire's reference; the ``bench`` extra installs it.
+LIBRDKAFKA_FOUND = util.find_spec("confluent_kafka") is not None
 
 
 def unique(prefix: str) -> str:

@@ -51,9 +51,6 @@ class FailureHandler:
         self._producers = producers
         self._unreadable: dict[TopicPartition, int] = {}  # failed fetches in a row, per partition
 
-    def reset(self) -> None:
-        self._unreadable = {}
-
     def forget(self, tp: TopicPartition) -> None:
         self._unreadable.pop(tp, None)
 

@@ -28,10 +28,6 @@ class Pauses:
         #: Where timed resumes run: the listener's background tasks, while it runs.
         self.background: anyio.abc.TaskGroup | None = None
 
-    def reset(self) -> None:
-        self._tokens = {}
-        self.background = None
-
     def pause(
         self, consumer: ConsumerClient, tp: TopicPartition, *, seek_to: int | None, delay: float | None
     ) -> None:
