@@ -234,7 +234,12 @@ class App:
         self._outages = Outages(topology.clusters, self.monitor)
         self._outages.install()
         self._producers = ProducerRegistry(
-            topology, self.monitor, client_id=self.name, format=self.producer_format, clients=self.clients
+            topology,
+            self.monitor,
+            client_id=self.name,
+            format=self.producer_format,
+            clients=self.clients,
+            clock=self.clock,
         )
         await self._producers.start()
         context = RuntimeContext(

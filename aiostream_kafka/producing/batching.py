@@ -57,19 +57,50 @@ def too_large(size: int) -> MessageSizeTooLargeError:
 
 
 class OpenBatch:
-    """One partition's batch: filled, then sent; its delivery resolves for all its records."""
+    """One partition's batch: filled, then sent; its delivery resolves for all its records.
 
-    __slots__ = ("append", "builder", "count", "delivery", "failure", "first", "partition", "topic")
+    A record that comes without a timestamp gets the batch's ``stamp`` (the time the batch
+    was opened), given to the builder, so that its metadata can say it without keeping what
+    the builder returned for each record; those that come with one, by place, in ``stamped``.
+    """
 
-    def __init__(self, topic: str, partition: int, builder: RecordBatch, first: tuple[Any, Any, Any]) -> None:
+    __slots__ = (
+        "append",
+        "builder",
+        "count",
+        "delivery",
+        "failure",
+        "first",
+        "partition",
+        "stamp",
+        "stamped",
+        "topic",
+    )
+
+    def __init__(
+        self, topic: str, partition: int, builder: RecordBatch, first: tuple[Any, Any, Any], stamp: int
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.builder = builder
         self.append = appender(builder)
         self.first = first  # value, key, headers of its first record: what a refusal is sized by
+        self.stamp = stamp
+        self.stamped: dict[int, int] = {}  # the timestamps records came with, by place
         self.count = 0  # records appended
         self.delivery: asyncio.Future[RecordMetadata | None] | None = None
         self.failure: BaseException | None = None
+
+    def add(
+        self, timestamp: int | None, key: bytes | None, value: bytes | None, headers: RecordHeaders
+    ) -> AppendedRecord | None:
+        """Append a record off the hot path: with a timestamp of its own, or the stamp."""
+        appended = self.append(
+            self.count, self.stamp if timestamp is None else timestamp, key, value, headers
+        )
+        if appended is not None and timestamp is not None:
+            self.stamped[self.count] = timestamp
+        return appended
 
     def close(self) -> None:
         """No more records: the batch is ready for ``send_batch``."""
@@ -81,6 +112,21 @@ class OpenBatch:
     def release(self) -> None:
         """Sent and settled: let its records' bytes go, since the results outlive the batch."""
         del self.builder, self.append
+
+
+class Filling:
+    """What one ``produce_many`` has in hand: its open batches (by topic, then partition),
+    those sent and those refused, and where its keyless records go."""
+
+    __slots__ = ("counts", "hashes", "keyless", "opened", "refused", "sent")
+
+    def __init__(self) -> None:
+        self.opened: dict[str, dict[int, OpenBatch]] = {}
+        self.sent: list[OpenBatch] = []
+        self.refused: list[OpenBatch] = []  # of a record over max_request_size: never sent
+        self.counts: dict[str, int] = {}  # partitions, by topic
+        self.keyless: dict[str, int] = {}  # by topic: the partition its keyless records go to now
+        self.hashes: dict[bytes, int] = {}  # by key: keys repeat, and murmur2 in Python is slow
 
 
 def appender(builder: RecordBatch) -> Append:
@@ -105,23 +151,28 @@ def appender(builder: RecordBatch) -> Append:
     return through_builder
 
 
-def message_metadata(batch: RecordMetadata | None, appended: Any) -> RecordMetadata | None:
+def message_metadata(batch: OpenBatch, place: int) -> RecordMetadata | None:
     """A message's metadata from its batch's: base offset + its place, its own timestamp
     unless the broker set the batch's (LogAppendTime). None for ``acks=0``, as ``send``'s."""
-    if batch is None:
+    assert batch.delivery is not None
+    delivered = batch.delivery.result()
+    if delivered is None:
         return None
-    timestamp = appended.timestamp if batch.timestamp == CREATE_TIME else batch.timestamp
+    if delivered.timestamp == CREATE_TIME:
+        timestamp = batch.stamped.get(place, batch.stamp) if batch.stamped else batch.stamp
+    else:
+        timestamp = delivered.timestamp
     # tuple.__new__ skips the namedtuple's Python-level __new__, most of a result's cost.
     metadata: RecordMetadata = _new(
         RecordMetadata,
         (
-            batch.topic,
-            batch.partition,
-            batch.topic_partition,
-            batch.offset + appended.offset,
+            delivered.topic,
+            delivered.partition,
+            delivered.topic_partition,
+            delivered.offset + place,
             timestamp,
-            batch.timestamp_type,
-            batch.log_start_offset,
+            delivered.timestamp_type,
+            delivered.log_start_offset,
         ),
     )
     return metadata
@@ -132,15 +183,26 @@ class Produced(Sequence[RecordMetadata]):
 
     Made when read: a ``RecordMetadata`` per message is much of ``produce_many``'s time
     (docs/performance.md), and most callers only need to know that everything was delivered
-    (it raises otherwise).
+    (it raises otherwise). Only each message's batch is kept: its place in it is how many
+    messages before it went to the same batch, counted on first read.
     Compares equal to a list of the same metadata.
     """
 
     __slots__ = ("_batches", "_places")
 
-    def __init__(self, batches: list[OpenBatch], places: list[AppendedRecord]) -> None:
+    def __init__(self, batches: list[OpenBatch]) -> None:
         self._batches = batches  # each message's batch (delivered)
-        self._places = places  # and its place in it
+        self._places: list[int] | None = None
+
+    def _placed(self) -> list[int]:
+        if self._places is None:
+            seen: dict[int, int] = {}  # records so far, by id of their batch
+            places = self._places = []
+            for batch in self._batches:
+                place = seen.get(id(batch), 0)
+                seen[id(batch)] = place + 1
+                places.append(place)
+        return self._places
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -151,11 +213,12 @@ class Produced(Sequence[RecordMetadata]):
     def __getitem__(self, index: slice) -> list[RecordMetadata]: ...
     def __getitem__(self, index: int | slice) -> RecordMetadata | list[RecordMetadata]:
         if isinstance(index, slice):
-            return list(map(_made, self._batches[index], self._places[index]))
-        return _made(self._batches[index], self._places[index])
+            return list(map(message_metadata, self._batches[index], self._placed()[index]))
+        metadata: RecordMetadata = message_metadata(self._batches[index], self._placed()[index])
+        return metadata
 
     def __iter__(self) -> Iterator[RecordMetadata]:
-        return map(_made, self._batches, self._places)
+        return map(message_metadata, self._batches, self._placed())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Produced | list | tuple):
@@ -166,9 +229,3 @@ class Produced(Sequence[RecordMetadata]):
 
     def __repr__(self) -> str:
         return f"Produced({list(self)!r})"
-
-
-def _made(batch: OpenBatch, appended: AppendedRecord) -> RecordMetadata:
-    assert batch.delivery is not None
-    metadata: RecordMetadata = message_metadata(batch.delivery.result(), appended)
-    return metadata

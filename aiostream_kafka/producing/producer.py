@@ -21,6 +21,7 @@ from aiostream_kafka.producing.batching import (
     BATCH_HEADER,
     NO_HEADERS,
     SIZE_SLACK,
+    Filling,
     OpenBatch,
     Produced,
     RecordHeaders,
@@ -34,7 +35,8 @@ from aiostream_kafka.producing.failures import (
     invalid_topic,
     produce_failure,
 )
-from aiostream_kafka.runtime.clients import AppendedRecord, KafkaClients, ProducerClient
+from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
+from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.runtime.reachability import client_of
 from aiostream_kafka.topic_names import is_topic_name
 
@@ -77,6 +79,7 @@ class Producer:
         format: str = "json",
         clients: KafkaClients | None = None,
         overrides: Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         #: The cluster's name; its ``Cluster`` (name and settings) is what this connects with.
         self.cluster = cluster.name
@@ -84,6 +87,7 @@ class Producer:
         self._clients = clients or KafkaClients()
         self._overrides = dict(overrides or {})  # on top of the cluster's producer settings
         self._monitor = monitor
+        self._clock = clock or Clock()  # what batches it builds are stamped with
         self._client_id = client_id
         self._encoder = Encoder(format)
         self._kafka: ProducerClient | None = None
@@ -288,22 +292,21 @@ class Producer:
         """``produce_many`` through batches it builds: keyed records on the Java client's
         partition, keyless ones a batch at a time on each partition in turn, an explicit
         partition honoured; a full batch is sent (so ``max_batch_size`` holds) and another
-        begun. Kept in one loop, as the per-message path is: a call per message costs."""
+        begun. Kept in one loop, as the per-message path is: a call per message costs, and so
+        does each object kept for a message (docs/performance.md); what is rare (a batch to
+        open or send, a record with a timestamp of its own) goes through ``_place``."""
         encode_value, encode_key, encode_headers = self._encoder.value, Encoder.key, Encoder.headers
-        opened: dict[str, dict[int, OpenBatch]] = {}
-        sent: list[OpenBatch] = []
-        # Each message's batch and place in it, in two lists: a tuple a message would be an
-        # object for the garbage collector to count and scan, which cost a third of the time.
-        batch_of: list[OpenBatch] = []
-        place_of: list[AppendedRecord] = []
-        counts: dict[str, int] = {}  # partitions, by topic
-        keyless: dict[str, int] = {}  # by topic: the partition its keyless records go to now
-        hashes: dict[bytes, int] = {}  # keys repeat, and murmur2 in Python is slow
-        limit = self._max_request_size - BATCH_HEADER - SIZE_SLACK
-        refused = False  # a record was left out: over max_request_size
-        in_batch, at_place = batch_of.append, place_of.append
+        filling = Filling()
+        opened, counts, keyless, hashes = filling.opened, filling.counts, filling.keyless, filling.hashes
+        batch_of: list[OpenBatch] = []  # each message's batch, all that is kept for it
+        in_batch = batch_of.append
+        last_topic, in_topic = None, {}  # records mostly go to one topic: its batches at hand
         for r in records:
-            topic, value, key, partition, headers = r.topic, r.value, r.key, r.partition, r.headers
+            topic = r.topic
+            value = r.value
+            key = r.key
+            partition = r.partition
+            headers = r.headers
             if type(value) is not bytes and value is not None:
                 value = encode_value(value)
             if type(key) is not bytes and key is not None:
@@ -320,35 +323,26 @@ class Producer:
                     if hashed is None:
                         hashed = hashes[key] = key_hash(key)
                     partition = hashed % count
-            in_topic = opened.get(topic)  # by topic, then partition: no tuple a message
-            if in_topic is None:
-                in_topic = opened[topic] = {}
+            if topic is not last_topic:  # by topic, then partition: no tuple a message
+                in_topic = opened.get(topic) or opened.setdefault(topic, {})
+                last_topic = topic
             batch = in_topic.get(partition)
-            if batch is None:
-                batch = in_topic[partition] = OpenBatch(
-                    topic, partition, kafka.create_batch(), (value, key, headers)
-                )
-            appended = batch.append(batch.count, r.timestamp_ms, key, value, headers)
-            if appended is None:  # full: send it, and go on in another
-                moved = None
-                if key is None and r.partition is None:  # keyless: the next one goes elsewhere
-                    moved = keyless[topic] = self._keyless_partition(topic, counts[topic])
-                batch, appended = await self._refill(
-                    kafka, opened, sent, batch, (value, key, headers), r.timestamp_ms, moved
-                )
+            if (
+                batch is None
+                or r.timestamp_ms is not None
+                or batch.append(batch.count, batch.stamp, key, value, headers) is None
+            ):
+                batch = await self._place(kafka, filling, r, partition, value, key, headers)
             batch.count += 1
-            if appended.size > limit:
-                refused = self._leave_out(opened, batch, topic, value, key, headers) or refused
             in_batch(batch)
-            at_place(appended)
         for batch in [batch for in_topic in opened.values() for batch in in_topic.values()]:
-            await self._ship(kafka, opened, sent, batch)
-        for batch in sent:
+            await self._ship(kafka, filling, batch)
+        for batch in filling.sent:
             if batch.delivery is not None and not batch.delivery.done():
                 await asyncio.wait((batch.delivery,))  # never raises the delivery's own error
-        if self._settle(sent) or refused:
+        if self._settle(filling.sent) or filling.refused:
             self._raise_first_failure(batch_of)
-        return Produced(batch_of, place_of)
+        return Produced(batch_of)
 
     async def _partition_count(self, kafka: ProducerClient, topic: str, counts: dict[str, int]) -> int:
         try:
@@ -363,67 +357,69 @@ class Producer:
         self._next_partition[topic] = partition + 1
         return partition
 
-    async def _refill(
+    async def _place(
         self,
         kafka: ProducerClient,
-        opened: dict[str, dict[int, OpenBatch]],
-        sent: list[OpenBatch],
-        full: OpenBatch,
-        record: tuple[bytes | None, bytes | None, RecordHeaders],
-        timestamp_ms: int | None,
-        moved: int | None,
-    ) -> tuple[OpenBatch, AppendedRecord]:
-        """Send ``full``; put the record (encoded) in another batch of its partition, or of
-        ``moved``, the partition a keyless record goes on to."""
-        await self._ship(kafka, opened, sent, full)
-        topic, partition = full.topic, full.partition if moved is None else moved
-        value, key, headers = record
-        batch = opened[topic].get(partition)
-        if batch is not None:
-            appended = batch.append(batch.count, timestamp_ms, key, value, headers)
-            if appended is not None:
-                return batch, appended
-            await self._ship(kafka, opened, sent, batch)
-        batch = opened[topic][partition] = OpenBatch(topic, partition, kafka.create_batch(), record)
-        appended = batch.append(batch.count, timestamp_ms, key, value, headers)
+        filling: Filling,
+        record: ProducerRecord,
+        partition: int,
+        value: bytes | None,
+        key: bytes | None,
+        headers: RecordHeaders,
+    ) -> OpenBatch:
+        """Put a record (encoded) in a batch of ``partition``: its open one if it has room,
+        else a new one (the full one sent first; a keyless record's on the next partition)."""
+        topic, timestamp = record.topic, record.timestamp_ms
+        in_topic = filling.opened[topic]
+        batch = in_topic.get(partition)
+        if batch is not None and timestamp is not None and batch.add(timestamp, key, value, headers):
+            return batch  # a timestamp of its own, and room in its partition's open batch
+        if batch is not None:  # full
+            await self._ship(kafka, filling, batch)
+            if key is None and record.partition is None:  # keyless: on to the next partition
+                partition = filling.keyless[topic] = self._keyless_partition(topic, filling.counts[topic])
+                batch = in_topic.get(partition)
+                if batch is not None:
+                    if batch.add(timestamp, key, value, headers):
+                        return batch
+                    await self._ship(kafka, filling, batch)
+        stamp = int(self._clock.now() * 1000)
+        batch = OpenBatch(topic, partition, kafka.create_batch(), (value, key, headers), stamp)
+        in_topic[partition] = batch
+        appended = batch.add(timestamp, key, value, headers)
         assert appended is not None, "an empty batch takes any record"
-        return batch, appended
+        # Only a record alone in its batch can be over max_request_size (max_batch_size is
+        # not over it: self._batching), so only those are measured.
+        if appended.size > self._max_request_size - BATCH_HEADER - SIZE_SLACK:
+            self._leave_out(filling, batch, value, key, headers)
+        return batch
 
-    async def _ship(
-        self,
-        kafka: ProducerClient,
-        opened: dict[str, dict[int, OpenBatch]],
-        sent: list[OpenBatch],
-        batch: OpenBatch,
-    ) -> None:
+    async def _ship(self, kafka: ProducerClient, filling: Filling, batch: OpenBatch) -> None:
         """Hand ``batch`` to aiokafka (it waits while the partition's previous one is queued)."""
-        del opened[batch.topic][batch.partition]
+        del filling.opened[batch.topic][batch.partition]
         batch.close()
         try:
             batch.delivery = await kafka.send_batch(batch.builder, batch.topic, partition=batch.partition)
         except Exception as error:
             self._raise(batch.topic, error, None, batch.first)
-        sent.append(batch)
+        filling.sent.append(batch)
 
     def _leave_out(
         self,
-        opened: dict[str, dict[int, OpenBatch]],
+        filling: Filling,
         batch: OpenBatch,
-        topic: str,
         value: bytes | None,
         key: bytes | None,
         headers: RecordHeaders,
-    ) -> bool:
-        """A record near ``max_request_size``: over it (as aiokafka's ``send`` measures), it
-        fails as ``send`` would have, and its batch, which holds only it, is never sent
-        (True)."""
+    ) -> None:
+        """A record near ``max_request_size``, alone in ``batch``: over it (as aiokafka's
+        ``send`` measures), it fails as ``send`` would have, and its batch is never sent."""
         size = self._size_of(value, key, headers)
         if size <= self._max_request_size:
-            return False
-        assert batch.count == 1, "a record over max_request_size is over max_batch_size"
-        del opened[topic][batch.partition]
-        batch.failure = self._failed(topic, too_large(size), None, (value, key, headers))
-        return True
+            return
+        del filling.opened[batch.topic][batch.partition]
+        batch.failure = self._failed(batch.topic, too_large(size), None, (value, key, headers))
+        filling.refused.append(batch)
 
     def _settle(self, sent: list[OpenBatch]) -> bool:
         """``batch.produced`` for each batch delivered, ``produce.failed`` for each not (True

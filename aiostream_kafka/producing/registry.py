@@ -11,6 +11,7 @@ from aiostream_kafka.errors import UnknownClusterError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.runtime.clients import KafkaClients
+from aiostream_kafka.runtime.clock import Clock
 
 if TYPE_CHECKING:  # (a runtime import would be circular: routing -> processing -> producing)
     from aiostream_kafka.routing.topology import Topology
@@ -27,10 +28,11 @@ class ProducerRegistry(Mapping[str, Producer]):
         client_id: str,
         format: str = "json",
         clients: KafkaClients | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._monitor = monitor
         self._producers = {
-            name: Producer(cluster, monitor, client_id=client_id, format=format, clients=clients)
+            name: Producer(cluster, monitor, client_id=client_id, format=format, clients=clients, clock=clock)
             for name, cluster in topology.clusters.items()
         }
         self.primary = self._producers[topology.producer_cluster]

@@ -72,6 +72,22 @@ async def test_the_harness_captures_produce_many_batch_by_batch_as_any_other_pro
     assert len(batches) > 3
 
 
+async def test_a_record_without_a_timestamp_gets_its_batchs_time_on_the_apps_clock() -> None:
+    app = shop()
+    records = [ProducerRecord("orders", Order(n), key=str(n % 2)) for n in range(30)]
+    records[7] = ProducerRecord("orders", Order(7), key="1", timestamp_ms=5)  # its own, kept
+
+    async with app.testing(partitions=2) as t:
+        t.clock.advance(3600)
+        now_ms = int(t.clock.now() * 1000)
+        results = await app.producer.produce_many(records)
+        produced = {(m.partition, m.offset): m for m in t.produced("orders")}
+
+    for n, result in enumerate(results):
+        assert result.timestamp == produced[result.partition, result.offset].timestamp_ms
+        assert result.timestamp == (5 if n == 7 else now_ms)  # the virtual clock's, not the machine's
+
+
 async def test_produce_many_results_read_like_a_list_made_when_read() -> None:
     app = shop()
     records = [ProducerRecord("orders", Order(n), partition=n % 2) for n in range(10)]
