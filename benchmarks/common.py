@@ -14,6 +14,7 @@ from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
+import anyio
 from aiokafka import AIOKafkaConsumer
 
 PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
@@ -40,11 +41,14 @@ def spread(values: list[float]) -> list[float]:
 
 async def alternate(variants: dict[str, Callable[[], Awaitable[float]]], runs: int) -> dict[str, list[float]]:
     """Every variant ``runs`` times, in alternating order (forwards, backwards, ...), so that
-    a slow spell of the machine does not land on one variant only."""
+    a slow spell of the machine does not land on one variant only. Each run starts once what
+    the runs before it wrote is on disk: the brokers' writes of one run, flushed by the
+    kernel during the next, would otherwise slow whichever variant comes after a heavy one."""
     figures: dict[str, list[float]] = {name: [] for name in variants}
     for run in range(runs):
         order = list(variants) if run % 2 == 0 else list(reversed(variants))
         for name in order:
+            await anyio.to_thread.run_sync(os.sync)
             figures[name].append(await variants[name]())
     return figures
 
