@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +12,15 @@ import msgspec
 
 from aiostream_kafka.contracts.jobs import check_function
 from aiostream_kafka.jobs.envelope import JobEnvelope
+from aiostream_kafka.producing.producer import ProducerRecord
 
 if TYPE_CHECKING:
     from aiostream_kafka.jobs.registry import Jobs
 
 
 class Job:
-    """``await send_email.enqueue(to=..., subject=...)`` queues a run; ``await send_email(...)``
-    runs it here and now (handy in tests)."""
+    """``await send_email.enqueue(to=..., subject=...)`` queues a run (``enqueue_many`` many at
+    once); ``await send_email(...)`` runs it here and now (handy in tests)."""
 
     def __init__(
         self,
@@ -63,18 +64,45 @@ class Job:
         self, *args: Any, delay: timedelta | None = None, at: datetime | None = None, **kwargs: Any
     ) -> str:
         """Produce the job to its topic and cluster; returns its id. ``delay`` or ``at``: not before then."""
+        envelope = self._envelope(args, kwargs, delay, at)
+        producer = self._jobs.app.producers[self.cluster]
+        await producer.produce(
+            self.topic, msgspec.json.encode(envelope), key=envelope.id, headers={"job": self.name}
+        )
+        return envelope.id
+
+    async def enqueue_many(
+        self,
+        calls: Iterable[Mapping[str, Any]],
+        *,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+    ) -> list[str]:
+        """Enqueue one run per mapping of keyword arguments, through one ``produce_many`` (the
+        batches it builds), and return their ids in order. Every call's arguments are checked
+        before any is produced: a wrong one enqueues nothing."""
+        envelopes = [self._envelope((), dict(call), delay, at) for call in calls]
+        headers = {"job": self.name}
+        producer = self._jobs.app.producers[self.cluster]
+        await producer.produce_many(
+            ProducerRecord(self.topic, msgspec.json.encode(e), key=e.id, headers=headers) for e in envelopes
+        )
+        return [e.id for e in envelopes]
+
+    def _envelope(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        delay: timedelta | None,
+        at: datetime | None,
+    ) -> JobEnvelope:
         if delay is not None and at is not None:
             raise TypeError(f"job {self.name!r}: give delay= or at=, not both")
         now = self._jobs.app.clock.now()
         run_at = (
             now + delay.total_seconds() if delay is not None else at.timestamp() if at is not None else None
         )
-        envelope = JobEnvelope(self.name, uuid.uuid4().hex, self.arguments(*args, **kwargs), now, run_at)
-        producer = self._jobs.app.producers[self.cluster]
-        await producer.produce(
-            self.topic, msgspec.json.encode(envelope), key=envelope.id, headers={"job": self.name}
-        )
-        return envelope.id
+        return JobEnvelope(self.name, uuid.uuid4().hex, self.arguments(*args, **kwargs), now, run_at)
 
     async def run(self, envelope: JobEnvelope) -> None:
         """Run an enqueued job: its arguments converted back to the parameters' types."""

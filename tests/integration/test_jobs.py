@@ -14,7 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from aiostream_kafka import App, DeadLetterQueue, JobEnvelope, Retry
+from aiostream_kafka import App, DeadLetterQueue, JobEnvelope, MonitorEvent, Retry
 from tests.helpers import create_topic, eventually, read_records, wait_for_records
 
 FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
@@ -209,3 +209,36 @@ async def test_wrong_arguments_are_the_callers_error_at_enqueue(
             await resize.enqueue(image_id=7, height=3)
 
     assert await read_records(primary, topic_name) == []
+
+
+async def test_many_jobs_enqueued_at_once_go_in_batches_and_each_runs_once(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    resized: list[int] = []
+
+    async def resize(image_id: int, width: int = 100) -> None:
+        resized.append(image_id)
+
+    web = make_app(primary, secondary, "jobs-many-web")
+    enqueue = web.job(topic=topic_name, name="resize")(resize)
+    batches: list[MonitorEvent] = []
+    web.monitor.subscribe("batch.produced", batches.append)
+    worker = make_app(primary, secondary, "jobs-many-worker")
+    worker.job(topic=topic_name, name="resize")(resize)
+    worker.jobs.consume(topic_name)
+    await create_topic(primary, topic_name, 1)
+
+    async with web.running():
+        with pytest.raises(TypeError, match=r"argument 'image_id': Expected `int`, got `str`"):
+            await enqueue.enqueue_many([{"image_id": 1}, {"image_id": "two"}])
+        ids = await enqueue.enqueue_many({"image_id": n, "width": 50} for n in range(300))
+
+    assert sum(event["count"] for event in batches) == 300  # batch-built, nothing of the bad call
+    assert len(batches) > 1
+    records = await read_records(primary, topic_name)
+    envelopes = [msgspec.json.decode(r.value, type=JobEnvelope) for r in records]
+    assert [e.id for e in envelopes] == ids
+    assert [e.args for e in envelopes] == [{"image_id": n, "width": 50} for n in range(300)]
+    async with worker.running():
+        await eventually(lambda: len(resized) >= 300, what="every job to run")
+    assert resized == list(range(300))
