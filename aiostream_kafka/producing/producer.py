@@ -28,6 +28,7 @@ from aiostream_kafka.producing.batching import (
     key_hash,
     too_large,
 )
+from aiostream_kafka.producing.direct import DirectSend
 from aiostream_kafka.producing.failures import (
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_REQUEST_SIZE,
@@ -94,6 +95,7 @@ class Producer:
         self._client_id = client_id
         self._encoder = Encoder(format)
         self._kafka: ProducerClient | None = None
+        self._direct: DirectSend | None = None  # past aiokafka's send, when it can be (direct.py)
         self._lock = anyio.Lock()
         self._closed = False
         self._server = cluster.settings.bootstrap_servers[0]
@@ -132,6 +134,7 @@ class Producer:
                     if isinstance(error, KafkaConnectionError):
                         raise await connection_error(self._kafka_cluster, error) from error
                     raise
+                self._direct = DirectSend.of(kafka)
                 self._kafka = kafka
         return self._kafka
 
@@ -197,13 +200,21 @@ class Producer:
         if kafka is None or headers or "message.producing" in heard or "message.produced" in heard:
             return await self._produce_watched(topic, value, key, headers, partition, timestamp_ms)
         # The hot path: nothing to add to the message and nobody watching each one. Straight
-        # to aiokafka's send, with no coroutine of ours between (each would cost every send) and
-        # no closure here (its cells would be made on every call, used or not).
+        # to aiokafka's accumulator when it can be (direct.py), else its send; no closure here
+        # (its cells would be made on every call, used or not).
         if type(value) is not bytes and value is not None:
             value = self._encoder.value(value)
         if type(key) is not bytes and key is not None:
             key = Encoder.key(key)
+        direct = self._direct
         try:
+            if direct is not None:
+                queued = direct.send(topic, value, key, partition, timestamp_ms)
+                if queued is not None:
+                    return await queued
+                delivery = await kafka.send(topic, value, key, partition, timestamp_ms)
+                direct.known.add(topic)
+                return delivery
             return await kafka.send(topic, value, key, partition, timestamp_ms)
         except Exception as error:
             self._raise(topic, error, None, (value, key, None))
@@ -272,7 +283,7 @@ class Producer:
                 if type(key) is not bytes and key is not None:
                     key = encode_key(key)
                 try:
-                    delivery = await kafka.send(topic, value, key, r.partition, r.timestamp_ms)
+                    delivery = await self._append(kafka, topic, value, key, r.partition, r.timestamp_ms)
                 except Exception as error:
                     self._raise(topic, error, None, (value, key, None))
             deliveries.append(delivery)
@@ -506,17 +517,34 @@ class Producer:
                 context=context,
             )
         try:
-            delivery: asyncio.Future[RecordMetadata] = await kafka.send(
-                topic,
-                value,
-                key=key,
-                headers=encoded_headers or None,
-                partition=partition,
-                timestamp_ms=timestamp_ms,
-            )
+            delivery = await self._append(kafka, topic, value, key, partition, timestamp_ms, encoded_headers)
         except Exception as error:
             self._raise(topic, error, context, (value, key, headers))
         return delivery, context
+
+    async def _append(
+        self,
+        kafka: ProducerClient,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int | None,
+        timestamp_ms: int | None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """One message to aiokafka: past its ``send`` when it can be (direct.py).
+        ``produce_nowait`` does the same inline: a coroutine between costs every message."""
+        direct = self._direct
+        if direct is not None and not headers:
+            queued = direct.send(topic, value, key, partition, timestamp_ms)
+            if queued is not None:
+                return await queued
+        delivery: asyncio.Future[RecordMetadata] = await kafka.send(
+            topic, value, key=key, headers=headers or None, partition=partition, timestamp_ms=timestamp_ms
+        )
+        if direct is not None:
+            direct.known.add(topic)
+        return delivery
 
     def _report(
         self, topic: str, delivery: asyncio.Future[RecordMetadata], context: dict[str, Any] | None
