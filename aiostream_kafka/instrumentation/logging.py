@@ -37,8 +37,9 @@ _LEVELS = {
     "loop.blocked": logging.WARNING,
 }
 
-#: One of these per message produced: far too many for a log, whatever the level.
-PER_MESSAGE = frozenset({"message.producing", "message.produced"})
+#: One of these per message produced: far too many for a log, whatever the level; and the
+#: hook before a batch is filled (``batch.produced`` says what became of it).
+PER_MESSAGE = frozenset({"message.producing", "message.produced", "batch.producing"})
 
 #: Fields that are objects for subscribers, not text for a log line.
 _NOT_LOGGED = frozenset({"error", "messages", "headers", "context"})

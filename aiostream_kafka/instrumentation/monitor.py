@@ -39,6 +39,7 @@ EVENTS = frozenset(
         "offsets.committed",
         "message.producing",
         "message.produced",
+        "batch.producing",
         "batch.produced",
         "produce.failed",
         "dlq.dispatched",
@@ -49,6 +50,8 @@ EVENTS = frozenset(
     }
 )
 ALL = "*"
+#: What each message produced through ``send`` reports, and ``produce_many`` reports per batch.
+PER_MESSAGE_PRODUCE = ("message.producing", "message.produced")
 
 log = logging.getLogger("aiostream_kafka.monitor")
 
@@ -94,6 +97,11 @@ class Monitor:
         #: that can report a batch instead of each message asks (a ``"*"`` subscriber takes
         #: whatever is emitted); read it, never change it.
         self.named: Container[str] = frozenset()
+        #: Whether something takes each produced message's events and not a batch's instead:
+        #: a subscriber of ``message.producing``/``message.produced`` that is not (or whose
+        #: object is not) also subscribed to ``batch.producing``. ``produce_many`` then sends
+        #: each message on its own, so that it sees each.
+        self.per_message = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def subscribe(self, name: str | object, subscriber: Subscriber | None = None) -> Callable[[], None]:
@@ -121,6 +129,10 @@ class Monitor:
     def _update_heard(self) -> None:
         self.named = frozenset(name for name, subscribers in self._subscribers.items() if subscribers) - {ALL}
         self.heard = _EVERYTHING if self._subscribers.get(ALL) else self.named
+        batches = {_owner(s) for s in self._subscribers.get("batch.producing", ())}
+        self.per_message = any(
+            _owner(s) not in batches for name in PER_MESSAGE_PRODUCE for s in self._subscribers.get(name, ())
+        )
 
     def _subscribe_object(self, listener: object) -> Callable[[], None]:
         names = {method_name(event): event for event in EVENTS}
@@ -168,6 +180,11 @@ class Monitor:
                 # An observer must never break the data path, and its failure is only logged:
                 # emitting an event about it could fail the same way, forever.
                 log.exception("monitor subscriber %r failed on %s", subscriber, name)
+
+
+def _owner(subscriber: Callable[[MonitorEvent], None]) -> int:
+    """Who subscribed: a method's object (one listener, several events), else the function."""
+    return id(getattr(subscriber, "__self__", subscriber))
 
 
 class _Everything:

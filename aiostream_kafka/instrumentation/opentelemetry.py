@@ -29,8 +29,11 @@ CLUSTER = "aiostream_kafka.cluster"
 
 _BatchKey = tuple[str, str, str, str, int]
 
-#: Events that happen once per message produced.
-PER_MESSAGE = frozenset({"message.producing", "message.produced", "produce.failed"})
+#: Events of what is produced (once per message, or once per batch ``produce_many`` built):
+#: subscribed only while an SDK would record them, so that producers skip building them.
+PER_MESSAGE = frozenset(
+    {"message.producing", "message.produced", "batch.producing", "batch.produced", "produce.failed"}
+)
 
 
 class OpenTelemetryListener:
@@ -171,19 +174,27 @@ class OpenTelemetryListener:
     # --- producing -----------------------------------------------------------------------
 
     def on_message_producing(self, event: MonitorEvent) -> None:
+        self._publishing(event, batch=False)
+
+    def on_batch_producing(self, event: MonitorEvent) -> None:
+        """One span for a batch ``produce_many`` built: each of its records carries its context."""
+        self._publishing(event, batch=True)
+
+    def _publishing(self, event: MonitorEvent, *, batch: bool) -> None:
         if not self._tracing:
             return
+        attributes = {
+            **_server(event["server"]),
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": event["topic"],
+            CLUSTER: event["cluster"],
+        }
+        if batch:
+            attributes["messaging.destination.partition.id"] = str(event["partition"])
         span = self._tracer.start_span(
-            f"{event['topic']} publish",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                **_server(event["server"]),
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "send",
-                "messaging.destination.name": event["topic"],
-                CLUSTER: event["cluster"],
-            },
+            f"{event['topic']} publish", kind=SpanKind.PRODUCER, attributes=attributes
         )
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
@@ -196,6 +207,15 @@ class OpenTelemetryListener:
         if span is not None:
             span.set_attribute("messaging.destination.partition.id", str(event["partition"]))
             span.set_attribute("messaging.kafka.offset", event["offset"])
+            span.end()
+
+    def on_batch_produced(self, event: MonitorEvent) -> None:
+        self._sent.add(event["count"], _metric_attributes(event, consumer=False))
+        span = _span_of(event)
+        if span is not None:
+            span.set_attribute("messaging.batch.message_count", event["count"])
+            if event["base_offset"] is not None:
+                span.set_attribute("messaging.kafka.offset", event["base_offset"])
             span.end()
 
     def on_produce_failed(self, event: MonitorEvent) -> None:

@@ -67,10 +67,12 @@ class OpenBatch:
     __slots__ = (
         "append",
         "builder",
+        "context",
         "count",
         "delivery",
         "failure",
         "first",
+        "headers",
         "partition",
         "stamp",
         "stamped",
@@ -87,17 +89,25 @@ class OpenBatch:
         self.first = first  # value, key, headers of its first record: what a refusal is sized by
         self.stamp = stamp
         self.stamped: dict[int, int] = {}  # the timestamps records came with, by place
+        #: What every record of the batch carries besides its own (``batch.producing``'s
+        #: subscribers': trace context), and their state for it.
+        self.headers: RecordHeaders = NO_HEADERS
+        self.context: dict[str, Any] | None = None
         self.count = 0  # records appended
         self.delivery: asyncio.Future[RecordMetadata | None] | None = None
         self.failure: BaseException | None = None
 
     def add(
-        self, timestamp: int | None, key: bytes | None, value: bytes | None, headers: RecordHeaders
+        self, timestamp: int | None, key: bytes | None, value: bytes | None, headers: RecordHeaders | None
     ) -> AppendedRecord | None:
-        """Append a record off the hot path: with a timestamp of its own, or the stamp."""
-        appended = self.append(
-            self.count, self.stamp if timestamp is None else timestamp, key, value, headers
-        )
+        """Append a record off the hot path: with a timestamp of its own, or the stamp, and
+        its own headers, the batch's, or both."""
+        if headers is None:
+            headers = self.headers
+        elif self.headers:
+            headers = [*headers, *self.headers]
+        stamp = self.stamp if timestamp is None else timestamp
+        appended = self.append(self.count, stamp, key, value, headers)
         if appended is not None and timestamp is not None:
             self.stamped[self.count] = timestamp
         return appended

@@ -239,18 +239,18 @@ class Producer:
 
         Raises the first failure (a ``ProduceError``), after every message has been accounted
         for; an invalid topic name among them, before any is sent. Builds its own batches,
-        one per partition at a time (``batch.produced`` per batch), unless something
-        subscribed by name to a per-message event: then each message goes through ``send``
-        (a ``message.producing`` subscriber may add headers to each, the OpenTelemetry
-        listener its trace context, and expects ``message.produced`` for each).
+        one per partition at a time (``batch.producing`` / ``batch.produced`` per batch; the
+        OpenTelemetry listener's span a batch), unless something subscribed by name to a
+        per-message event and not to ``batch.producing``: then each message goes through
+        ``send`` (such a ``message.producing`` subscriber may add headers to each, and
+        expects ``message.produced`` for each).
         """
         records = records if isinstance(records, list | tuple) else list(records)
         known = self._topics
         for r in records:  # all of them first, so that a bad name sends nothing
             if r.topic not in known:
                 self._check_topic(r.topic)
-        named = self._monitor.named  # "*" subscribers get the batch events
-        if not records or not self._batching or "message.producing" in named or "message.produced" in named:
+        if not records or not self._batching or self._monitor.per_message:
             return await self._produce_each(records)
         kafka = self._kafka or await self._connected(records[0].topic)
         return await self._produce_batched(kafka, records)
@@ -325,7 +325,7 @@ class Producer:
                 value = encode_value(value)
             if type(key) is not bytes and key is not None:
                 key = encode_key(key)
-            headers = (encode_headers(headers) or NO_HEADERS) if headers else NO_HEADERS
+            headers = (encode_headers(headers) or None) if headers else None
             if partition is None:
                 count = counts.get(topic) or await self._partition_count(kafka, topic, counts)
                 if key is None:
@@ -344,7 +344,8 @@ class Producer:
             if (
                 batch is None
                 or r.timestamp_ms is not None
-                or batch.append(batch.count, batch.stamp, key, value, headers) is None
+                or (headers is not None and batch.headers)  # its own and the batch's (trace context)
+                or batch.append(batch.count, batch.stamp, key, value, headers or batch.headers) is None
             ):
                 batch = await self._place(kafka, filling, r, partition, value, key, headers)
             batch.count += 1
@@ -379,7 +380,7 @@ class Producer:
         partition: int,
         value: bytes | None,
         key: bytes | None,
-        headers: RecordHeaders,
+        headers: RecordHeaders | None,
     ) -> OpenBatch:
         """Put a record (encoded) in a batch of ``partition``: its open one if it has room,
         else a new one (the full one sent first; a keyless record's on the next partition)."""
@@ -400,6 +401,8 @@ class Producer:
         stamp = int(self._clock.now() * 1000)
         batch = OpenBatch(topic, partition, kafka.create_batch(), (value, key, headers), stamp)
         in_topic[partition] = batch
+        if self._monitor.listens_to("batch.producing"):
+            self._announce(batch)
         appended = batch.add(timestamp, key, value, headers)
         assert appended is not None, "an empty batch takes any record"
         # Only a record alone in its batch can be over max_request_size (max_batch_size is
@@ -407,6 +410,22 @@ class Producer:
         if appended.size > self._max_request_size - BATCH_HEADER - SIZE_SLACK:
             self._leave_out(filling, batch, value, key, headers)
         return batch
+
+    def _announce(self, batch: OpenBatch) -> None:
+        """``batch.producing``: its subscribers may give the batch's records headers (the
+        OpenTelemetry listener its span's trace context) and keep state in its context."""
+        headers: list[tuple[str, bytes | None]] = []
+        batch.context = {}
+        self._monitor.emit(
+            "batch.producing",
+            cluster=self.cluster,
+            topic=batch.topic,
+            partition=batch.partition,
+            server=self._server,
+            headers=headers,
+            context=batch.context,
+        )
+        batch.headers = headers or NO_HEADERS
 
     async def _ship(self, kafka: ProducerClient, filling: Filling, batch: OpenBatch) -> None:
         """Hand ``batch`` to aiokafka (it waits while the partition's previous one is queued)."""
@@ -424,7 +443,7 @@ class Producer:
         batch: OpenBatch,
         value: bytes | None,
         key: bytes | None,
-        headers: RecordHeaders,
+        headers: RecordHeaders | None,
     ) -> None:
         """A record near ``max_request_size``, alone in ``batch``: over it (as aiokafka's
         ``send`` measures), it fails as ``send`` would have, and its batch is never sent."""
@@ -448,7 +467,12 @@ class Producer:
             if error is not None:
                 failed = True
                 batch.failure = self._failed(
-                    batch.topic, error, None, batch.first, partition=batch.partition, count=batch.count
+                    batch.topic,
+                    error,
+                    batch.context,
+                    batch.first,
+                    partition=batch.partition,
+                    count=batch.count,
                 )
             elif produced:
                 metadata = delivery.result()
@@ -459,6 +483,7 @@ class Producer:
                     partition=batch.partition,
                     count=batch.count,
                     base_offset=None if metadata is None else metadata.offset,
+                    context=batch.context,
                 )
         return failed
 

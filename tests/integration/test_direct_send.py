@@ -6,32 +6,14 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 from aiostream_kafka import App, ProduceError
 from aiostream_kafka.producing.direct import DirectSend
-from tests.helpers import create_topic
+from tests.helpers import create_topic, read_every_partition
 
 PARTITIONS = 6
-
-
-async def every_record(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of every partition of ``topic``, in partition then offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                found.extend(records)
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
 
 
 async def test_keyed_keyless_and_placed_messages_land_where_aiokafkas_send_puts_them(
@@ -65,7 +47,8 @@ async def test_keyed_keyless_and_placed_messages_land_where_aiokafkas_send_puts_
     def keyed(records: list[ConsumerRecord[bytes, bytes]]) -> dict[bytes, int]:
         return {r.key: r.partition for r in records if r.key is not None}
 
-    mine, sends = await every_record(primary, ours), await every_record(primary, theirs)
+    mine = list((await read_every_partition(primary, ours, PARTITIONS)).values())
+    sends = list((await read_every_partition(primary, theirs, PARTITIONS)).values())
     assert keyed(mine) == keyed(sends)  # the same partition for every key as aiokafka's send
     assert len(mine) == 1 + 200 + 1 + 60 + 1
     [placed] = [r for r in mine if r.value == b"placed"]

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from aiostream_kafka import App, Messages, MonitorEvent, OpenTelemetryListener
-from tests.helpers import eventually
+from aiostream_kafka import App, Messages, MonitorEvent, OpenTelemetryListener, ProducerRecord
+from tests.helpers import create_topic, eventually, read_every_partition
 
 
 @pytest.fixture
@@ -182,3 +182,52 @@ async def test_a_failing_monitor_subscriber_does_not_stop_consumption(
 
     assert "observer bug" in caplog.text
     assert "async observer bug" in caplog.text
+
+
+async def test_produce_many_under_tracing_builds_batches_one_span_each_and_each_message_carries_its_trace(
+    primary: str,
+    topic_name: str,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+    metric_reader: tuple[MeterProvider, InMemoryMetricReader],
+) -> None:
+    (tracer, exporter), (meter, reader) = spans, metric_reader
+    app = App(
+        "traced-batches",
+        kafka={"bootstrap_servers": primary, "max_batch_size": 1024},  # a few messages a batch
+        opentelemetry=OpenTelemetryListener(tracer_provider=tracer, meter_provider=meter),
+    )
+    batches: list[MonitorEvent] = []
+    app.monitor.subscribe("batch.produced", batches.append)
+    records = [ProducerRecord(topic_name, b"m%d" % n, key=b"k%d" % (n % 3)) for n in range(60)]
+    records[5] = ProducerRecord(topic_name, b"m5", key=b"k2", headers={"own": "kept"})
+
+    await create_topic(primary, topic_name, 3)
+
+    async with app.running():
+        results = await app.producer.produce_many(records)
+
+    assert len(batches) > 1  # built in batches, tracing or not
+    publishes = [s for s in exporter.get_finished_spans() if s.name == f"{topic_name} publish"]
+    assert len(publishes) == len(batches)
+    assert all(s.kind == SpanKind.PRODUCER for s in publishes)
+    by_place: dict[tuple[int, int], ReadableSpan] = {}  # each (partition, offset)'s batch span
+    for span in publishes:
+        attributes = {k: str(v) for k, v in (span.attributes or {}).items()}
+        first, count = (
+            int(attributes["messaging.kafka.offset"]),
+            int(attributes["messaging.batch.message_count"]),
+        )
+        partition = int(attributes["messaging.destination.partition.id"])
+        by_place.update({(partition, offset): span for offset in range(first, first + count)})
+    assert len(by_place) == 60
+    consumed = await read_every_partition(primary, topic_name, 3)
+    for record, result in zip(records, results, strict=True):
+        message = consumed[result.partition, result.offset]
+        headers = dict(message.headers)
+        span = by_place[result.partition, result.offset]
+        assert f"{span.context.trace_id:032x}-{span.context.span_id:016x}" in headers["traceparent"].decode()
+        if record.headers:
+            assert headers["own"] == b"kept"  # its own headers, and the trace context
+    assert {a["aiostream_kafka.cluster"]: v for a, v in points(reader, "messaging.client.sent.messages")} == {
+        "primary": 60
+    }

@@ -190,3 +190,26 @@ def test_heard_holds_the_events_someone_would_receive() -> None:
 
     monitor.subscribe("*", lambda event: None)
     assert "batch.failed" in monitor.heard
+
+
+def test_produce_many_reports_per_message_only_to_whoever_does_not_take_batches() -> None:
+    monitor = Monitor()
+    assert not monitor.per_message
+
+    class TakesBatches:
+        def on_message_producing(self, event: MonitorEvent) -> None: ...
+        def on_batch_producing(self, event: MonitorEvent) -> None: ...
+
+    unsubscribe = monitor.subscribe(TakesBatches())
+    assert not monitor.per_message  # it takes a batch's events instead of each message's
+    stop_everything = monitor.subscribe("*", lambda event: None)
+    assert not monitor.per_message  # "*" takes whatever is emitted
+
+    def each(event: MonitorEvent) -> None: ...
+
+    stop_each = monitor.subscribe("message.produced", each)
+    assert monitor.per_message
+    stop_each()
+    assert not monitor.per_message
+    unsubscribe()
+    stop_everything()
