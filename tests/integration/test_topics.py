@@ -119,6 +119,30 @@ async def test_check_finds_missing_dead_letter_topics_and_passes_once_they_exist
     assert await app.check() == []
 
 
+async def test_a_dlq_declared_with_its_route_is_migrated_onto_the_dlqs_cluster_and_checked_there(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    await create_topic(primary, topic_name)
+    app = two_clusters(primary, secondary)
+    dlq = DeadLetterQueue(f"{topic_name}.dlq", cluster="analytics", config=TopicConfig(partitions=2))
+    app.routes.topic(topic_name, handler=noop, dead_letter_queue=dlq)
+
+    with pytest.raises(
+        CheckError, match=rf"'{topic_name}.dlq' does not exist on cluster 'analytics'.*migrate"
+    ):
+        await app.check()
+    async with app.admin:
+        changes = await plan(app.topology, app.admin)
+        assert [str(c) for c in changes] == [
+            f"analytics: create {topic_name}.dlq (2 partitions, replication 1)"
+        ]
+        await migrate(changes, app.admin)
+        assert await plan(app.topology, app.admin) == []
+        described = await app.admin.cluster("analytics").describe_topics([f"{topic_name}.dlq"])
+        assert described[f"{topic_name}.dlq"].partitions == 2
+    assert await app.check() == []
+
+
 async def test_auto_create_topics_creates_missing_declared_topics_instead_of_failing(
     primary: str, topic_name: str
 ) -> None:
