@@ -57,6 +57,10 @@ CANCEL_GRACE = 5.0
 LEAVE_TIMEOUT = 2.0
 
 
+#: How long a failing batch waits before it is tried again, for routes without a ``Retry``.
+DEFAULT_RETRY_BACKOFF = Backoff(initial=1.0, maximum=30.0)
+
+
 class App:
     """A Kafka application: where routes are declared and from where they run.
 
@@ -85,7 +89,7 @@ class App:
         statistics_interval: float | None = 5.0,
         slow_batch_after: float | None = 30.0,
         restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
-        retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
+        retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF,
         producer_format: str = "json",
         log_events: bool = True,
         opentelemetry: bool | OpenTelemetryListener = True,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, get_origin
 
-from aiostream_kafka.app import App
+from aiostream_kafka.app import DEFAULT_RETRY_BACKOFF, App
 from aiostream_kafka.cli.loading import qualified_name
 from aiostream_kafka.jobs import Job
 from aiostream_kafka.processing.retry import Retry
@@ -16,12 +16,9 @@ from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import RoutedTopic, Topology
 from aiostream_kafka.runtime.backoff import Backoff
 
-#: ``App(retry_backoff=...)``'s default, for a topology described without its app.
-DEFAULT_RETRY = Backoff(initial=1.0, maximum=30.0)
-
 
 def describe(
-    topology: Topology, jobs: Iterable[Job] = (), retry_backoff: Backoff = DEFAULT_RETRY
+    topology: Topology, jobs: Iterable[Job] = (), retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF
 ) -> dict[str, Any]:
     """Every fact ``info`` shows, as plain data: the JSON output, and what the tables are made of.
     ``retry_backoff``: the app's, which routes without a ``Retry`` of their own wait by."""
