@@ -2,14 +2,17 @@
 
 On a new topic or consumer group aiokafka logs, at WARNING and ERROR, what is the normal
 way of starting: "Topic x not found in cluster metadata" until auto-creation has made the
-topic, and "Group Coordinator Request failed: GroupCoordinatorNotAvailableError" or
-"Marking the coordinator dead" until the group has a coordinator (a fresh cluster first
-creates ``__consumer_offsets``). A first ``make demo`` printed forty such lines before its
-first message. ``StartupNoise`` shows them at DEBUG while they are what starting looks
-like: a topic's for ``grace`` seconds after its first; a group's until the group has joined
-(``partitions.assigned``), and no longer than ``grace`` either. Past that the same line is
-news (a topic nobody creates, a coordinator that never comes) and keeps its own level, the
-first time with how long it has lasted. Every other line of aiokafka passes untouched, so
+topic, "Got error produce response ... NotLeaderForPartitionError, retrying" until its
+partitions have leaders, and "Group Coordinator Request failed:
+GroupCoordinatorNotAvailableError" or "Marking the coordinator dead" until the group has a
+coordinator (a fresh cluster first creates ``__consumer_offsets``). A first ``make demo``
+printed forty to seventy such lines before its first message. ``StartupNoise`` shows them
+at DEBUG while they are what starting looks like: a topic's for ``grace`` seconds after its
+first (a produce retried for want of a leader only on a topic that was missing that
+recently); a group's until the group has joined (``partitions.assigned``), and no longer
+than ``grace`` either. Past that the same line is news (a topic nobody creates, a
+coordinator that never comes, a leader that moved) and keeps its own level, the first time
+with how long it has lasted. Every other line of aiokafka passes untouched, so
 an unreachable cluster, a refused login or a failed commit shows as before.
 """
 
@@ -32,6 +35,11 @@ GRACE = 20.0
 TOPIC_MISSING = re.compile(
     r"Topic (?P<topic>\S+) "
     r"(?:not found in cluster metadata|is not available during auto-create initialization)"
+)
+#: A produce to a partition whose leader is not elected yet: benign on a topic just created.
+LEADER_MISSING = re.compile(
+    r"Got error produce response on topic-partition TopicPartition\(topic='(?P<topic>[^']+)'.*"
+    r"(?:NotLeaderForPartition|LeaderNotAvailable)"
 )
 #: A group whose coordinator is not elected yet; one form names the group.
 COORDINATOR_MISSING = re.compile(
@@ -97,6 +105,13 @@ class StartupNoise(logging.Filter):
         cluster = CLIENT_CLUSTER.get() or ""
         if (found := TOPIC_MISSING.search(text)) is not None:
             key = ("topic", cluster, found["topic"])
+            starting = True
+        elif (found := LEADER_MISSING.search(text)) is not None:
+            # Only on a topic that was missing a moment ago: later, a leader moving is news.
+            created = self._seen.get(("topic", cluster, found["topic"]))
+            if created is None or self._clock() - created.first >= self._grace:
+                return True
+            key = ("leader", cluster, found["topic"])
             starting = True
         elif (found := COORDINATOR_MISSING.search(text)) is not None:
             group = found["group"]

@@ -163,3 +163,25 @@ def test_uninstalled_it_demotes_nothing(
     noise.uninstall()
     CLUSTER_LOG.error("Topic %s not found in cluster metadata", "orders")
     assert shown(caplog) == [("ERROR", "Topic orders not found in cluster metadata")]
+
+
+PRODUCE_RETRIED = "Got error produce response on topic-partition %s, retrying. Error: %s"
+SENDER_LOG = logging.getLogger("aiokafka.producer.sender")
+
+
+def test_a_produce_retried_for_want_of_a_leader_is_debug_only_on_a_topic_just_created(
+    noise: StartupNoise, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    error = "<class 'aiokafka.errors.NotLeaderForPartitionError'>"
+    with client_of("primary"):
+        CLUSTER_LOG.warning("Topic %s is not available during auto-create initialization", "orders")
+        SENDER_LOG.warning(PRODUCE_RETRIED, "TopicPartition(topic='orders', partition=0)", error)
+        assert shown(caplog) == []
+
+        SENDER_LOG.warning(PRODUCE_RETRIED, "TopicPartition(topic='payments', partition=0)", error)
+        clock.now = 30.0
+        SENDER_LOG.warning(PRODUCE_RETRIED, "TopicPartition(topic='orders', partition=0)", error)
+
+    assert [level for level, _ in shown(caplog)] == ["WARNING", "WARNING"]  # a leader moved: news
+    assert [message.split("'")[1] for _, message in shown(caplog)] == ["payments", "orders"]
