@@ -26,6 +26,7 @@ from aiostream_kafka.errors import (
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
 from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
+from aiostream_kafka.instrumentation.output import configure_logging
 from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing import DeadLetterQueue, Retry
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownClusterError",
     "UnknownJobError",
     "__version__",
+    "configure_logging",
 ]
 
 __getattr__ = module_getattr(

@@ -35,6 +35,7 @@ from aiostream_kafka.runtime.in_hand import InHand
 from aiostream_kafka.runtime.listener import Listener
 from aiostream_kafka.runtime.reachability import Outages
 from aiostream_kafka.runtime.signals import StopSignals
+from aiostream_kafka.runtime.startup_noise import StartupNoise
 from aiostream_kafka.runtime.supervisor import Supervisor
 from aiostream_kafka.runtime.watchdog import LoopWatchdog
 from aiostream_kafka.web.web import Web
@@ -54,6 +55,10 @@ CANCEL_GRACE = 5.0
 #: Then, how long leaving the group may take: one request, so that the partitions of the
 #: handlers given up on go to another member (their task would hold them for ever).
 LEAVE_TIMEOUT = 2.0
+
+
+#: How long a failing batch waits before it is tried again, for routes without a ``Retry``.
+DEFAULT_RETRY_BACKOFF = Backoff(initial=1.0, maximum=30.0)
 
 
 class App:
@@ -84,7 +89,7 @@ class App:
         statistics_interval: float | None = 5.0,
         slow_batch_after: float | None = 30.0,
         restart_backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
-        retry_backoff: Backoff = Backoff(initial=1.0, maximum=30.0),
+        retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF,
         producer_format: str = "json",
         log_events: bool = True,
         opentelemetry: bool | OpenTelemetryListener = True,
@@ -144,6 +149,7 @@ class App:
         self._supervisor: Supervisor | None = None
         self._watchdog: LoopWatchdog | None = None
         self._outages = Outages({}, self.monitor)
+        self._startup_noise = StartupNoise({})
         self._task: asyncio.Task[None] | None = None
         self._ended = anyio.Event()
         self._now = False  # stop_now(): skip the wait for batches in hand
@@ -231,6 +237,8 @@ class App:
         self._ended = anyio.Event()
         self._now = False
         self.failure = None
+        self._startup_noise = StartupNoise(_group_ids(topology))
+        self._startup_noise.install(self.monitor)
         self._outages = Outages(topology.clusters, self.monitor)
         self._outages.install()
         self._producers = ProducerRegistry(
@@ -327,6 +335,7 @@ class App:
             self._watchdog.stop()
             self._watchdog = None
         self._outages.uninstall()
+        self._startup_noise.uninstall()
         self.state = "stopped"
         self.monitor.emit("app.stopped", cluster=primary, abandoned=sorted({_name(b) for b in abandoned}))
         if failure is not None:
@@ -451,3 +460,11 @@ def _unwrap(error: BaseException | None) -> BaseException | None:
     while error is not None and len(getattr(error, "exceptions", ())) == 1:
         error = error.exceptions[0]  # type: ignore[attr-defined]
     return error
+
+
+def _group_ids(topology: Topology) -> dict[str, set[str]]:
+    """Each cluster's consumer group ids: their coordinator lines are startup noise until they join."""
+    groups: dict[str, set[str]] = {}
+    for group in topology.subscription_groups:
+        groups.setdefault(group.cluster, set()).add(group.group_id)
+    return groups

@@ -3,7 +3,9 @@
     uvicorn examples.fastapi_app:api
 
 The Kafka app starts and stops with the web app through its lifespan; here it is nested in
-the service's own lifespan, which is how it composes with other resources.
+the service's own lifespan, which is how it composes with other resources. ``POST
+/greetings`` takes the payload Struct itself as its JSON body (``struct_body``); the lifespan
+sets logging up as the CLI's (``configure_logging``), since uvicorn sets up only its own.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 import msgspec
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from aiostream_kafka import App, Messages
+from aiostream_kafka import App, Messages, configure_logging
+from aiostream_kafka.fastapi import struct_body
 
 PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
 
@@ -34,6 +38,7 @@ def create_api(topic: str = "greetings", group_id: str = "fastapi-example") -> F
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        configure_logging(level="INFO")  # uvicorn leaves the framework's lines without a handler
         async with kafka.lifespan(api):
             yield
 
@@ -43,6 +48,13 @@ def create_api(topic: str = "greetings", group_id: str = "fastapi-example") -> F
     @api.post("/greet/{name}", status_code=202)
     async def greet(name: str) -> dict[str, int]:
         delivered = await kafka.producer.produce(topic, Greeting(name), key=name)
+        return {"partition": delivered.partition, "offset": delivered.offset}
+
+    @api.post("/greetings", status_code=202)
+    async def greet_with_a_body(
+        greeting: Annotated[Greeting, Depends(struct_body(Greeting))],
+    ) -> dict[str, int]:
+        delivered = await kafka.producer.produce(topic, greeting, key=greeting.name)
         return {"partition": delivered.partition, "offset": delivered.offset}
 
     @api.get("/greeted")

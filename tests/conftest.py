@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -21,6 +22,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kafka)
         if isinstance(item, pytest.Function) and item.get_closest_marker("kafka"):
             item.fixturenames.insert(0, "kafka")
+
+
+@pytest.fixture(autouse=True)
+def log_levels() -> Iterator[None]:
+    """What ``configure_logging`` (and so the CLI's commands) sets stays in the test that set it."""
+    loggers = [logging.getLogger(name) for name in ("aiostream_kafka", "aiokafka")]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -44,19 +44,10 @@ async def check_clusters_and_topics(
         except Exception as error:
             problems.append(f"cluster {name!r} ({cluster.servers}) failed: {error!r}")
 
-    needed: list[tuple[str, str, str]] = []  # (cluster, topic, who needs it)
-    for topic in topology.topics:
-        needed.append((topic.cluster, topic.name, topic.route.label))
-        queue = topic.route.dead_letter_queue
-        if queue is not None and queue.topic is not None:
-            needed.append(
-                (topic.dead_letter_cluster, queue.topic, f"the dead-letter queue of {topic.route.label}")
-            )
-    needed += [(d.cluster, d.name, d.source) for d in topology.declared]
-
+    needed = needed_topics(topology)
     notes: list[str] = []
     declared = {(d.cluster, d.name): d for d in topology.declared}
-    for home, name, who in dict.fromkeys(needed):
+    for home, name, who in needed:
         if home not in existing or name in existing[home]:
             continue
         declaration = declared.get((home, name))
@@ -82,6 +73,20 @@ async def check_clusters_and_topics(
     if problems:
         raise CheckError(problems)
     return notes
+
+
+def needed_topics(topology: Topology) -> list[tuple[str, str, str]]:
+    """Every topic the app needs, as (cluster, topic, who needs it): routed, dead-letter, declared."""
+    needed: list[tuple[str, str, str]] = []
+    for topic in topology.topics:
+        needed.append((topic.cluster, topic.name, topic.route.label))
+        queue = topic.route.dead_letter_queue
+        if queue is not None and queue.topic is not None:
+            needed.append(
+                (topic.dead_letter_cluster, queue.topic, f"the dead-letter queue of {topic.route.label}")
+            )
+    needed += [(d.cluster, d.name, d.source) for d in topology.declared]
+    return list(dict.fromkeys(needed))
 
 
 async def _silent(cluster: Cluster, within: float) -> str:

@@ -8,15 +8,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, get_origin
 
-from aiostream_kafka.app import App
+from aiostream_kafka.app import DEFAULT_RETRY_BACKOFF, App
 from aiostream_kafka.cli.loading import qualified_name
 from aiostream_kafka.jobs import Job
+from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.routing.route import Route
-from aiostream_kafka.routing.topology import Topology
+from aiostream_kafka.routing.topology import RoutedTopic, Topology
+from aiostream_kafka.runtime.backoff import Backoff
 
 
-def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
-    """Every fact ``info`` shows, as plain data: the JSON output, and what the tables are made of."""
+def describe(
+    topology: Topology, jobs: Iterable[Job] = (), retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF
+) -> dict[str, Any]:
+    """Every fact ``info`` shows, as plain data: the JSON output, and what the tables are made of.
+    ``retry_backoff``: the app's, which routes without a ``Retry`` of their own wait by."""
     return {
         "jobs": [{"name": job.name, "topic": job.topic, "cluster": job.cluster} for job in jobs],
         "clusters": [
@@ -45,11 +50,11 @@ def describe(topology: Topology, jobs: Iterable[Job] = ()) -> dict[str, Any]:
         ],
         "topics": [
             *(
-                _topic(topic.route, group.cluster, group.id)
+                _topic(topic, group.id, retry_backoff)
                 for group in topology.subscription_groups
                 for topic in group.topics
             ),
-            *(_topic(topic.route, topic.cluster, None) for topic in topology.inactive),
+            *(_topic(topic, None, retry_backoff) for topic in topology.inactive),
         ],
         "producers": [
             {
@@ -92,15 +97,46 @@ def web_facts(app: App) -> dict[str, Any] | None:
     }
 
 
-def _topic(route: Route, cluster: str, subscription_group: str | None) -> dict[str, Any]:
+def _topic(topic: RoutedTopic, subscription_group: str | None, retry_backoff: Backoff) -> dict[str, Any]:
+    route = topic.route
     return {
         "topic": route.topic,
-        "cluster": cluster,
+        "cluster": topic.cluster,
         "subscription_group": subscription_group,
         "handler": route.handler_name,
         "payload": _payload_name(route.payload),
         "format": _format(route),
         "active": subscription_group is not None,
+        "retry": _retry(route.retry, retry_backoff),
+        "dead_letter_queue": _dead_letter_queue(topic),
+    }
+
+
+def _retry(retry: Retry | None, app_backoff: Backoff) -> dict[str, Any]:
+    """How long a failing batch waits before it is tried again: the route's ``Retry``, else the app's."""
+    backoff = retry.as_backoff() if retry is not None else app_backoff
+    return {
+        "initial": backoff.initial,
+        "maximum": backoff.maximum,
+        "multiplier": backoff.multiplier,
+        "jitter": backoff.jitter,
+        "transient": [qualified_name(kind) for kind in retry.transient] if retry is not None else [],
+        "source": "route" if retry is not None else "app",
+    }
+
+
+def _dead_letter_queue(topic: RoutedTopic) -> dict[str, Any] | None:
+    queue = topic.route.dead_letter_queue
+    if queue is None:
+        return None
+    return {
+        "topic": queue.topic,
+        "cluster": topic.dead_letter_cluster if queue.topic is not None else None,
+        "max_retries": queue.max_retries,
+        "independent": queue.independent,
+        "retry_decode_errors": queue.retry_decode_errors,
+        "dispatch_on": [qualified_name(kind) for kind in queue.dispatch_on],
+        "declared": queue.config is not None,
     }
 
 

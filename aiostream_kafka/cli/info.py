@@ -13,7 +13,7 @@ from aiostream_kafka.cli.loading import load_app
 
 def command(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    facts = describe(app.topology, app.jobs)
+    facts = describe(app.topology, app.jobs, app.retry_backoff)
     facts["web"] = web_facts(app)
     if args.json:
         print(json.dumps({"app": app.name, **facts}, indent=2, default=repr))
@@ -98,6 +98,15 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
         "Topics",
         render_table(["TOPIC", "CLUSTER", "SUBSCRIPTION GROUP", "HANDLER", "PAYLOAD", "FORMAT"], topics),
         "",
+        "Failures (each batch retried after the backoff; a message given up on goes to the DLQ)",
+        render_table(
+            ["TOPIC", "CLUSTER", "RETRY BACKOFF", "DEAD-LETTER QUEUE"],
+            [
+                [t["topic"], t["cluster"], _retry(t["retry"]), _dead_letter(t["dead_letter_queue"])]
+                for t in facts["topics"]
+            ],
+        ),
+        "",
         "Producers (one per cluster)",
         render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "COMPRESSION", "USE AS"], producers),
     ]
@@ -142,3 +151,27 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
 
 def _settings(settings: dict[str, str]) -> str:
     return " ".join(f"{key}={value}" for key, value in settings.items())
+
+
+def _retry(retry: dict[str, Any]) -> str:
+    text = (
+        f"{retry['initial']:g}s x{retry['multiplier']:g} up to {retry['maximum']:g}s, "
+        f"jitter {retry['jitter']:g} ({'Retry' if retry['source'] == 'route' else 'app retry_backoff'})"
+    )
+    if retry["transient"]:
+        text += f"; transient: {', '.join(retry['transient'])}"
+    return text
+
+
+def _dead_letter(queue: dict[str, Any] | None) -> str:
+    if queue is None:
+        return "none: retried until it succeeds"
+    after = f"after {queue['max_retries']} {'retry' if queue['max_retries'] == 1 else 'retries'}"
+    text = f"{queue['topic']} on {queue['cluster']} {after}" if queue["topic"] else f"skipped {after}"
+    notes = [
+        *(["each message counted alone"] if queue["independent"] else []),
+        *([f"at once on {', '.join(queue['dispatch_on'])}"] if queue["dispatch_on"] else []),
+        *(["decode errors retried"] if queue["retry_decode_errors"] else ["decode errors at once"]),
+        *(["declared"] if queue["declared"] else []),
+    ]
+    return f"{text} ({'; '.join(notes)})"

@@ -86,10 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_args.set_defaults(handler=check.command)
 
-    topics_args = commands.add_parser("topics", help="declared topics: plan, migrate (never deletes), list")
+    topics_args = commands.add_parser(
+        "topics", help="plan or migrate (never deletes) the declared topics; list the app's topics"
+    )
     topics_args.add_argument("action", choices=["plan", "migrate", "list"])
     topics_args.add_argument("app", metavar="APP", help="the app, as module:attribute")
     topics_args.add_argument("--cluster", metavar="NAME", help="only this cluster (default: every cluster)")
+    topics_args.add_argument(
+        "--all", action="store_true", help="list: every topic of the clusters, not only the app's"
+    )
     topics_args.set_defaults(handler=topics.command)
 
     web_args = commands.add_parser("web", help="serve the Web UI: status, lag, errors, DLQ and messages")

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import anyio
-
 from aiostream_kafka.app import App
-from aiostream_kafka.cli import logs, workers
+from aiostream_kafka.cli import check, logs, workers
 from aiostream_kafka.cli.errors import FAILED, CliError
 from aiostream_kafka.cli.loading import load_app
 from aiostream_kafka.errors import ShutdownError
@@ -30,8 +28,7 @@ def command(args: argparse.Namespace) -> int:
     if nothing:
         raise CliError(nothing)
     if args.check:
-        for note in anyio.run(lambda: app.check(within=args.check_timeout)):
-            print(note)
+        check.report(app, args.check_timeout)
     if args.processes is not None:
         return workers.run_workers(app, args)
     try:

@@ -1,4 +1,5 @@
-"""The ``topics`` command: plan or migrate the declared topics on every cluster, or list what is there."""
+"""The ``topics`` command: plan or migrate the declared topics on every cluster, or list the
+app's topics (routed, dead-letter, declared) as they are there; ``--all``, every topic."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 
 import anyio
 
+from aiostream_kafka.admin.check import needed_topics
 from aiostream_kafka.admin.migration import migrate, plan
 from aiostream_kafka.app import App
 from aiostream_kafka.cli.loading import load_app
@@ -13,17 +15,13 @@ from aiostream_kafka.cli.loading import load_app
 
 def command(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    return int(anyio.run(_topics, app, args.action, args.cluster))
+    return int(anyio.run(_topics, app, args.action, args.cluster, args.all))
 
 
-async def _topics(app: App, action: str, cluster: str | None) -> int:
+async def _topics(app: App, action: str, cluster: str | None, every: bool) -> int:
     async with app.admin:
         if action == "list":
-            names = [cluster] if cluster else list(app.topology.clusters)
-            for name in names:
-                admin = app.admin.cluster(name)
-                for topic, description in (await admin.describe_topics(await admin.list_topics())).items():
-                    print(f"{name}\t{topic}\t{description.partitions} partitions")
+            await _list(app, cluster, every)
             return 0
         changes = await plan(app.topology, app.admin, cluster=cluster)
         if action == "migrate":
@@ -38,3 +36,18 @@ async def _topics(app: App, action: str, cluster: str | None) -> int:
         if not changes:
             print("nothing to do: every declared topic matches on every cluster")
         return 0
+
+
+async def _list(app: App, cluster: str | None, every: bool) -> None:
+    """``cluster\ttopic\tN partitions\twho needs it``: the app's topics (missing ones too), or all."""
+    users: dict[tuple[str, str], list[str]] = {}
+    for home, name, who in needed_topics(app.topology):
+        users.setdefault((home, name), []).append(who)
+    for name in [cluster] if cluster else list(app.topology.clusters):
+        admin = app.admin.cluster(name)
+        existing = await admin.list_topics()
+        wanted = existing if every else [topic for home, topic in users if home == name]
+        described = await admin.describe_topics([topic for topic in wanted if topic in existing])
+        for topic in sorted(wanted):
+            state = f"{described[topic].partitions} partitions" if topic in described else "missing"
+            print("\t".join([name, topic, state, "; ".join(users.get((name, topic), []))]).rstrip("\t"))

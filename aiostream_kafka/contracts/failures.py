@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiostream_kafka.contracts.checks import is_number, is_whole_number
 from aiostream_kafka.errors import ConfigError
+from aiostream_kafka.topic_config import TopicConfig
 from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
 
 if TYPE_CHECKING:  # the classes call these from their __post_init__
@@ -64,6 +65,17 @@ def check_dead_letter_queue(queue: DeadLetterQueue) -> None:
     if queue.topic is not None and not is_topic_name(queue.topic):
         raise ConfigError(f"DeadLetterQueue(topic={queue.topic!r}): {TOPIC_NAME_RULE}, or None to skip")
     check_exception_types(queue.dispatch_on, f"DeadLetterQueue(dispatch_on={queue.dispatch_on!r})")
+    if queue.config is not None:
+        if queue.topic is None:
+            raise ConfigError(
+                f"DeadLetterQueue(topic=None, config={queue.config!r}): topic=None dispatches nothing, "
+                f"so there is no topic to declare; name the DLQ topic or drop config="
+            )
+        if not isinstance(queue.config, TopicConfig):
+            raise ConfigError(
+                f"DeadLetterQueue({queue.topic!r}, config={queue.config!r}): a TopicConfig(partitions=..., "
+                f"replication_factor=..., settings={{...}}), or None to declare nothing"
+            )
     if queue.cluster is not None and (not isinstance(queue.cluster, str) or not queue.cluster):
         raise ConfigError(
             f"DeadLetterQueue(cluster={queue.cluster!r}): a cluster name, "

@@ -20,7 +20,8 @@ from aiostream_kafka.contracts.codecs import check_decoder, check_format
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
-from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Route, TopicConfig
+from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Route
+from aiostream_kafka.topic_config import TopicConfig
 from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
 
 

@@ -43,6 +43,9 @@ PER_MESSAGE = frozenset({"message.producing", "message.produced", "batch.produci
 
 #: Fields that are objects for subscribers, not text for a log line.
 _NOT_LOGGED = frozenset({"error", "messages", "headers", "context"})
+#: Events whose error was logged with its traceback by the event before them: a message is
+#: dead-lettered right after its last ``batch.failed``, which shows the traceback once.
+_TRACEBACK_SHOWN = frozenset({"dlq.dispatched"})
 #: LogRecord's own attributes, which ``extra`` may not overwrite.
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -70,9 +73,5 @@ class LoggingListener:
             message += f" error={type(error).__name__}: {error}"
         extra: dict[str, Any] = {"event": event.name}
         extra.update((k if k not in _RESERVED else f"event_{k}", v) for k, v in fields.items())
-        self.logger.log(
-            level,
-            message,
-            exc_info=error if isinstance(error, BaseException) and not transient else None,
-            extra=extra,
-        )
+        traceback = isinstance(error, BaseException) and not transient and event.name not in _TRACEBACK_SHOWN
+        self.logger.log(level, message, exc_info=error if traceback else None, extra=extra)

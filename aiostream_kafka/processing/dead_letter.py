@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiostream_kafka.contracts.failures import check_dead_letter_queue
 from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.messages import Message
+from aiostream_kafka.topic_config import TopicConfig
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class DeadLetterQueue:
       either, so by default it goes to the DLQ at once; set True to retry it like any error.
     - ``dispatch_on``: exception types that will not go away by trying again (a failed
       validation, say): the message goes to the DLQ at the first one, with no retries.
+    - ``config``: how the DLQ topic should look (``TopicConfig(partitions=3, settings={...})``);
+      it is then declared on the DLQ's cluster, for ``topics plan/migrate`` and ``check``,
+      like a route's own ``config=``.
 
     Faults of the infrastructure (an unreachable cluster, a timeout; see ``Retry.transient``)
     never count toward ``max_retries``: the partition waits until they pass.
@@ -34,6 +38,7 @@ class DeadLetterQueue:
     independent: bool = False
     retry_decode_errors: bool = False
     dispatch_on: tuple[type[Exception], ...] = ()
+    config: TopicConfig | None = None
 
     def __post_init__(self) -> None:
         check_dead_letter_queue(self)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from aiostream_kafka.contracts.topics import check_declaration
 from aiostream_kafka.deprecation import module_getattr
-from aiostream_kafka.routing.route import TopicConfig
+from aiostream_kafka.topic_config import TopicConfig
 
 
 @dataclass(frozen=True)

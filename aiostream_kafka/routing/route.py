@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiostream_kafka import deprecation
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.contracts.checks import callable_name
-from aiostream_kafka.contracts.topics import check_topic_config
 from aiostream_kafka.messages import Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
+from aiostream_kafka.topic_config import TopicConfig
 
 Handler = Callable[[Messages[Any]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class TopicConfig:
-    """How a topic should look on its cluster; ``aiostream-kafka topics migrate`` makes it so.
-
-    ``settings`` are Kafka topic configs (``{"retention.ms": 86400000}``). Partitions only
-    grow; the replication factor is set at creation.
-    """
-
-    partitions: int = 1
-    replication_factor: int = 1
-    settings: Mapping[str, str | int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_topic_config(self.partitions, self.replication_factor, self.settings)
-
-    def wanted_settings(self) -> dict[str, str]:
-        """The settings as the broker reports them: strings (booleans as true/false)."""
-        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.settings.items()}
 
 
 INITIAL_OFFSETS = ("earliest", "latest")

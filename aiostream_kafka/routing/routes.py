@@ -19,7 +19,8 @@ from aiostream_kafka.contracts.route import (
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
-from aiostream_kafka.routing.route import Handler, Route, TopicConfig
+from aiostream_kafka.routing.route import Handler, Route
+from aiostream_kafka.topic_config import TopicConfig
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

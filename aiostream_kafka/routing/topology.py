@@ -211,13 +211,17 @@ def _declared(
     declarations: Sequence[DeclaredTopic],
     clusters: Mapping[str, Cluster],
 ) -> tuple[DeclaredTopic, ...]:
-    """Route configs and ``app.topics`` declarations, one per (cluster, topic), conflicts refused."""
-    wanted: list[DeclaredTopic] = [
-        DeclaredTopic(topic.name, topic.cluster, topic.route.config, topic.route.label)
-        for group in groups
-        for topic in group.topics
-        if topic.route.config is not None
-    ]
+    """Route and dead-letter queue configs and ``app.topics`` declarations, one per (cluster,
+    topic); the same topic declared twice alike is one, declared twice otherwise is refused."""
+    wanted: list[DeclaredTopic] = []
+    for routed in (routed for group in groups for routed in group.topics):
+        route = routed.route
+        if route.config is not None:
+            wanted.append(DeclaredTopic(routed.name, routed.cluster, route.config, route.label))
+        queue = route.dead_letter_queue
+        if queue is not None and queue.topic is not None and queue.config is not None:
+            source = f"the dead-letter queue of {route.label}"
+            wanted.append(DeclaredTopic(queue.topic, routed.dead_letter_cluster, queue.config, source))
     for declared in declarations:
         if declared.cluster not in clusters:
             raise UnknownClusterError.named(declared.cluster, clusters, declared.source)

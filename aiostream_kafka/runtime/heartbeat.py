@@ -1,7 +1,9 @@
 """The heartbeat between a worker process and the parent that supervises it.
 
-A pipe, one byte per message: the worker writes ``READY`` once its app has started and
-``BEAT`` every ``interval`` seconds *from its event loop*. Beating from the loop (not from a
+A pipe, one byte per message: the worker writes ``READY`` once its app has started,
+``JOINED`` once each of its consumers has joined its group and been given its partitions
+(what "ready" means to whoever reads the parent's log), and ``BEAT`` every ``interval``
+seconds *from its event loop*. Beating from the loop (not from a
 thread) is the point: a handler that blocks the loop (``time.sleep``, a CPU-bound loop, a
 lock that never comes) stops the beats although the process is alive, and that is the
 hang the parent must see. The parent drains the pipe without blocking and ``liveness``
@@ -17,10 +19,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
+
+
+class _Groups(Protocol):
+    @property
+    def subscription_groups(self) -> Sequence[object]: ...
 
 
 class Servable(Protocol):
@@ -29,10 +37,14 @@ class Servable(Protocol):
     @property
     def monitor(self) -> Monitor: ...
 
+    @property
+    def topology(self) -> _Groups: ...
+
     async def serve(self) -> None: ...
 
 
 READY = b"r"
+JOINED = b"j"
 BEAT = b"h"
 
 
@@ -47,6 +59,16 @@ class HeartbeatSender:
     async def serve(self, app: Servable) -> None:
         """A worker's whole life: the app served as ``App.run`` serves it, beating meanwhile."""
         app.monitor.subscribe("app.started", lambda _event: self.ready())
+        groups = len(app.topology.subscription_groups)
+        joined: set[tuple[object, ...]] = set()
+
+        def assigned(event: MonitorEvent) -> None:
+            before = len(joined)
+            joined.add((event["cluster"], event["group"], event["subscription_group"]))
+            if before < groups <= len(joined):
+                self._send(JOINED)
+
+        app.monitor.subscribe("partitions.assigned", assigned)
         beating = asyncio.create_task(self.beat(), name="heartbeat")
         try:
             await app.serve()
@@ -83,7 +105,8 @@ class HeartbeatReader:
         self.fd = fd
         self.started_at = started_at
         self.last_beat = started_at
-        self.ready_at: float | None = None
+        self.ready_at: float | None = None  # its app started
+        self.joined_at: float | None = None  # its consumers joined their groups
 
     def drain(self, now: float) -> None:
         """Read whatever the worker has written since the last call; never blocks."""
@@ -97,6 +120,8 @@ class HeartbeatReader:
             self.last_beat = now
             if self.ready_at is None and READY in data:
                 self.ready_at = now
+            if self.joined_at is None and JOINED in data:
+                self.joined_at = now
 
     def close(self) -> None:
         os.close(self.fd)
@@ -143,7 +168,7 @@ def overdue(
     """
     if ready_at is None:
         if now - started_at > startup_timeout:
-            return f"did not become ready within {startup_timeout:g}s"
+            return f"did not start its app within {startup_timeout:g}s"
         return None
     silent = now - last_beat
     if silent > heartbeat_timeout:

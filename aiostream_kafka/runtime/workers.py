@@ -252,9 +252,9 @@ class WorkerPool:
                     await self._kill_unstopped(worker)
                     return None
                 continue
-            if not worker.ready and worker.heartbeat.ready_at is not None:
+            if not worker.ready and worker.heartbeat.joined_at is not None:
                 worker.ready = True
-                _log(logging.INFO, worker.name, "ready (pid %d)", worker.pid)
+                _log(logging.INFO, worker.name, "ready (pid %d): joined its consumer groups", worker.pid)
             hung = self._liveness.verdict(worker.heartbeat, now)
             if hung is not None:
                 _log(logging.ERROR, worker.name, "(pid %d) %s; killing it", worker.pid, hung)
@@ -286,7 +286,7 @@ class WorkerPool:
             return None
         if code == 0:
             return None
-        return f"{_status(code)}{'' if worker.heartbeat.ready_at is not None else ' before becoming ready'}"
+        return f"{_status(code)}{'' if worker.heartbeat.ready_at is not None else ' before its app started'}"
 
     # --- stopping --------------------------------------------------------------------------
 

@@ -22,3 +22,18 @@ async def test_a_greeting_posted_over_http_is_produced_and_consumed() -> None:
         await t.drain()
         assert [m.payload for m in t.produced("greetings")] == [Greeting("ada")]
         assert (await client.get("/greeted")).json() == ["ada"]
+
+
+async def test_a_greeting_posted_as_a_json_body_is_produced_and_a_bad_one_is_a_422() -> None:
+    api = create_api()
+    async with (
+        api.state.kafka.testing() as t,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://test") as client,
+    ):
+        assert (await client.post("/greetings", json={"name": "grace"})).status_code == 202
+        refused = await client.post("/greetings", json={"name": 42})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "name"]
+
+        await t.drain()
+        assert [m.payload for m in t.produced("greetings")] == [Greeting("grace")]

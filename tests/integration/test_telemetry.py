@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -231,3 +236,50 @@ async def test_produce_many_under_tracing_builds_batches_one_span_each_and_each_
     assert {a["aiostream_kafka.cluster"]: v for a, v in points(reader, "messaging.client.sent.messages")} == {
         "primary": 60
     }
+
+
+#: The app the docs' setup is tried with: one message produced and consumed on the primary.
+TRACED_APP = """
+import anyio, json, os, sys
+from aiostream_kafka import App, Messages
+
+app = App("traced", kafka={"bootstrap_servers": os.environ["PRIMARY"]}, group_id=os.environ["GROUP"])
+done = anyio.Event()
+
+@app.route(os.environ["TOPIC"])
+async def handle(messages: Messages[bytes]) -> None:
+    done.set()
+
+async def main() -> None:
+    async with app.running():
+        await app.producer.produce(os.environ["TOPIC"], b"traced")
+        await done.wait()
+
+anyio.run(main)
+tracer_provider.force_flush()
+print("spans:", json.dumps([[span.name, span.kind.name] for span in span_exporter.get_finished_spans()]))
+"""
+
+
+def docs_setup() -> str:
+    """The OpenTelemetry setup docs/observability.md gives, with spans kept in memory to look at."""
+    docs = (Path(__file__).parents[2] / "docs" / "observability.md").read_text()
+    section = docs[docs.index("## Traces and metrics") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    console = "span_exporter = ConsoleSpanExporter()"
+    assert console in code
+    in_memory = "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+    return in_memory + code.replace(console, "span_exporter = InMemorySpanExporter()")
+
+
+def test_the_documented_sdk_setup_records_the_frameworks_spans(primary: str, topic_name: str) -> None:
+    script = docs_setup() + TRACED_APP
+    env = {**os.environ, "PRIMARY": primary, "TOPIC": topic_name, "GROUP": f"g-{uuid.uuid4().hex[:8]}"}
+
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("spans: ")]
+    spans = json.loads(line.removeprefix("spans: "))
+    assert [topic_name + " publish", "PRODUCER"] in spans
+    assert [topic_name + " process", "CONSUMER"] in spans

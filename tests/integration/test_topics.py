@@ -119,6 +119,30 @@ async def test_check_finds_missing_dead_letter_topics_and_passes_once_they_exist
     assert await app.check() == []
 
 
+async def test_a_dlq_declared_with_its_route_is_migrated_onto_the_dlqs_cluster_and_checked_there(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    await create_topic(primary, topic_name)
+    app = two_clusters(primary, secondary)
+    dlq = DeadLetterQueue(f"{topic_name}.dlq", cluster="analytics", config=TopicConfig(partitions=2))
+    app.routes.topic(topic_name, handler=noop, dead_letter_queue=dlq)
+
+    with pytest.raises(
+        CheckError, match=rf"'{topic_name}.dlq' does not exist on cluster 'analytics'.*migrate"
+    ):
+        await app.check()
+    async with app.admin:
+        changes = await plan(app.topology, app.admin)
+        assert [str(c) for c in changes] == [
+            f"analytics: create {topic_name}.dlq (2 partitions, replication 1)"
+        ]
+        await migrate(changes, app.admin)
+        assert await plan(app.topology, app.admin) == []
+        described = await app.admin.cluster("analytics").describe_topics([f"{topic_name}.dlq"])
+        assert described[f"{topic_name}.dlq"].partitions == 2
+    assert await app.check() == []
+
+
 async def test_auto_create_topics_creates_missing_declared_topics_instead_of_failing(
     primary: str, topic_name: str
 ) -> None:
@@ -202,6 +226,11 @@ def test_the_topics_commands_plan_migrate_and_list(
     monkeypatch.syspath_prepend(str(tmp_path))
     target = write_app(tmp_path, primary, secondary, topic_name)
 
+    anyio.run(create_topic, secondary, f"{topic_name}.not-the-apps")
+
+    assert main(["topics", "list", target]) == 0
+    route = f"route for topic {topic_name!r}"
+    assert capsys.readouterr().out == f"analytics\t{topic_name}\tmissing\t{route}\n"
     assert main(["topics", "plan", target]) == 0
     assert f"analytics: create {topic_name} (2 partitions, replication 1)" in capsys.readouterr().out
     assert main(["topics", "migrate", target]) == 0
@@ -209,7 +238,11 @@ def test_the_topics_commands_plan_migrate_and_list(
     assert main(["topics", "plan", target]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert main(["topics", "list", target, "--cluster", "analytics"]) == 0
-    assert f"analytics\t{topic_name}\t2 partitions" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"analytics\t{topic_name}\t2 partitions\t{route}\n"
+    assert main(["topics", "list", target, "--cluster", "analytics", "--all"]) == 0
+    every = capsys.readouterr().out
+    assert f"analytics\t{topic_name}\t2 partitions\t{route}\n" in every
+    assert f"analytics\t{topic_name}.not-the-apps\t1 partitions\n" in every
     assert main(["check", target]) == 0
     assert main(["topics", "plan", target, "--cluster", "nowhere"]) == 2
     assert "no cluster named 'nowhere'" in capsys.readouterr().err
@@ -227,3 +260,18 @@ def test_run_with_check_refuses_to_start_an_app_routed_to_the_wrong_cluster(
 
     error = capsys.readouterr().err
     assert f"topic {topic_name!r} is not on cluster 'analytics' ({secondary}) but is on 'primary'" in error
+
+
+def test_run_with_check_says_what_it_found_before_it_runs(
+    primary: str, secondary: str, topic_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    anyio.run(create_topic, secondary, topic_name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = write_app(tmp_path, primary, secondary, topic_name)
+    ran: list[str] = []
+    monkeypatch.setattr(App, "run", lambda self: ran.append(capsys.readouterr().out))
+
+    assert main(["run", target, "--check"]) == 0
+
+    assert ran == ["ok: every cluster answered (primary, analytics) and every topic is on its cluster\n"]

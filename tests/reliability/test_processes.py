@@ -157,7 +157,7 @@ async def test_workers_that_always_crash_at_start_make_the_parent_give_up(tmp_pa
     last_line = output.strip().splitlines()[-1]
     assert last_line.startswith("error: worker-")
     assert (
-        "failed 5 times within 300s (last: exit status 1 before becoming ready); stopped the other"
+        "failed 5 times within 300s (last: exit status 1 before its app started); stopped the other"
         in last_line
     )
 

@@ -1,5 +1,7 @@
 """A stand-in for a CLI worker in the WorkerPool's tests: no app, no Kafka, one behaviour.
 
+A worker that gets going says at once that its app started and its consumers joined (``rj``).
+
 ``python fake_worker.py BEHAVIOUR HEARTBEAT_FD INTERVAL STATE_DIR``; every start appends its
 pid to ``STATE_DIR/starts-<worker number>``, so a test can count restarts.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 def beat_until_sigterm(fd: int, interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    os.write(fd, b"r")
+    os.write(fd, b"rj")
     while True:
         os.write(fd, b"h")
         time.sleep(interval)
@@ -31,13 +33,13 @@ def main() -> None:
     if behaviour == "crash":
         sys.exit(3)
     if behaviour == "done":  # ready, then ends by itself like an app with nothing to consume
-        os.write(fd, b"r")
+        os.write(fd, b"rj")
         sys.exit(0)
     if behaviour == "mute":  # never ready: stuck while starting
         time.sleep(60)
     if behaviour == "stubborn":  # ignores SIGTERM
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        os.write(fd, b"r")
+        os.write(fd, b"rj")
         while True:
             os.write(fd, b"h")
             time.sleep(interval)
@@ -50,12 +52,12 @@ def main() -> None:
                 sys.exit(1)  # what App.serve does: stop at once, a failure
 
         signal.signal(signal.SIGTERM, on_sigterm)
-        os.write(fd, b"r")
+        os.write(fd, b"rj")
         while True:
             os.write(fd, b"h")
             time.sleep(interval)
     if behaviour == "hangs-once" and first_start:  # ready, then its "loop" blocks
-        os.write(fd, b"r")
+        os.write(fd, b"rj")
         time.sleep(60)
     beat_until_sigterm(fd, interval)  # "obedient", and "hangs-once" once replaced
 

@@ -235,6 +235,84 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
     ]
 
 
+FAILURES = """
+from aiostream_kafka import App, Backoff, DeadLetterQueue, Messages, Retry, TopicConfig
+
+app = App(
+    "svc",
+    kafka={"bootstrap_servers": "127.0.0.1:19092"},
+    clusters={"analytics": {"bootstrap_servers": "127.0.0.1:29092"}},
+    retry_backoff=Backoff(initial=0.5, maximum=10.0),
+)
+
+
+async def handle(messages: Messages[bytes]) -> None: ...
+
+
+app.routes.topic(
+    "orders",
+    handler=handle,
+    retry=Retry(initial=2, maximum=60, transient=(TimeoutError,)),
+    dead_letter_queue=DeadLetterQueue(
+        "orders.dlq", cluster="analytics", max_retries=1, dispatch_on=(ValueError,), config=TopicConfig(3)
+    ),
+)
+app.routes.topic("clicks", handler=handle, dead_letter_queue=DeadLetterQueue(None, independent=True))
+app.routes.topic("plain", handler=handle)
+"""
+
+
+def test_info_shows_each_routes_retry_backoff_and_dead_letter_queue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, FAILURES)
+
+    status, out, _ = run_cli(capsys, "info", f"{module}:app")
+
+    assert status == 0
+    rows = section(out, "Failures")
+    assert rows["orders"][2:] == [
+        "2s x2 up to 60s, jitter 0.1 (Retry); transient: TimeoutError",
+        "orders.dlq on analytics after 1 retry (at once on ValueError; decode errors at once; declared)",
+    ]
+    assert rows["clicks"][2:] == [
+        "0.5s x2 up to 10s, jitter 0.1 (app retry_backoff)",
+        "skipped after 3 retries (each message counted alone; decode errors at once)",
+    ]
+    assert rows["plain"][3] == "none: retried until it succeeds"
+    assert section(out, "Declared topics")["orders.dlq"][:3] == ["orders.dlq", "analytics", "3"]
+
+
+def test_info_json_has_each_routes_retry_and_dead_letter_queue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, FAILURES)
+
+    status, out, _ = run_cli(capsys, "info", f"{module}:app", "--json")
+
+    assert status == 0
+    orders, clicks, plain = json.loads(out)["topics"]
+    assert orders["retry"] == {
+        "initial": 2,
+        "maximum": 60,
+        "multiplier": 2.0,
+        "jitter": 0.1,
+        "transient": ["TimeoutError"],
+        "source": "route",
+    }
+    assert orders["dead_letter_queue"] == {
+        "topic": "orders.dlq",
+        "cluster": "analytics",
+        "max_retries": 1,
+        "independent": False,
+        "retry_decode_errors": False,
+        "dispatch_on": ["ValueError"],
+        "declared": True,
+    }
+    assert (clicks["retry"]["source"], clicks["dead_letter_queue"]["topic"]) == ("app", None)
+    assert plain["dead_letter_queue"] is None
+
+
 def test_info_marks_inline_clusters_inactive_routes_payloads_and_the_producer_cluster(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aiostream_kafka import App, ConfigError, Messages, TopicConfig, UnknownClusterError
+from aiostream_kafka import App, ConfigError, DeadLetterQueue, Messages, TopicConfig, UnknownClusterError
 from aiostream_kafka.cli import describe, render_info
 
 
@@ -61,6 +61,68 @@ def test_the_same_topic_declared_twice_differently_on_one_cluster_is_an_error() 
         ConfigError, match=r"topic 'clicks' on cluster 'primary' is declared twice.*route for topic"
     ):
         _ = app.topology
+
+
+# --- dead-letter queues declared with their route ---------------------------------------------
+
+
+def test_a_dlq_with_a_config_is_declared_on_the_dlqs_own_cluster() -> None:
+    app = make_app()
+    dlq = DeadLetterQueue(
+        "orders.dlq", cluster="analytics", config=TopicConfig(3, settings={"retention.ms": 1})
+    )
+    app.routes.topic("orders", handler=handle, dead_letter_queue=dlq)
+
+    [declared] = app.topology.declared
+
+    assert (declared.cluster, declared.name, declared.config) == ("analytics", "orders.dlq", dlq.config)
+    assert declared.source == "the dead-letter queue of route for topic 'orders'"
+
+
+def test_a_dlq_on_the_source_topics_cluster_by_default_is_declared_there() -> None:
+    app = make_app()
+    dlq = DeadLetterQueue("clicks.dlq", config=TopicConfig(2))
+    app.routes.topic("clicks", handler=handle, cluster="analytics", dead_letter_queue=dlq)
+
+    assert [(d.cluster, d.name) for d in app.topology.declared] == [("analytics", "clicks.dlq")]
+
+
+def test_a_dlq_without_a_config_declares_nothing() -> None:
+    app = make_app()
+    app.routes.topic("orders", handler=handle, dead_letter_queue=DeadLetterQueue("orders.dlq"))
+
+    assert app.topology.declared == ()
+
+
+def test_routes_sharing_a_dlq_alike_and_a_matching_hand_written_declaration_are_one() -> None:
+    app = make_app()
+    dlq = DeadLetterQueue("all.dlq", config=TopicConfig(3))
+    app.routes.topic("orders", handler=handle, dead_letter_queue=dlq)
+    app.routes.topic("payments", handler=handle, dead_letter_queue=dlq)
+    app.topics.declare("all.dlq", partitions=3)
+
+    assert [(d.cluster, d.name) for d in app.topology.declared] == [("primary", "all.dlq")]
+
+
+def test_a_hand_written_declaration_that_conflicts_with_the_dlqs_is_refused_naming_both() -> None:
+    app = make_app()
+    dlq = DeadLetterQueue("orders.dlq", cluster="analytics", config=TopicConfig(3))
+    app.routes.topic("orders", handler=handle, dead_letter_queue=dlq)
+    app.topics.declare("orders.dlq", cluster="analytics", partitions=1)
+
+    with pytest.raises(
+        ConfigError,
+        match=r"topic 'orders.dlq' on cluster 'analytics' is declared twice with different settings "
+        r"\(the dead-letter queue of route for topic 'orders' and app.topics.declare\('orders.dlq'\)\)",
+    ):
+        _ = app.topology
+
+
+def test_a_dlq_config_needs_a_dlq_topic_and_a_topic_config() -> None:
+    with pytest.raises(ConfigError, match=r"topic=None dispatches nothing, so there is no topic to declare"):
+        DeadLetterQueue(None, config=TopicConfig())
+    with pytest.raises(ConfigError, match=r"DeadLetterQueue\('orders.dlq', config=3\): a TopicConfig"):
+        DeadLetterQueue("orders.dlq", config=3)  # type: ignore[arg-type]
 
 
 def test_a_declaration_on_an_unknown_cluster_is_refused_naming_the_known_ones() -> None:

@@ -11,9 +11,9 @@ import pytest
 
 from aiostream_kafka import App, Consumer, DeadLetterQueue, Messages, Retry
 from aiostream_kafka.errors import ConfigError, NotRunningError
-from aiostream_kafka.routing.route import TopicConfig
 from aiostream_kafka.testing import TestApp
 from aiostream_kafka.testing.clock import VirtualClock
+from aiostream_kafka.topic_config import TopicConfig
 from tests.helpers import within
 
 

@@ -13,12 +13,21 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
 
-from aiostream_kafka import Backoff
-from aiostream_kafka.runtime.heartbeat import BEAT, HeartbeatReader, HeartbeatSender, Liveness, overdue
+from aiostream_kafka import Backoff, Monitor
+from aiostream_kafka.runtime.heartbeat import (
+    BEAT,
+    JOINED,
+    READY,
+    HeartbeatReader,
+    HeartbeatSender,
+    Liveness,
+    overdue,
+)
 from aiostream_kafka.runtime.signals import REPEAT_WINDOW
 from aiostream_kafka.runtime.workers import RestartPolicy, WorkerCommand, WorkerPool
 from tests.helpers import eventually, within
@@ -67,7 +76,7 @@ def judge(*, ready_at: float | None, last_beat: float, now: float) -> str | None
 
 def test_a_starting_worker_may_be_silent_until_the_startup_timeout() -> None:
     assert judge(ready_at=None, last_beat=0.0, now=59.0) is None
-    assert judge(ready_at=None, last_beat=0.0, now=61.0) == "did not become ready within 60s"
+    assert judge(ready_at=None, last_beat=0.0, now=61.0) == "did not start its app within 60s"
 
 
 def test_a_ready_worker_is_hung_once_its_last_beat_is_older_than_the_heartbeat_timeout() -> None:
@@ -103,6 +112,62 @@ def test_the_reader_sees_beats_and_readiness_through_the_pipe() -> None:
     finally:
         reader.close()
         os.close(write_fd)
+
+
+class TwoGroupApp:
+    """A Servable whose two consumers join one after the other, then it waits to be stopped."""
+
+    def __init__(self) -> None:
+        self.monitor = Monitor()
+        self.topology = SimpleNamespace(subscription_groups=["primary/svc/default", "analytics/svc/default"])
+        self.steps: list[Callable[[], None]] = []
+        self.stop = anyio.Event()
+
+    async def serve(self) -> None:
+        self.monitor.emit("app.started", cluster="primary")
+        for step in self.steps:
+            step()
+        await self.stop.wait()
+
+    def assigned(self, cluster: str) -> Callable[[], None]:
+        tags = {"cluster": cluster, "group": "svc", "subscription_group": "default"}
+        return lambda: self.monitor.emit("partitions.assigned", **tags, partitions=[])
+
+
+async def test_a_worker_says_it_joined_once_every_consumer_has_its_partitions() -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    app = TwoGroupApp()
+    sent: list[bytes] = []
+
+    def read() -> bytes:
+        try:
+            return os.read(read_fd, 100).replace(BEAT, b"")
+        except BlockingIOError:
+            return b""
+
+    def then_read() -> None:
+        sent.append(read())
+
+    app.steps = [
+        then_read,
+        app.assigned("primary"),
+        app.assigned("primary"),  # a rebalance of the same consumer: still one of two
+        then_read,
+        app.assigned("analytics"),
+        then_read,
+        app.assigned("analytics"),
+        then_read,
+        app.stop.set,
+    ]
+    try:
+        with within(30, "the worker's app to serve its steps"):
+            await HeartbeatSender(write_fd, interval=60).serve(app)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+    assert sent == [READY, b"", JOINED, b""]
 
 
 async def test_an_orphaned_worker_stops_itself_as_sigterm_would(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,11 +256,11 @@ async def test_a_worker_that_keeps_crashing_is_restarted_until_the_pool_gives_up
         result = await pool.run()
 
     assert result == (
-        "worker-1 failed 3 times within 60s (last: exit status 3 before becoming ready); "
+        "worker-1 failed 3 times within 60s (last: exit status 3 before its app started); "
         "stopped the other workers"
     )
     assert starts(tmp_path, 1) == 3
-    assert logged(caplog)("worker-1 exit status 3 before becoming ready; restarting it in 0.0s")
+    assert logged(caplog)("worker-1 exit status 3 before its app started; restarting it in 0.0s")
     assert logged(caplog)("worker-1 restarted")
 
 
@@ -284,7 +349,7 @@ async def test_a_worker_that_never_becomes_ready_counts_as_failing(
         result = await pool.run()
 
     assert result is not None
-    assert "failed 3 times within 60s (last: did not become ready within 0.3s)" in result
+    assert "failed 3 times within 60s (last: did not start its app within 0.3s)" in result
 
 
 async def test_a_worker_that_ends_with_status_0_by_itself_is_not_restarted(
