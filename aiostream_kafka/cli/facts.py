@@ -86,18 +86,7 @@ def describe(
 
 def replica_facts(app: App) -> list[dict[str, Any]]:
     """Each declared MirrorMaker replica, and whether the app runs on it instead of its source."""
-    failed = {replica.source for replica in app.replicas.failed_over}
-    return [
-        {
-            "cluster": replica.cluster,
-            "replica_of": replica.source,
-            "policy": replica.policy.name,
-            "topics_as": replica.remote_topic("<topic>"),
-            "checkpoints_topic": replica.checkpoints_topic,
-            "failed_over": replica.source in failed,
-        }
-        for replica in app.replicas
-    ]
+    return app.replicas.described()
 
 
 def web_facts(app: App) -> dict[str, Any] | None:

@@ -2,7 +2,11 @@
 
 Failover reads MirrorMaker's checkpoints on the replica (``<source>.checkpoints.internal``),
 refuses when a group's are missing or stale, and commits each group's translated offsets
-on the replica itself (MirrorMaker's own ``sync.group.offsets`` is not relied on). Failback
+on the replica itself (MirrorMaker's own ``sync.group.offsets`` is not relied on). Where
+MirrorMaker writes its offset syncs on the replica (``offset-syncs.topic.location=target``),
+each checkpoint's source offset is translated through them too, and the later of the two
+(both never skip a record) is committed: the checkpoints' translation coarsens for offsets
+far behind the replication. Failback
 translates the offsets the groups reached on the replica back through MirrorMaker's offset
 syncs on the source and commits them there. Either way the app's consumers must be stopped.
 """
@@ -47,7 +51,7 @@ class Translation:
     topic: str
     partition: int
     offset: int
-    source_offset: int | None  # what it translates (None: nothing to translate, the partition's start)
+    source_offset: int  # the offset it translates, on the cluster failed over (or back) from
 
 
 @dataclass
@@ -67,8 +71,7 @@ class FailoverReport:
         )
         out = [f"from {self.source!r} ({reach}) to {self.target!r}; {lag}"]
         for t in self.translations:
-            was = "start" if t.source_offset is None else str(t.source_offset)
-            out.append(f"  group {t.group!r} {t.topic}/{t.partition}: {was} -> {t.offset}")
+            out.append(f"  group {t.group!r} {t.topic}/{t.partition}: {t.source_offset} -> {t.offset}")
         return out
 
 
@@ -109,10 +112,12 @@ async def fail_over(
     """Commit on ``source``'s replica each of the app's groups' offsets translated by MirrorMaker's
     checkpoints; then run the app with ``AIOSTREAM_KAFKA_FAILED_OVER=<source>``.
 
-    Refused (``FailoverError``, naming the groups) when a group's checkpoints are missing, or
-    stale: behind the group's committed offset on the source when it answers; otherwise older
-    than ``max_checkpoint_age`` seconds before the source's newest replicated heartbeat, for a
-    partition the group had not read to the end.
+    Refused (``FailoverError``, naming the groups) when a group's checkpoints are missing (a
+    partition it committed on the source has none; with the source away: the group has none at
+    all), or stale: behind the group's committed offset on the source when it answers;
+    otherwise older than ``max_checkpoint_age`` seconds before the source's newest replicated
+    heartbeat, for a partition the group had not read to the end. A partition the group never
+    committed is left uncommitted on the replica too: the group starts there at its initial offset.
     """
     replica = app.replicas.replica_of(source)
     if to is not None and to != replica.cluster:
@@ -127,6 +132,8 @@ async def fail_over(
         target = admins.cluster(replica.cluster)
         checkpoints = await newest_checkpoints(target, replica.checkpoints_topic)
         heartbeat = await newest_heartbeat(target, replica.heartbeats_topic)
+        # on the replica with offset-syncs.topic.location=target; otherwise they went with the source
+        syncs = await offset_syncs(target, replica.offset_syncs_on_replica)
         groups = _groups_on(routed, source)
         on_source = {group: await _committed(admins.cluster(source), group, within) for group in groups}
         reachable = all(committed is not None for committed in on_source.values()) if groups else False
@@ -143,6 +150,7 @@ async def fail_over(
         for group, topics in groups.items():
             missing: list[str] = []
             stale: list[str] = []
+            any_checkpoint = any(key[0] == group for key in checkpoints)
             for topic in topics:
                 remote = replica.remote_topic(topic)
                 if remote not in await target.list_topics():
@@ -156,11 +164,10 @@ async def fail_over(
                     committed = (on_source[group] or {}).get((topic, partition))
                     where = f"{remote}/{partition}"
                     if checkpoint is None:
-                        expected = committed is not None if reachable else end > start
-                        if expected:
+                        # Never committed on the source, as far as can be told, so nothing to translate:
+                        # the group starts there as it would have (its initial offset).
+                        if committed is not None or (not reachable and end > start and not any_checkpoint):
                             missing.append(where)
-                        else:
-                            report.translations.append(Translation(group, remote, partition, start, None))
                         continue
                     if _stale(
                         checkpoint, committed, reachable, heartbeat_ms(heartbeat), end, max_checkpoint_age
@@ -172,7 +179,8 @@ async def fail_over(
                             f"the last heartbeat"
                         )
                         stale.append(f"{where} ({behind})")
-                    offset = min(max(checkpoint.downstream_offset, start), end)
+                    synced = _downstream(syncs.get((topic, partition), []), checkpoint.upstream_offset)
+                    offset = min(max(checkpoint.downstream_offset, synced, start), end)
                     report.translations.append(
                         Translation(group, remote, partition, offset, checkpoint.upstream_offset)
                     )
@@ -243,7 +251,9 @@ async def fail_back(app: App, source: str, *, within: float = 10.0, dry_run: boo
             raise FailoverError(
                 f"failback to {source!r}", [f"cluster {source!r} does not answer: {error}"]
             ) from None
-        syncs = await offset_syncs(home, replica.offset_syncs_topic)
+        syncs = await offset_syncs(target, replica.offset_syncs_on_replica) or await offset_syncs(
+            home, replica.offset_syncs_on_source
+        )  # on the replica with offset-syncs.topic.location=target, else on the source (the default)
         report = FailoverReport(replica.cluster, source, True)
         problems: list[str] = []
         for group, topics in _groups_on(routed, source).items():
@@ -266,6 +276,19 @@ async def fail_back(app: App, source: str, *, within: float = 10.0, dry_run: boo
         if not dry_run:
             await _commit(home, report.translations)
     return report
+
+
+def _downstream(syncs: list[OffsetSync], upstream: int) -> int:
+    """Where a source offset is on the replica by the offset syncs, as MirrorMaker translates
+    (its checkpoints keep fewer syncs the further back they lie): never past a record not yet
+    read on the source; -1 when no sync is at or before it."""
+    best: OffsetSync | None = None
+    for sync in syncs:
+        if sync.upstream_offset <= upstream and (best is None or sync.upstream_offset > best.upstream_offset):
+            best = sync
+    if best is None:
+        return -1
+    return best.downstream_offset if best.upstream_offset == upstream else best.downstream_offset + 1
 
 
 def _upstream(syncs: list[OffsetSync], downstream: int) -> int | None:

@@ -42,7 +42,7 @@ class ReplicationPolicy:
         return "heartbeats" if source_alias is None else f"{source_alias}.heartbeats"
 
     @staticmethod
-    def offset_syncs_topic(target_alias: str) -> str:
-        """On the source (MirrorMaker's default location): which upstream offset became which
-        downstream one."""
-        return f"mm2-offset-syncs.{target_alias}.internal"
+    def offset_syncs_topic(other_alias: str) -> str:
+        """Which upstream offset became which downstream one: named after the cluster it is not
+        on (the target's alias on the source, MirrorMaker's default; the source's on the target)."""
+        return f"mm2-offset-syncs.{other_alias}.internal"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.contracts.checks import did_you_mean
@@ -54,8 +55,14 @@ class Replica:
         return self.policy.heartbeats_topic(self.source_alias)
 
     @property
-    def offset_syncs_topic(self) -> str:
+    def offset_syncs_on_source(self) -> str:
+        """MirrorMaker's offset syncs where it writes them by default: named after the replica."""
         return self.policy.offset_syncs_topic(self.alias)
+
+    @property
+    def offset_syncs_on_replica(self) -> str:
+        """With ``offset-syncs.topic.location = target``: on the replica, named after the source."""
+        return self.policy.offset_syncs_topic(self.source_alias)
 
 
 class Replicas:
@@ -145,6 +152,21 @@ class Replicas:
 
     def __iter__(self) -> Iterator[Replica]:
         return iter(self._replicas.values())
+
+    def described(self) -> list[dict[str, Any]]:
+        """Each replica as plain data, for ``info`` and the Web UI."""
+        failed = {replica.source for replica in self.failed_over}
+        return [
+            {
+                "cluster": replica.cluster,
+                "replica_of": replica.source,
+                "policy": replica.policy.name,
+                "topics_as": replica.remote_topic("<topic>"),
+                "checkpoints_topic": replica.checkpoints_topic,
+                "failed_over": replica.source in failed,
+            }
+            for replica in self
+        ]
 
     def __len__(self) -> int:
         return len(self._replicas)

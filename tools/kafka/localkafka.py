@@ -894,6 +894,9 @@ class Mirror:
                 # The app's failover commits its own translation of the checkpoints; MirrorMaker
                 # writing translated offsets to the target's groups too would hide a wrong one.
                 "sync.group.offsets.enabled = false",
+                # On the target, where failover can read them with the source gone: every offset
+                # sync, where MirrorMaker's checkpoints keep fewer the further back they lie.
+                "offset-syncs.topic.location = target",
                 "",
             ]
         )
