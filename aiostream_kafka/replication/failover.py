@@ -66,10 +66,8 @@ class FailoverReport:
 
     def lines(self) -> list[str]:
         reach = "reachable" if self.source_reachable else "unreachable"
-        lag = (
-            "no heartbeat" if self.heartbeat_age is None else f"last heartbeat {self.heartbeat_age:.1f}s ago"
-        )
-        out = [f"from {self.source!r} ({reach}) to {self.target!r}; {lag}"]
+        lag = "" if self.heartbeat_age is None else f"; last heartbeat {self.heartbeat_age:.1f}s ago"
+        out = [f"from {self.source!r} ({reach}) to {self.target!r}{lag}"]
         for t in self.translations:
             out.append(f"  group {t.group!r} {t.topic}/{t.partition}: {t.source_offset} -> {t.offset}")
         return out
