@@ -196,7 +196,10 @@ class App:
                         routes=self.replicas.move_routes(list(self.routes), self._primary.name),
                         default_group_id=self.group_id,
                         producer_cluster=self._producer_cluster,
-                        declarations=self.replicas.move_declarations(list(self.topics)),
+                        declarations=self.replicas.move_declarations(
+                            list(self.topics),
+                            own=(self.web.reports_topic, self.web.errors_topic) if self.web.enabled else (),
+                        ),
                     )
                 )
             self.replicas.freeze()

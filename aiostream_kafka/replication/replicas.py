@@ -203,12 +203,19 @@ class Replicas:
             result.append(replace(route, dead_letter_queue=queue))
         return result
 
-    def move_declarations(self, declared: Sequence[DeclaredTopic]) -> list[DeclaredTopic]:
+    def move_declarations(
+        self, declared: Sequence[DeclaredTopic], *, own: Collection[str] = ()
+    ) -> list[DeclaredTopic]:
+        """Topics declared on a failed-over cluster, on its replica under the policy's names;
+        the ``own`` topics (the Web UI's status reports: not the app's data, never replicated)
+        keep their names, on the replica too."""
         moved = {replica.source: replica for replica in self.failed_over}
         return [
-            replace(d, name=moved[d.cluster].remote_topic(d.name), cluster=moved[d.cluster].cluster)
-            if d.cluster in moved
-            else d
+            d
+            if d.cluster not in moved
+            else replace(d, cluster=moved[d.cluster].cluster)
+            if d.name in own
+            else replace(d, name=moved[d.cluster].remote_topic(d.name), cluster=moved[d.cluster].cluster)
             for d in declared
         ]
 

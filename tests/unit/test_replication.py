@@ -173,3 +173,13 @@ async def test_a_failed_over_app_consumes_and_produces_on_the_replica() -> None:
         await t.feed("primary.orders", [b"o-1"])
         assert [m.value for m in t.produced("primary.orders.seen", cluster="dr")] == [b"o-1"]
         assert t.committed("primary.orders", cluster="dr") == 1
+
+
+def test_the_web_uis_status_topics_keep_their_names_on_the_replica() -> None:
+    app = shop_with_a_replica()
+    app.web.enable()
+    app.replicas.fail_over("primary")
+    declared = {(d.cluster, d.name) for d in app.topology.declared}
+    assert ("dr", app.web.reports_topic) in declared
+    assert ("dr", app.web.errors_topic) in declared
+    assert ("dr", "primary.orders.seen") in declared
