@@ -22,8 +22,7 @@ import anyio
 from aiostream_kafka.admin.client import Admin
 from aiostream_kafka.admin.registry import AdminRegistry
 from aiostream_kafka.errors import AiostreamKafkaError, ClusterConnectionError
-from aiostream_kafka.replication.records import Checkpoint, OffsetSync
-from aiostream_kafka.replication.replicas import FAILED_OVER_ENV, Replica
+from aiostream_kafka.replication.records import Checkpoint, Heartbeat, OffsetSync
 from aiostream_kafka.replication.state import newest_checkpoints, newest_heartbeat, offset_syncs
 from aiostream_kafka.routing.topology import Topology
 
@@ -196,8 +195,8 @@ async def fail_over(
     return report
 
 
-def heartbeat_ms(heartbeat: object) -> int | None:
-    return getattr(heartbeat, "timestamp_ms", None)
+def heartbeat_ms(heartbeat: Heartbeat | None) -> int | None:
+    return None if heartbeat is None else heartbeat.timestamp_ms
 
 
 def _age(heartbeat_ms: int | None, checkpoint: Checkpoint) -> float:
@@ -302,12 +301,4 @@ def _upstream(syncs: list[OffsetSync], downstream: int) -> int | None:
     return best.upstream_offset if best.downstream_offset == downstream else best.upstream_offset + 1
 
 
-__all__ = [
-    "FAILED_OVER_ENV",
-    "FailoverError",
-    "FailoverReport",
-    "Replica",
-    "Translation",
-    "fail_back",
-    "fail_over",
-]
+__all__ = ["FailoverError", "FailoverReport", "Translation", "fail_back", "fail_over"]
