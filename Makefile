@@ -6,7 +6,7 @@ KAFKA  := $(PYTHON) tools/kafka/localkafka.py
 PYTEST_ARGS ?=
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install browser kafka-up kafka-down kafka-logs kafka-status lint format typecheck check test demo bench clean
+.PHONY: install browser kafka-up kafka-down kafka-logs kafka-status lint format typecheck check test demo demo-dr bench clean
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,11 @@ test: install browser lint typecheck
 
 demo: install
 	$(KAFKA) run -- $(BIN)/python -m examples.demo
+
+# Disaster recovery (docs/disaster-recovery.md): MirrorMaker 2 up, the primary killed, failover, failback.
+demo-dr: install
+	$(KAFKA) run -- $(BIN)/python -m examples.disaster_recovery
+	-$(KAFKA) mirror down
 
 # The benchmarks compare against FastStream too: the bench extra installs it (and pydantic)
 # into the same venv, since FastStream's kafka extra accepts our aiokafka (<0.15). The

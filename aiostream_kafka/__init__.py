@@ -31,6 +31,7 @@ from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing import DeadLetterQueue, Retry
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
+from aiostream_kafka.replication.failover import FailoverError
 from aiostream_kafka.routing import TopicConfig
 from aiostream_kafka.runtime.backoff import Backoff
 
@@ -46,6 +47,7 @@ __all__ = [
     "DeadLetterQueue",
     "DecodeError",
     "EncodeError",
+    "FailoverError",
     "GroupActiveError",
     "HandlerCancelledError",
     "Job",

@@ -23,6 +23,8 @@ from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 from aiostream_kafka.jobs.registry import Jobs
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
+from aiostream_kafka.replication.replicas import Replicas
+from aiostream_kafka.replication.status import replication_status
 from aiostream_kafka.routing.declared import Topics
 from aiostream_kafka.routing.route import Handler
 from aiostream_kafka.routing.routes import Routes
@@ -130,6 +132,8 @@ class App:
         self.jobs = Jobs(self, cluster=jobs_cluster, clusters=cluster_names)
         #: ``app.web.enable()``: report status for the Web UI; ``app.web.asgi()``: the UI itself.
         self.web = Web(self, clusters=cluster_names)
+        #: ``app.replicas.declare("dr", of="primary")``: MirrorMaker replicas, for failover.
+        self.replicas = Replicas(clusters=cluster_names)
         #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
         self.job = self.jobs.job
         self.monitor = Monitor()
@@ -183,6 +187,22 @@ class App:
                 declarations=list(self.topics),
             )
             self.jobs.check_clusters(topology)
+            self.replicas.routed = topology  # as declared: what failover translates
+            if self.replicas.failed_over:  # each failed cluster's share moved to its replica
+                topology = self.replicas.move_clusters(
+                    build_topology(
+                        primary=self._primary,
+                        named=self._named,
+                        routes=self.replicas.move_routes(list(self.routes), self._primary.name),
+                        default_group_id=self.group_id,
+                        producer_cluster=self._producer_cluster,
+                        declarations=self.replicas.move_declarations(
+                            list(self.topics),
+                            own=(self.web.reports_topic, self.web.errors_topic) if self.web.enabled else (),
+                        ),
+                    )
+                )
+            self.replicas.freeze()
             self._topology = topology
             self.routes.freeze("the app's topology is already built (routes are fixed once the app starts)")
         return self._topology
@@ -218,13 +238,15 @@ class App:
         """Each cluster answers within ``within`` seconds; each routed and dead-letter topic exists
         on its own cluster. Raises ``CheckError`` listing every problem. With
         ``auto_create_topics`` declared topics that are missing are created instead (returned
-        as notes)."""
+        as notes). Each declared replica's lag and checkpoint freshness is a note too."""
         async with AdminRegistry(
             self.topology, client_id=f"{self.name}-check", timeout=within, clients=self.clients
         ) as admins:
-            return await check_clusters_and_topics(
+            notes = await check_clusters_and_topics(
                 self.topology, admins, within=within, auto_create=self.auto_create_topics
             )
+        # each replica's lag and whether its checkpoints would do for a failover now
+        return notes + [status.line() for status in await replication_status(self, within=within)]
 
     # --- running -------------------------------------------------------------------------
 

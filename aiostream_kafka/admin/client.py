@@ -519,6 +519,31 @@ class Admin:
                 ) from error
         return {tp.partition: int(offset) for tp, offset in sorted(targets.items())}
 
+    async def commit_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit ``{(topic, partition): offset}`` for an inactive group, as they are.
+
+        What failover does with offsets it translated (docs/disaster-recovery.md); raises
+        ``GroupActiveError`` unless the group is Empty or unknown.
+        """
+        state, members = await self._group_state(group_id)
+        if state not in INACTIVE_GROUP_STATES:
+            raise GroupActiveError(
+                f"consumer group {group_id!r} on cluster {self.name!r} is {state} with {members} "
+                f"member(s); stop its consumers before committing its offsets"
+            )
+        targets = {
+            TopicPartition(topic, partition): int(offset) for (topic, partition), offset in offsets.items()
+        }
+        async with self._consumer(group_id) as consumer:
+            consumer.assign(list(targets))
+            try:
+                await consumer.commit(targets)
+            except _COMMIT_REFUSED as error:
+                raise GroupActiveError(
+                    f"consumer group {group_id!r} on cluster {self.name!r} became active while its "
+                    f"offsets were being committed; stop its consumers and try again ({error})"
+                ) from error
+
     # --- messages ------------------------------------------------------------------------
 
     async def offsets(self, topic: str) -> dict[int, tuple[int, int]]:

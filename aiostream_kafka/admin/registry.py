@@ -107,6 +107,9 @@ class AdminRegistry:
     async def reset_offsets(self, group_id: str, topic: str, to: int | str | datetime) -> dict[int, int]:
         return await self.primary.reset_offsets(group_id, topic, to)
 
+    async def commit_offsets(self, group_id: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        await self.primary.commit_offsets(group_id, offsets)
+
     async def offsets(self, topic: str) -> dict[int, tuple[int, int]]:
         return await self.primary.offsets(topic)
 

@@ -84,6 +84,11 @@ def describe(
     }
 
 
+def replica_facts(app: App) -> list[dict[str, Any]]:
+    """Each declared MirrorMaker replica, and whether the app runs on it instead of its source."""
+    return app.replicas.described()
+
+
 def web_facts(app: App) -> dict[str, Any] | None:
     """Where the app's Web UI status reports go, if it sends them."""
     web = app.web

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from aiostream_kafka.cli.facts import describe, web_facts
+from aiostream_kafka.cli.facts import describe, replica_facts, web_facts
 from aiostream_kafka.cli.loading import load_app
 
 
@@ -15,6 +15,7 @@ def command(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     facts = describe(app.topology, app.jobs, app.retry_backoff)
     facts["web"] = web_facts(app)
+    facts["replicas"] = replica_facts(app)
     if args.json:
         print(json.dumps({"app": app.name, **facts}, indent=2, default=repr))
     else:
@@ -137,6 +138,25 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
             render_table(
                 ["CLUSTER", "REPORTS TOPIC", "ERRORS TOPIC", "EVERY"],
                 [[web["cluster"], web["reports_topic"], web["errors_topic"], f"{web['interval']:g}s"]],
+            ),
+        ]
+    if facts.get("replicas"):
+        replicas = [
+            [
+                r["cluster"],
+                r["replica_of"],
+                r["policy"],
+                r["topics_as"],
+                r["checkpoints_topic"],
+                f"yes: runs on {r['cluster']}" if r["failed_over"] else "no",
+            ]
+            for r in facts["replicas"]
+        ]
+        sections += [
+            "",
+            "Replicas (MirrorMaker 2; aiostream-kafka failover / failback)",
+            render_table(
+                ["CLUSTER", "REPLICA OF", "POLICY", "TOPICS AS", "CHECKPOINTS", "FAILED OVER"], replicas
             ),
         ]
     if facts["on_several_clusters"]:

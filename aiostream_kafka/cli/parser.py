@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aiostream_kafka.__about__ import __version__
-from aiostream_kafka.cli import check, info, run, topics, web
+from aiostream_kafka.cli import check, failover, info, run, topics, web
 from aiostream_kafka.cli.logs import LOG_LEVELS
 from aiostream_kafka.runtime.heartbeat import Liveness
 from aiostream_kafka.runtime.workers import available_cpus
@@ -111,4 +111,42 @@ def build_parser() -> argparse.ArgumentParser:
     info_args.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")
     info_args.add_argument("--json", action="store_true", help="print JSON instead of tables")
     info_args.set_defaults(handler=info.command)
+    add_failover_commands(commands)
     return parser
+
+
+def add_failover_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``failover`` and ``failback`` (docs/disaster-recovery.md)."""
+    over = commands.add_parser(
+        "failover",
+        help="commit the app's groups' offsets on a replica, translated by MirrorMaker's checkpoints",
+    )
+    over.add_argument("app", metavar="APP", help="the app, as module:attribute")
+    over.add_argument("--from", dest="source", required=True, metavar="CLUSTER", help="the failed cluster")
+    over.add_argument("--to", metavar="CLUSTER", help="its replica (default: the one declared)")
+    over.add_argument(
+        "--max-checkpoint-age",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="with the source away: checkpoints older than this before its last heartbeat are stale; "
+        "default 30",
+    )
+    back = commands.add_parser(
+        "failback",
+        help="commit the app's groups' offsets back on the source, translated by MirrorMaker's offset syncs",
+    )
+    back.add_argument("app", metavar="APP", help="the app, as module:attribute")
+    back.add_argument(
+        "--from", dest="source", metavar="CLUSTER", help="the replica (default: the one declared)"
+    )
+    back.add_argument("--to", required=True, metavar="CLUSTER", help="the cluster that is back")
+    for sub in (over, back):
+        sub.add_argument(
+            "--timeout", type=positive_seconds, default=10.0, metavar="SECONDS", help="default 10"
+        )
+        sub.add_argument(
+            "--dry-run", action="store_true", help="check and show the translation; commit nothing"
+        )
+    over.set_defaults(handler=failover.failover_command)
+    back.set_defaults(handler=failover.failback_command)

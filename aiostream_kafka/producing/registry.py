@@ -10,6 +10,7 @@ import anyio
 from aiostream_kafka.errors import UnknownClusterError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.producing.producer import Producer
+from aiostream_kafka.producing.renaming import RenamingProducer
 from aiostream_kafka.runtime.clients import KafkaClients
 from aiostream_kafka.runtime.clock import Clock
 
@@ -33,6 +34,16 @@ class ProducerRegistry(Mapping[str, Producer]):
         self._monitor = monitor
         self._producers = {
             name: Producer(cluster, monitor, client_id=client_id, format=format, clients=clients, clock=clock)
+            if name not in topology.moved
+            else RenamingProducer(
+                cluster,
+                monitor,
+                prefix=topology.moved[name].prefix,
+                client_id=client_id,
+                format=format,
+                clients=clients,
+                clock=clock,
+            )
             for name, cluster in topology.clusters.items()
         }
         self.primary = self._producers[topology.producer_cluster]

@@ -13,7 +13,7 @@ settings. Topics on different clusters never share one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiostream_kafka.codecs import Decoder, build_decoder
@@ -68,6 +68,15 @@ class SubscriptionGroup:
 
 
 @dataclass(frozen=True)
+class MovedCluster:
+    """A failed-over cluster (docs/disaster-recovery.md): its name connects to ``replica``, where
+    its topics are named ``prefix + topic`` (MirrorMaker's policy; ``""`` for identity)."""
+
+    replica: str
+    prefix: str
+
+
+@dataclass(frozen=True)
 class Topology:
     primary: Cluster
     clusters: Mapping[str, Cluster]
@@ -75,6 +84,7 @@ class Topology:
     subscription_groups: tuple[SubscriptionGroup, ...]
     inactive: tuple[RoutedTopic, ...] = ()  # resolved like the others, but never consumed
     declared: tuple[DeclaredTopic, ...] = ()
+    moved: Mapping[str, MovedCluster] = field(default_factory=dict)  # failed over, by cluster name
 
     @property
     def topics(self) -> tuple[RoutedTopic, ...]:

@@ -82,6 +82,8 @@ class TestApp:
         self.clusters = {
             name: MemoryCluster(name, default_partitions=self._partitions) for name in topology.clusters
         }
+        for name, moved in topology.moved.items():  # a failed-over cluster's name is its replica's
+            self.clusters[name] = self.clusters[moved.replica]
         for declared in topology.declared:
             config = declared.config
             self.clusters[declared.cluster].create_topic(

@@ -170,7 +170,13 @@ class WebUI:
             for ls in p.listeners
             for part in ls.partitions
         ]
-        return self.render(request, "routing.html", rows=rows, topology=self.app.topology)
+        return self.render(
+            request,
+            "routing.html",
+            rows=rows,
+            topology=self.app.topology,
+            replicas=self.app.replicas.described(),
+        )
 
     async def errors(self, request: Request) -> Response:
         await self.ensure_running()

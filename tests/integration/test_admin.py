@@ -493,7 +493,7 @@ def test_the_registry_offers_every_admin_method_with_the_same_signature() -> Non
         if not name.startswith("_") and name != "close"
     ]
 
-    assert len(methods) == 13
+    assert len(methods) == 14
     for name in methods:
         assert inspect.signature(getattr(AdminRegistry, name)) == inspect.signature(getattr(Admin, name)), (
             name

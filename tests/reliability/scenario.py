@@ -88,7 +88,13 @@ class Report:
     def of(
         cls, scenario: str, produced: Sequence[int], sink: Sink, dead_lettered: Iterable[int] = ()
     ) -> Report:
-        ids = [row[0] for row in sink.rows()]
+        return cls.of_ids(scenario, produced, [row[0] for row in sink.rows()], dead_lettered)
+
+    @classmethod
+    def of_ids(
+        cls, scenario: str, produced: Sequence[int], ids: Sequence[int], dead_lettered: Iterable[int] = ()
+    ) -> Report:
+        """The accounting of ``ids`` processed (in any order, repeats included)."""
         unique = set(ids)
         dead = set(dead_lettered)
         lost = len(set(produced) - unique - dead)

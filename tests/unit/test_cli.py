@@ -784,3 +784,52 @@ def test_a_pool_that_gave_up_exits_1_with_the_reason(
 
 def test_worker_mode_is_for_the_parent_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert_usage_error(*run_cli(capsys, "run", "mod:app", "--worker", "1"), "run APP --processes N")
+
+
+# --- replicas, failover -----------------------------------------------------------------------
+
+REPLICATED = """
+from aiostream_kafka import App, Messages
+
+app = App(
+    "shop", kafka={"bootstrap_servers": "127.0.0.1:1"}, clusters={"dr": {"bootstrap_servers": "127.0.0.1:2"}}
+)
+app.replicas.declare("dr", of="primary")
+
+
+@app.route("orders")
+async def on_orders(messages: Messages[bytes]) -> None: ...
+"""
+
+
+def test_info_shows_a_replica_and_what_it_runs_failed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = write_module(tmp_path, REPLICATED)
+    status, out, _ = run_cli(capsys, "info", f"{module}:app")
+    assert status == 0
+    replicas = section(out, "Replicas")
+    assert replicas["dr"] == [
+        "dr",
+        "primary",
+        "default",
+        "primary.<topic>",
+        "primary.checkpoints.internal",
+        "no",
+    ]
+
+    monkeypatch.setenv("AIOSTREAM_KAFKA_FAILED_OVER", "primary")
+    del sys.modules[module]
+    status, out, _ = run_cli(capsys, "info", f"{module}:app")
+    assert section(out, "Replicas")["dr"][-1] == "yes: runs on dr"
+    assert section(out, "Topics")["primary.orders"][:2] == ["primary.orders", "dr"]
+
+
+def test_failover_names_a_cluster_without_a_replica(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, REPLICATED)
+    status, out, err = run_cli(capsys, "failover", f"{module}:app", "--from", "dr")
+    assert_usage_error(status, out, err, "cluster 'dr' has no replica declared", "'dr' of 'primary'")
+    status, out, err = run_cli(capsys, "failback", f"{module}:app", "--to", "primary", "--from", "primary")
+    assert_usage_error(status, out, err, "cluster 'primary' holds no replica of 'primary' ('dr' does)")

@@ -492,3 +492,46 @@ def test_every_default_port_lies_below_the_ephemeral_range() -> None:
     for name, (_, default) in localkafka.CLUSTERS.items():
         port = int(default.rpartition(":")[2])
         assert port + 2 < 32768, name  # the bootstrap port, the controller's and mutual TLS's
+
+
+def test_mirror_maker_follows_the_clusters_addresses_and_the_callers_topics_groups_and_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:25092")
+    monkeypatch.setenv("AIOSTREAM_KAFKA_SECONDARY", "127.0.0.1:26092")
+    mirror = localkafka.Mirror(
+        localkafka.cluster("primary"),
+        localkafka.cluster("secondary"),
+        topics="orders.*",
+        groups="shop",
+        policy="identity",
+    )
+    lines = set(mirror.properties().splitlines())
+    assert {
+        "clusters = primary, secondary",
+        "primary.bootstrap.servers = 127.0.0.1:25092",
+        "secondary.bootstrap.servers = 127.0.0.1:26092",
+        "primary->secondary.enabled = true",
+        "primary->secondary.topics = orders.*",
+        "primary->secondary.groups = shop",
+        "replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
+        "emit.checkpoints.interval.seconds = 1",
+        "offset-syncs.topic.location = target",
+        "sync.group.offsets.enabled = false",
+    } <= lines
+    assert all(line.endswith("= 1") for line in lines if "replication.factor" in line)
+
+
+def test_mirror_maker_refuses_an_unknown_policy_and_a_secure_cluster() -> None:
+    primary, secondary, secure = (localkafka.cluster(n) for n in ("primary", "secondary", "secure"))
+    with pytest.raises(localkafka.LauncherError, match="unknown replication policy 'idem'"):
+        localkafka.Mirror(primary, secondary, policy="idem").properties()
+    with pytest.raises(localkafka.LauncherError, match="plaintext clusters only"):
+        localkafka.Mirror(primary, secure).properties()
+
+
+def test_mirror_up_names_a_cluster_that_is_not_running(tmp_path: Path) -> None:
+    result = run_launcher(tmp_path, free_port(), "mirror", "up")
+    assert result.returncode == 1
+    assert "mirror: cluster primary" in result.stderr
+    assert "is not up" in result.stderr

@@ -28,6 +28,7 @@ def test_every_error_the_framework_raises_at_users_is_exported() -> None:
         "ConfigError",
         "DecodeError",
         "EncodeError",
+        "FailoverError",
         "GroupActiveError",
         "HandlerCancelledError",
         "NotRunningError",

@@ -355,3 +355,18 @@ async def test_the_ui_mounts_in_a_fastapi_app_with_its_links_under_the_mount() -
     assert 'data-api="http://svc/kafka/api/overview"' in page.text
     assert style.status_code == 200
     assert 'data-cluster="analytics"' in page.text
+
+
+async def test_the_routing_page_shows_replicas_and_whether_the_app_runs_on_one() -> None:
+    app = two_clusters()
+    app.replicas.declare("analytics", of="primary", policy="identity")
+    app.replicas.fail_over("primary")
+    ui = app.web.asgi()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
+        page = await client.get("/routing")
+    await ui.state.ui.aclose()
+
+    assert page.status_code == 200
+    assert "Replicas (MirrorMaker 2)" in page.text
+    assert "<td>analytics</td><td>primary</td><td>identity</td><td>&lt;topic&gt;</td>" in page.text
+    assert "yes: runs on analytics" in page.text

@@ -12,6 +12,8 @@ Standard library only, so it works before the project's virtualenv exists.
     python tools/kafka/localkafka.py logs primary [-n 100]
     python tools/kafka/localkafka.py down          # stop every cluster, delete their data
     python tools/kafka/localkafka.py run -- pytest # with clusters up; stops those it started
+    python tools/kafka/localkafka.py mirror up --topics 'orders.*' --groups '.*'   # MirrorMaker 2
+    python tools/kafka/localkafka.py mirror down   # primary -> secondary until then
 
 Each cluster is one JVM acting as broker and controller, with its state (config, data,
 log, pid) under ``$AIOSTREAM_KAFKA_STATE`` (default: ``<tmp>/aiostream-kafka/<name>``).
@@ -46,6 +48,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"
+MIRROR_POM = HERE / "mirror" / "pom.xml"  # MirrorMaker 2's jars, a classpath of their own
 LOG4J_CONFIG = HERE / "log4j2.properties"
 STATE = Path(os.environ.get("AIOSTREAM_KAFKA_STATE", Path(tempfile.gettempdir()) / "aiostream-kafka"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aiostream-kafka"
@@ -153,9 +156,9 @@ def selected(names: list[str], everything: bool = False) -> list[Cluster]:
 # --- jars -------------------------------------------------------------------------------
 
 
-def classpath() -> str:
-    """The broker's classpath, resolved by Maven once per pom.xml and cached."""
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+def classpath(pom: Path = POM) -> str:
+    """The broker's classpath (or MirrorMaker's, for its pom), resolved by Maven once per pom and cached."""
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
     cache = CACHE / f"classpath-{digest}.txt"
     if cache.exists():
         jars = cache.read_text().strip()
@@ -166,12 +169,12 @@ def classpath() -> str:
     CACHE.mkdir(parents=True, exist_ok=True)
     print("fetching Apache Kafka jars with Maven (cached in ~/.m2) ...", flush=True)
     result = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(POM), "dependency:build-classpath", f"-Dmdep.outputFile={cache}"],
+        ["mvn", "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={cache}"],
         capture_output=True,
         text=True,
     )
     if result.returncode != 0 or not cache.exists():
-        raise LauncherError(f"Maven could not resolve {POM}:\n{result.stdout}{result.stderr}")
+        raise LauncherError(f"Maven could not resolve {pom}:\n{result.stdout}{result.stderr}")
     return cache.read_text().strip()
 
 
@@ -811,6 +814,214 @@ def tail(path: Path, lines: int) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+# --- MirrorMaker 2: the primary replicated to the secondary -----------------------------
+
+MIRROR_MAIN = "org.apache.kafka.connect.mirror.MirrorMaker"
+MIRROR_STARTED = "Kafka MirrorMaker started"  # what MirrorMaker logs once its connectors are set up
+POLICIES = {
+    "default": "org.apache.kafka.connect.mirror.DefaultReplicationPolicy",  # <source>.<topic>
+    "identity": "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",  # <topic>
+}
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One MirrorMaker 2 process (dedicated mode) replicating ``source`` to ``target``.
+
+    Its connectors keep their offsets, configs and status in ``mm2-*.internal`` topics on the
+    clusters; on disk it has only its properties, log and pid, under ``$AIOSTREAM_KAFKA_STATE/mirror``.
+    """
+
+    source: Cluster
+    target: Cluster
+    topics: str = ".*"  # regular expressions, as MirrorMaker takes them
+    groups: str = ".*"
+    policy: str = "default"
+    checkpoint_interval: float = 1.0  # seconds: emit.checkpoints.interval.seconds and the rest
+
+    @property
+    def home(self) -> Path:
+        return STATE / "mirror"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "mm2.properties"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "mirror.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "pid"
+
+    def properties(self) -> str:
+        """mm2.properties: one flow, every internal topic with replication factor 1 (one broker)."""
+        if self.policy not in POLICIES:
+            raise LauncherError(
+                f"unknown replication policy {self.policy!r}; choose one of: {', '.join(POLICIES)}"
+            )
+        if self.source.secure or self.target.secure:
+            raise LauncherError(
+                "the local MirrorMaker replicates plaintext clusters only (primary, secondary)"
+            )
+        flow = f"{self.source.name}->{self.target.name}"
+        interval = f"{self.checkpoint_interval:g}"
+        return "\n".join(
+            [
+                "# written by tools/kafka/localkafka.py: MirrorMaker 2 in dedicated mode, for tests",
+                f"clusters = {self.source.name}, {self.target.name}",
+                f"{self.source.name}.bootstrap.servers = {self.source.bootstrap}",
+                f"{self.target.name}.bootstrap.servers = {self.target.bootstrap}",
+                f"{flow}.enabled = true",
+                f"{flow}.topics = {self.topics}",
+                f"{flow}.groups = {self.groups}",
+                f"replication.policy.class = {POLICIES[self.policy]}",
+                # the source's alias, which the identity policy cannot read from topic names
+                f"replication.policy.source.cluster.alias = {self.source.name}",
+                "replication.factor = 1",
+                "checkpoints.topic.replication.factor = 1",
+                "heartbeats.topic.replication.factor = 1",
+                "offset-syncs.topic.replication.factor = 1",
+                "offset.storage.replication.factor = 1",
+                "status.storage.replication.factor = 1",
+                "config.storage.replication.factor = 1",
+                f"emit.checkpoints.interval.seconds = {interval}",
+                f"emit.heartbeats.interval.seconds = {interval}",
+                f"refresh.topics.interval.seconds = {interval}",
+                f"refresh.groups.interval.seconds = {interval}",
+                f"sync.topic.configs.interval.seconds = {interval}",
+                # The app's failover commits its own translation of the checkpoints; MirrorMaker
+                # writing translated offsets to the target's groups too would hide a wrong one.
+                "sync.group.offsets.enabled = false",
+                # On the target, where failover can read them with the source gone: every offset
+                # sync, where MirrorMaker's checkpoints keep fewer the further back they lie.
+                "offset-syncs.topic.location = target",
+                "",
+            ]
+        )
+
+
+def mirror(args: argparse.Namespace) -> Mirror:
+    return Mirror(
+        source=cluster(args.source),
+        target=cluster(args.target),
+        topics=args.topics,
+        groups=args.groups,
+        policy=args.policy,
+        checkpoint_interval=args.interval,
+    )
+
+
+def mirror_pid(m: Mirror) -> int | None:
+    """The running MirrorMaker's pid: the pid file's, or any JVM running its properties (/proc)."""
+    text = m.pid_file.read_text().strip() if m.pid_file.exists() else ""
+    recorded = int(text) if text.isdigit() else None
+    if not Path("/proc/self").exists():
+        return recorded if recorded is not None and _alive(recorded) else None
+    marker = str(m.config_file).encode()
+    for pid in [
+        *([recorded] if recorded is not None else []),
+        *(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()),
+    ]:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if MIRROR_MAIN.encode() in cmdline and marker in cmdline and _alive(pid):
+            return pid
+    return None
+
+
+def start_mirror(m: Mirror) -> str:
+    """Start MirrorMaker unless it runs with these properties already; wait until it has started."""
+    wanted = m.properties()
+    pid = mirror_pid(m)
+    if pid is not None:
+        if m.config_file.read_text() == wanted:
+            return f"mirror: already running {m.source.name}->{m.target.name} (pid {pid})"
+        raise LauncherError(
+            f"mirror: MirrorMaker (pid {pid}) runs with other settings ({m.config_file}); "
+            f"`localkafka.py mirror down` first"
+        )
+    for c in (m.source, m.target):
+        if not is_ready(c):
+            raise LauncherError(
+                f"mirror: cluster {c.name} ({c.bootstrap}) is not up; `localkafka.py up` first"
+            )
+    cp = classpath(MIRROR_POM)
+    m.home.mkdir(parents=True, exist_ok=True)
+    m.config_file.write_text(wanted)
+    heap = os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP).split()
+    command = [
+        java(), *heap, "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", cp, MIRROR_MAIN, str(m.config_file),
+    ]  # fmt: skip
+    with open(m.log_file, "ab") as log:
+        log.write(
+            f"\n==== starting MirrorMaker {m.source.name}->{m.target.name} at {time.ctime()} ====\n".encode()
+        )
+        offset = log.tell()
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    m.pid_file.write_text(str(process.pid))
+    started = time.monotonic()
+    deadline = started + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        with open(m.log_file, "rb") as log:
+            log.seek(offset)
+            if MIRROR_STARTED.encode() in log.read():
+                return (
+                    f"mirror: {m.source.name}->{m.target.name} topics={m.topics!r} groups={m.groups!r} "
+                    f"policy={m.policy} started (pid {process.pid}) in {time.monotonic() - started:.1f}s"
+                )
+        if process.poll() is not None:
+            raise LauncherError(
+                f"mirror: MirrorMaker exited (code {process.returncode}) before it started. "
+                f"Log file: {m.log_file}\n{tail(m.log_file, 25)}"
+            )
+        time.sleep(0.2)
+    raise LauncherError(
+        f"mirror: MirrorMaker (pid {process.pid}) did not start within {READY_TIMEOUT:.0f}s. "
+        f"Log file: {m.log_file}\n{tail(m.log_file, 25)}"
+    )
+
+
+def stop_mirror(m: Mirror, timeout: float = 30.0) -> str:
+    pid = mirror_pid(m)
+    if pid is None:
+        m.pid_file.unlink(missing_ok=True)
+        return "mirror: not running"
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+    m.pid_file.unlink(missing_ok=True)
+    return f"mirror: stopped (pid {pid})"
+
+
+def cmd_mirror(args: argparse.Namespace) -> None:
+    """MirrorMaker 2 between two local clusters: up (idempotent), down, status, logs."""
+    m = mirror(args)
+    if args.action == "up":
+        print(start_mirror(m), flush=True)
+    elif args.action == "down":
+        print(stop_mirror(m), flush=True)
+    elif args.action == "status":
+        pid = mirror_pid(m)
+        print(f"mirror     {'running' if pid else 'stopped':<9} pid={pid or '-':<8} log={m.log_file}")
+        if pid is None:
+            raise SystemExit(3)
+    else:
+        print(f"==> {m.log_file} <==")
+        print(tail(m.log_file, args.lines))
+
+
 # --- commands ---------------------------------------------------------------------------
 
 
@@ -905,6 +1116,27 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     print(f"{len(classpath().split(os.pathsep))} jars on the classpath")
 
 
+def add_mirror_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("action", choices=["up", "down", "status", "logs"])
+    sub.add_argument("--source", default="primary", help="the cluster replicated (default: primary)")
+    sub.add_argument(
+        "--target", default="secondary", help="the cluster holding the replica (default: secondary)"
+    )
+    sub.add_argument("--topics", default=".*", metavar="REGEX", help="topics replicated (default: all)")
+    sub.add_argument(
+        "--groups", default=".*", metavar="REGEX", help="consumer groups checkpointed (default: all)"
+    )
+    sub.add_argument("--policy", default="default", choices=list(POLICIES), help="topic names on the target")
+    sub.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="checkpoints and heartbeats (default: 1)",
+    )
+    sub.add_argument("-n", "--lines", type=int, default=60)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -920,9 +1152,12 @@ def main(argv: list[str] | None = None) -> int:
         ("credentials", cmd_credentials, "print what a client of the secure cluster needs, as JSON"),
         ("fetch", cmd_fetch, "resolve the jars with Maven and exit"),
         ("run", cmd_run, "run -- COMMAND with both clusters up, stopping afterwards those it started"),
+        ("mirror", cmd_mirror, "MirrorMaker 2 replicating primary to secondary: up, down, status, logs"),
     ]:
         sub = commands.add_parser(name, help=help_text)
-        if name == "run":
+        if name == "mirror":
+            add_mirror_arguments(sub)
+        elif name == "run":
             sub.add_argument("names", nargs=argparse.REMAINDER, metavar="-- COMMAND")
         elif name == "credentials":
             sub.add_argument("name", nargs="?", default=SECURE_CLUSTERS[0], metavar="NAME")
