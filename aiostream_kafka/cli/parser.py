@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aiostream_kafka.__about__ import __version__
-from aiostream_kafka.cli import check, info, run, topics, web
+from aiostream_kafka.cli import asyncapi, check, info, run, topics, web
 from aiostream_kafka.cli.logs import LOG_LEVELS
 from aiostream_kafka.runtime.heartbeat import Liveness
 from aiostream_kafka.runtime.workers import available_cpus
@@ -111,4 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     info_args.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")
     info_args.add_argument("--json", action="store_true", help="print JSON instead of tables")
     info_args.set_defaults(handler=info.command)
+
+    asyncapi_args = commands.add_parser(
+        "asyncapi", help="print the app as an AsyncAPI 3.0 document: clusters, channels, payload schemas"
+    )
+    asyncapi_args.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")
+    asyncapi_args.add_argument("--yaml", action="store_true", help="print YAML instead of JSON")
+    asyncapi_args.add_argument(
+        "--app-version",
+        default="0.0.0",
+        metavar="VERSION",
+        help="the API's version (info.version); default 0.0.0",
+    )
+    asyncapi_args.set_defaults(handler=asyncapi.command)
     return parser
