@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"replace a worker whose app has not started this long; default {Liveness.startup_timeout:g}",
     )
+    run_args.add_argument(
+        "--reload",
+        action="store_true",
+        help="for development: restart the app (gracefully) whenever its source changes",
+    )
+    run_args.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="with --reload, watch DIR (repeatable); default: the app's package or module directory",
+    )
     # How the parent starts a worker; not for people.
     run_args.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     run_args.add_argument("--heartbeat-fd", type=int, help=argparse.SUPPRESS)
