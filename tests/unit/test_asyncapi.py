@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,6 +17,7 @@ import yaml
 
 from aiostream_kafka import App, DeadLetterQueue, JobEnvelope, Messages, TopicConfig
 from aiostream_kafka.asyncapi import asyncapi_document, to_yaml
+from aiostream_kafka.cli import main
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from tests.asyncapi_schema import payload_validator, problems
 
@@ -359,3 +363,44 @@ def test_a_job_parameter_msgspec_cannot_describe_is_named() -> None:
 
     with pytest.raises(ConfigError, match=r"job '.*work': thing: msgspec cannot describe"):
         asyncapi_document(app)
+
+
+CLI_APP = """
+import msgspec
+from aiostream_kafka import App, Messages
+
+class Order(msgspec.Struct):
+    id: int
+
+app = App("cli-shop", kafka={"bootstrap_servers": "127.0.0.1:19092"})
+
+@app.route("orders", payload=Order)
+async def on_orders(messages: Messages[Order]) -> None:
+    pass
+"""
+
+
+def test_the_command_prints_the_document_as_json_or_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"asyncapi_app_{uuid.uuid4().hex[:10]}"
+    (tmp_path / f"{name}.py").write_text(CLI_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert main(["asyncapi", f"{name}:app", "--app-version", "2.0.0"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert main(["asyncapi", f"{name}:app", "--app-version", "2.0.0", "--yaml"]) == 0
+        assert yaml.safe_load(capsys.readouterr().out) == printed
+    finally:
+        sys.modules.pop(name, None)
+    assert problems(printed) == []
+    assert printed["info"]["version"] == "2.0.0"
+    assert printed["operations"]["receive_primary_orders"]["summary"] == f"handled by {name}:on_orders"
+
+
+def test_the_command_names_a_wrong_app_path_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["asyncapi", "orders.py:app"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "error: 'orders.py:app' names a file; give the module instead: orders:app\n"
+    )
