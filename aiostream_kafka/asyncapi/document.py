@@ -253,7 +253,7 @@ class _Document:
     def _route(self, group: SubscriptionGroup, topic: RoutedTopic) -> None:
         route = topic.route
         jobs = self._jobs_route(route)
-        channel = self._channel(topic.cluster, topic.name, "jobs" if jobs is not None else "routed")
+        channel = self._channel(topic.cluster, topic.name, "job" if jobs is not None else "routed")
         if jobs:
             messages = [self._message_ref(channel, self._job_message(job)) for job in jobs]
         else:

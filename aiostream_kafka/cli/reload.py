@@ -105,6 +105,8 @@ class Reloader:
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         child = subprocess.Popen(self.command, env=env, start_new_session=True)
         self._child = child
+        if self.stopping.is_set():  # a signal came while it was being started: it missed it
+            child.send_signal(signal.SIGTERM)
         logger.info("app started (pid %d)", child.pid)
         threading.Thread(target=self._report_end, args=(child,), daemon=True).start()
 
