@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -404,3 +405,63 @@ def test_the_command_names_a_wrong_app_path_in_one_line(capsys: pytest.CaptureFi
         capsys.readouterr().err
         == "error: 'orders.py:app' names a file; give the module instead: orders:app\n"
     )
+
+
+KEY_PASSWORD = "key-pass-never-shown"
+
+
+@pytest.fixture(scope="module")
+def client_certificate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A throwaway CA and a client certificate whose key has a password."""
+    d = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+            "-subj", "/CN=client")  # fmt: skip
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "client.pem", "-days", "2")  # fmt: skip
+    openssl("pkey", "-in", "client.key", "-aes256", "-passout", f"pass:{KEY_PASSWORD}", "-out", "secret.key")
+    return {name: str(d / name) for name in ("ca.pem", "client.pem", "secret.key")}
+
+
+def test_a_tls_cluster_is_kafka_secure_and_says_only_which_logins_it_takes(
+    client_certificate: dict[str, str],
+) -> None:
+    app = App(
+        "vault",
+        kafka={"bootstrap_servers": "127.0.0.1:19092"},
+        clusters={
+            "cards": {
+                "bootstrap.servers": "127.0.0.1:19093",
+                "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "PLAIN",
+                "sasl.username": USERNAME,
+                "sasl.password": PASSWORD,
+                "ssl.ca.location": client_certificate["ca.pem"],
+                "ssl.certificate.location": client_certificate["client.pem"],
+                "ssl.key.location": client_certificate["secret.key"],
+                "ssl.key.password": KEY_PASSWORD,
+            }
+        },
+    )
+    app.routes.topic("cards", handler=handler, cluster="cards")
+    document = asyncapi_document(app)
+
+    assert problems(document) == []
+    cards = document["servers"]["cards"]
+    assert cards["protocol"] == "kafka-secure"
+    assert cards["security"] == [
+        {"$ref": "#/components/securitySchemes/sasl-plain"},
+        {"$ref": "#/components/securitySchemes/client-certificate"},
+    ]
+    assert document["components"]["securitySchemes"] == {
+        "sasl-plain": {"type": "plain", "description": "SASL PLAIN"},
+        "client-certificate": {"type": "X509", "description": "TLS with a client certificate"},
+    }
+    text = json.dumps(document)
+    for secret in (PASSWORD, USERNAME, KEY_PASSWORD, *client_certificate.values()):
+        assert secret not in text
