@@ -66,7 +66,7 @@ class _Channel:
     cluster: str
     roles: list[str] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sent: dict[str, list[str]] = field(default_factory=dict)  # message id -> why the app sends it
+    sent: dict[str, list[str]] = field(default_factory=dict)  # message $ref -> why the app sends it
 
 
 class _Ids:
@@ -87,6 +87,9 @@ class _Ids:
 
 
 class _Document:
+    """One build: channels gather what is received and sent on them before any is written,
+    since a topic can be consumed, dead-lettered to and produced to by one app."""
+
     def __init__(self, app: App) -> None:
         self.app = app
         self.topology: Topology = app.topology
@@ -118,8 +121,7 @@ class _Document:
                 produced.cluster, produced.name, "produced", message, f"app.produces({produced.name!r})"
             )
         self._web_reports()
-        for send in self._send_operations():
-            self.operations[send[0]] = send[1]
+        self.operations.update(self._send_operations())
         document: dict[str, Any] = {
             "asyncapi": ASYNCAPI_VERSION,
             "info": {
