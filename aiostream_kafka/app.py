@@ -21,6 +21,7 @@ from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 from aiostream_kafka.jobs.registry import Jobs
+from aiostream_kafka.producing.declared import ProducedTopics
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
 from aiostream_kafka.replication.replicas import Replicas
@@ -136,6 +137,11 @@ class App:
         self.replicas = Replicas(clusters=cluster_names)
         #: ``@app.job(topic="jobs.default")``: declare a background job (see ``app.jobs``).
         self.job = self.jobs.job
+        self.produced = ProducedTopics(
+            cluster=producer_cluster or self._primary.name, format=producer_format, clusters=cluster_names
+        )
+        #: ``app.produces("orders.shipped", payload=Shipped)``: what the app sends (``asyncapi``).
+        self.produces = self.produced.declare
         self.monitor = Monitor()
         #: Where Kafka clients and the time come from; the testing harness swaps both.
         self.clients = KafkaClients()

@@ -27,6 +27,8 @@ class Event(msgspec.Struct):
 
 app = App("multi-cluster-example", kafka={"bootstrap_servers": PRIMARY})
 app.web.enable()  # status reports to the primary: `aiostream-kafka web examples.multi_cluster:app`
+# What on_example sends, for `aiostream-kafka asyncapi examples.multi_cluster:app`.
+app.produces("example2", payload=Event, cluster=SECONDARY)
 
 
 @app.route("example", payload=Event)

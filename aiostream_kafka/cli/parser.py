@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aiostream_kafka.__about__ import __version__
-from aiostream_kafka.cli import check, failover, info, run, topics, web
+from aiostream_kafka.cli import asyncapi, check, failover, info, run, topics, web
 from aiostream_kafka.cli.logs import LOG_LEVELS
 from aiostream_kafka.runtime.heartbeat import Liveness
 from aiostream_kafka.runtime.workers import available_cpus
@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"replace a worker whose app has not started this long; default {Liveness.startup_timeout:g}",
     )
+    run_args.add_argument(
+        "--reload",
+        action="store_true",
+        help="for development: restart the app (gracefully) whenever its source changes",
+    )
+    run_args.add_argument(
+        "--reload-dir",
+        action="append",
+        metavar="DIR",
+        help="with --reload, watch DIR (repeatable); default: the app's package or module directory",
+    )
     # How the parent starts a worker; not for people.
     run_args.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     run_args.add_argument("--heartbeat-fd", type=int, help=argparse.SUPPRESS)
@@ -111,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     info_args.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")
     info_args.add_argument("--json", action="store_true", help="print JSON instead of tables")
     info_args.set_defaults(handler=info.command)
+
+    asyncapi_args = commands.add_parser(
+        "asyncapi", help="print the app as an AsyncAPI 3.0 document: clusters, channels, payload schemas"
+    )
+    asyncapi_args.add_argument("app", metavar="APP", help="the app to describe, as module:attribute")
+    asyncapi_args.add_argument("--yaml", action="store_true", help="print YAML instead of JSON")
+    asyncapi_args.add_argument(
+        "--app-version",
+        default="0.0.0",
+        metavar="VERSION",
+        help="the API's version (info.version); default 0.0.0",
+    )
+    asyncapi_args.set_defaults(handler=asyncapi.command)
     add_failover_commands(commands)
     return parser
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from aiostream_kafka.app import App
-from aiostream_kafka.cli import check, logs, workers
+from aiostream_kafka.cli import check, logs, reload, workers
 from aiostream_kafka.cli.errors import FAILED, CliError
 from aiostream_kafka.cli.loading import load_app
 from aiostream_kafka.errors import ShutdownError
@@ -23,6 +23,8 @@ def command(args: argparse.Namespace) -> int:
     if args.processes is None and (args.heartbeat_timeout or args.startup_timeout):
         raise CliError("--heartbeat-timeout and --startup-timeout apply to workers: add --processes N")
     logs.configure(args.log_level)
+    if args.reload or args.reload_dir:
+        return reload.command(args)
     app = load_app(args.app)
     nothing = _nothing_to_consume(app)  # settings and routes are checked here, before anything connects
     if nothing:
