@@ -101,6 +101,13 @@ class ProducerClient(Protocol):
         self, batch: RecordBatch, topic: str, *, partition: int
     ) -> asyncio.Future[RecordMetadata | None]: ...  # the batch's base offset; None for acks=0
     async def partitions_for(self, topic: str) -> set[int]: ...  # waits for the topic's metadata
+    # With a transactional_id (its start fences older producers of the same id):
+    async def begin_transaction(self) -> None: ...
+    async def send_offsets_to_transaction(
+        self, offsets: dict[TopicPartition, int], group_id: str
+    ) -> None: ...
+    async def commit_transaction(self) -> None: ...
+    async def abort_transaction(self) -> None: ...
 
 
 class ReaderClient(Protocol):

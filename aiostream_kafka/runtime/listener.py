@@ -40,6 +40,7 @@ from aiostream_kafka.runtime.reachability import CLIENT_CLUSTER
 from aiostream_kafka.runtime.rebalance import Rebalance
 from aiostream_kafka.runtime.slow_batches import watch_slow_batches
 from aiostream_kafka.runtime.statistics import Statistics
+from aiostream_kafka.runtime.transactions import PartitionTransactions
 
 #: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0
@@ -108,6 +109,7 @@ class Listener:
         self._offsets.reset()
         self._in_flight = InFlight()
         self._pauses = Pauses(context.clock)
+        self._transactions = PartitionTransactions(self.group, context, self._offsets, tags)
         self._failures = FailureHandler(
             group_id=self.group.group_id,
             cluster=self.group.cluster,
@@ -116,6 +118,7 @@ class Listener:
             offsets=self._offsets,
             pauses=self._pauses,
             producers=context.producers,
+            transactions=self._transactions,
         )
         self._statistics = Statistics(self._monitor, tags, self._offsets)
         self._executor = Executor(
@@ -128,6 +131,7 @@ class Listener:
             pauses=self._pauses,
             failures=self._failures,
             statistics=self._statistics,
+            transactions=self._transactions,
         )
         self._routes: dict[str, RunningRoute] = {}
         self._handlers: dict[str, str] = {}  # each topic's handler name, for in_hand
@@ -180,6 +184,7 @@ class Listener:
             self._scope = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
                 await self._offsets.commit(consumer)
+                await self._transactions.close()
                 for instance in instances:
                     await call_hook(instance.shutdown(), self._monitor, self._tags)
                 await consumer.stop()
@@ -221,6 +226,7 @@ class Listener:
             offsets=self._offsets,
             pauses=self._pauses,
             failures=self._failures,
+            transactions=self._transactions,
             revoke_timeout=self._context.revoke_timeout,
         )
 

@@ -32,7 +32,7 @@ from aiostream_kafka.runtime.clients import (
     RecordBatch,
 )
 from aiostream_kafka.runtime.clock import Clock
-from aiostream_kafka.testing.admin import MemoryAdminClient
+from aiostream_kafka.testing.admin import MemoryAdminClient, NotModelledError
 from aiostream_kafka.testing.memory import MemoryCluster
 
 
@@ -311,6 +311,29 @@ class MemoryProducer:
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._cluster.partitions(topic)))
+
+    # Transactions: what read-committed readers would see of them is not modelled in memory.
+
+    async def begin_transaction(self) -> None:
+        raise not_transactional()
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+        raise not_transactional()
+
+    async def commit_transaction(self) -> None:
+        raise not_transactional()
+
+    async def abort_transaction(self) -> None:
+        raise not_transactional()
+
+
+def not_transactional(found: str = "") -> NotModelledError:
+    """The refusal of anything transactional (exactly-once routes, ``producer.transaction()``)."""
+    return NotModelledError(
+        f"{found}{': ' if found else ''}Kafka transactions (exactly_once=True routes, "
+        f"producer.transaction()) are not modelled by the in-memory harness; test them against a "
+        f"broker (docs/exactly-once.md, docs/testing.md)"
+    )
 
 
 class MemoryClients(KafkaClients):

@@ -30,7 +30,7 @@ from aiostream_kafka.instrumentation.monitor import MonitorEvent
 from aiostream_kafka.jobs.envelope import JobEnvelope
 from aiostream_kafka.messages import Message, from_records
 from aiostream_kafka.routing.topology import RoutedTopic, Topology
-from aiostream_kafka.testing.clients import MemoryClients
+from aiostream_kafka.testing.clients import MemoryClients, not_transactional
 from aiostream_kafka.testing.clock import VirtualClock
 from aiostream_kafka.testing.memory import MemoryCluster
 
@@ -79,6 +79,10 @@ class TestApp:
         if app.state in ("starting", "running", "stopping"):
             raise NotRunningError(f"app.testing() needs an app that is not running; this one is {app.state}")
         topology = app.topology
+        exactly_once = [topic.name for topic in topology.topics if topic.route.exactly_once]
+        if exactly_once:
+            routes = ", ".join(exactly_once)
+            raise not_transactional(f"app.testing() of an app with exactly_once=True routes ({routes})")
         self.clusters = {
             name: MemoryCluster(name, default_partitions=self._partitions) for name in topology.clusters
         }

@@ -38,8 +38,9 @@ from aiostream_kafka.web.reports import (
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
 
-#: Low-cost delivery for reports: one broker ack, batched for a moment, no idempotence.
-PRODUCER_SETTINGS = {"acks": 1, "linger_ms": 50, "enable_idempotence": False}
+#: Low-cost delivery for reports: one broker ack, batched for a moment, no idempotence, and
+#: never the cluster's transactional_id (its transactions are the app's).
+PRODUCER_SETTINGS = {"acks": 1, "linger_ms": 50, "enable_idempotence": False, "transactional_id": None}
 TRACEBACK_LIMIT = 16_384
 REPORT_FAILED = "web.report"
 PENDING_ERRORS = 1_000
