@@ -197,3 +197,22 @@ async def test_a_newer_producer_with_the_same_transactional_id_fences_the_older_
         await older.stop()
         await newer.stop()
     assert await values(primary, topic_name) == [b"from the owner"]
+
+
+async def test_check_grants_a_transactional_producer_and_notes_a_route_off_the_producer_cluster(
+    primary: str, secondary: str, topic_name: str
+) -> None:
+    await create_topic(secondary, topic_name)
+    app = app_on(primary, secondary)
+
+    @app.route(topic_name, cluster="secondary", exactly_once=True)
+    async def forward(messages: Messages[bytes]) -> None:
+        await app.producers["secondary"].produce(f"{topic_name}.out", b"x")
+
+    notes = await app.check(within=30)  # the real clusters answer in time, however loaded the machine
+
+    assert notes == [
+        f"route for topic {topic_name!r} is exactly-once on cluster 'secondary', but app.producer "
+        f"sends to 'primary': inside its batches produce through app.producers['secondary'] (a "
+        f"produce to another cluster is refused there)"
+    ]
