@@ -288,7 +288,11 @@ class Listener:
         records: Records = {}
         with anyio.CancelScope() as self._polling:
             try:
-                records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
+                if self._transactions.topics:
+                    records = await self._poll_spread(consumer)
+                else:
+                    wait = self.group.max_wait_ms
+                    records = await consumer.getmany(timeout_ms=wait, max_records=max_records)
             except Exception as error:
                 failure = locate(error)
                 if failure is None:
@@ -300,6 +304,22 @@ class Listener:
                 if records:
                     self._failures.fetched(records)
         self._polling = None
+        return records
+
+    async def _poll_spread(self, consumer: ConsumerClient) -> Records:
+        """One batch of each partition that has records at hand, up to ``concurrency`` of them:
+        the poll of a group with exactly-once topics. aiokafka hands a backlog over partition
+        by partition (one partition's fetched records all first), and a partition's batches
+        run one after another, each waiting for its transaction's commit; so without this a
+        backlog is worked through one partition, one transaction, at a time."""
+        size = self.group.max_messages
+        records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=size)
+        if not records:
+            return records
+        for tp in consumer.assignment() - records.keys() - consumer.paused():
+            if len(records) >= self._context.concurrency:
+                break
+            records.update(await consumer.getmany(tp, timeout_ms=0, max_records=size))
         return records
 
     async def _process(self, consumer: ConsumerClient, records: Records) -> None:
