@@ -8,6 +8,10 @@ import uuid
 
 import pytest
 from aiokafka import TopicPartition
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from aiostream_kafka import (
     App,
@@ -15,6 +19,7 @@ from aiostream_kafka import (
     CrossClusterTransactionError,
     DeadLetterQueue,
     Messages,
+    OpenTelemetryListener,
     ProducerRecord,
     Retry,
     TransactionError,
@@ -23,13 +28,19 @@ from aiostream_kafka.producing.producer import Producer
 from tests.helpers import Events, committed_offsets, create_topic, eventually, produce, read_committed
 
 
-def app_on(primary: str, secondary: str | None = None, **settings: object) -> App:
+def app_on(
+    primary: str,
+    secondary: str | None = None,
+    telemetry: OpenTelemetryListener | None = None,
+    **settings: object,
+) -> App:
     clusters = {"secondary": {"bootstrap_servers": secondary}} if secondary else {}
     return App(
         f"eos-{uuid.uuid4().hex[:8]}",
         kafka={"bootstrap_servers": primary, **settings},
         clusters=clusters,
         retry_backoff=Backoff(initial=0.05, maximum=0.2),
+        opentelemetry=telemetry or True,
     )
 
 
@@ -69,7 +80,10 @@ async def test_a_failing_handler_aborts_its_batch_and_the_retry_commits_it_once(
     await create_topic(primary, topic_name)
     await create_topic(primary, out)
     await produce(primary, topic_name, b"a", b"b", b"c", partition=0)
-    app = app_on(primary)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = app_on(primary, telemetry=OpenTelemetryListener(tracer_provider=provider))
     events = Events(app)
 
     @app.route(topic_name, exactly_once=True, retry=Retry(initial=0.05, maximum=0.1))
@@ -90,6 +104,15 @@ async def test_a_failing_handler_aborts_its_batch_and_the_retry_commits_it_once(
         "the first attempt fails after producing",
     )
     assert events.named("batch.processed")[0]["attempt"] == 2
+    spans = {span.name: span for span in exporter.get_finished_spans() if span.name.endswith("transaction")}
+    transactions = [s for s in exporter.get_finished_spans() if s.name == f"{topic_name} transaction"]
+    assert [s.status.status_code for s in transactions] == [StatusCode.ERROR, StatusCode.UNSET]
+    processes = {
+        s.context.span_id for s in exporter.get_finished_spans() if s.name == f"{topic_name} process"
+    }
+    assert all(s.parent is not None and s.parent.span_id in processes for s in transactions)
+    assert spans
+    provider.shutdown()
 
 
 async def test_a_message_given_up_goes_to_the_dead_letter_queue_with_its_offset_in_one_transaction(
