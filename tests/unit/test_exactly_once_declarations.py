@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from aiostream_kafka import App, ConfigError, DeadLetterQueue, Messages
-from aiostream_kafka.testing import NotModelledError
 
 
 async def handle(messages: Messages[bytes]) -> None:
@@ -93,13 +92,3 @@ def test_a_transactional_producer_is_idempotent_and_waits_for_all_replicas(
 def test_a_transactional_producer_may_say_what_it_must_be() -> None:
     declared = app(transactional_id="orders-1", enable_idempotence=True, acks=-1)
     assert declared.topology.transactional
-
-
-async def test_the_harness_refuses_exactly_once_routes_naming_them() -> None:
-    declared = app()
-    declared.routes.topic("orders", handler=handle, exactly_once=True)
-    with pytest.raises(
-        NotModelledError, match=r"exactly_once=True routes \(orders\).*test them against a broker"
-    ):
-        async with declared.testing():
-            pass
