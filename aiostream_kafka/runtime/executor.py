@@ -108,8 +108,7 @@ class Executor:
             live = [r for r in chunk if r.offset not in dead] if dead else chunk
             if not live:
                 if route.exactly_once:  # its dead letters, and the offset past them, in a transaction
-                    past = chunk[-1].offset + 1
-                    if not await self._transactions.dead_letter(consumer, tp, None, past, self._at(tp)):
+                    if not await self._skip_in_transaction(consumer, tp, route, chunk):
                         return
                 else:
                     self._offsets.advance(tp, chunk[-1].offset + 1)
@@ -118,6 +117,25 @@ class Executor:
                 return  # it failed, or the handler asked for a pause or seek: the poll ends here
             if start + size < len(records):
                 await self._offsets.commit(consumer, only=[tp])
+
+    async def _skip_in_transaction(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+    ) -> bool:
+        """Commit past a chunk of dead-lettered records (with their dead letters) in a
+        transaction; if that fails, the partition waits and comes again from the chunk."""
+        try:
+            await self._transactions.dead_letter(consumer, tp, None, chunk[-1].offset + 1, self._at(tp))
+        except Exception as error:
+            if is_fatal(error):
+                raise
+            self._monitor.emit("error.occurred", **self._at(tp), type="dlq.dispatch", error=error)
+            self._pauses.pause(consumer, tp, seek_to=chunk[0].offset, delay=route.policy.backoff.delay(1))
+            return False
+        return True
 
     def _at(self, tp: TopicPartition) -> dict[str, Any]:
         """The tags of ``tp``'s events."""
@@ -161,7 +179,7 @@ class Executor:
             if route.exactly_once:
                 transaction = await self._transactions.begin(consumer, tp, where, chunk[0].offset)
                 if transaction is None:
-                    return False  # the partition was moved to its committed offset: read from there
+                    return False  # read from before its committed offset: it is read again from there
             if limiter is None and route.timeout is None:
                 await route.invoke(messages)
             else:

@@ -169,17 +169,13 @@ class FailureHandler:
             consumer.seek(tp, first_unprocessed)
         else:
             try:
-                moved = not await self._transactions.dead_letter(
-                    consumer, tp, letter, culprit.offset + 1, where
-                )
+                await self._transactions.dead_letter(consumer, tp, letter, culprit.offset + 1, where)
             except Exception as dispatch_error:
                 if is_fatal(dispatch_error):
                     raise
                 self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
                 delay = policy.backoff.delay(decision.attempts)
                 self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
-                return
-            if moved:  # to its committed offset, by a new producer: nothing was given up
                 return
             consumer.seek(tp, culprit.offset + 1)
         self._monitor.emit(

@@ -8,8 +8,9 @@ middle of a batch, or one that lost the partition and does not know it yet): tha
 open transaction is aborted, and it can commit nothing more. (aiokafka commits offsets in a
 transaction with the group id only, without KIP-447's check of the member's generation, so
 one id per input partition is what keeps a rebalance safe.) Once the new producer is in,
-the partition's committed offset is read again and the consumer moved there: the previous
-owner's last transaction may have committed while the assignment was fetching it.
+the partition's committed offset is read again: the previous owner's last transaction may
+have committed while the assignment was fetching it, and then the partition's first batch,
+read from before that, is dropped and the partition read again from there.
 
 A batch runs inside its partition's transaction: the handler's produces on the route's
 cluster (whatever producer of that cluster it calls: ``producing.transactions``), its
@@ -126,7 +127,7 @@ class PartitionTransactions:
         self._producers: dict[TopicPartition, Producer] = {}
         self._prepared: dict[TopicPartition, anyio.Event] = {}  # set once its producer tried to start
         self._ready: set[TopicPartition] = set()  # its producer started, its offset read again
-        #: Where each partition was moved once its producer was in (checked by its first batch).
+        #: Each partition's committed offset once its producer was in: where its first batch must begin.
         self._start: dict[TopicPartition, int] = {}
         self._dead_letters: dict[TopicPartition, list[DeadLetter]] = {}
 
@@ -175,14 +176,14 @@ class PartitionTransactions:
             )
 
     async def _start_producer(self, consumer: ConsumerClient, tp: TopicPartition) -> None:
-        """Start ``tp``'s producer (fencing the previous owner's), then move to the committed offset."""
+        """Start ``tp``'s producer (fencing the previous owner's, whose open transaction ends),
+        then read the committed offset again: where the partition's first batch must begin."""
         try:
             await self._producers[tp].start()
             committed = await consumer.committed(tp)
         finally:
             self._prepared[tp].set()
-        if committed is not None and tp in consumer.assignment():
-            consumer.seek(tp, committed)
+        if committed is not None:
             self._start[tp] = committed
         self._ready.add(tp)
 
@@ -205,10 +206,20 @@ class PartitionTransactions:
     # --- a batch's transaction -----------------------------------------------------------
 
     async def begin(
-        self, consumer: ConsumerClient, tp: TopicPartition, where: dict[str, Any], first_offset: int | None
+        self, consumer: ConsumerClient, tp: TopicPartition, where: dict[str, Any], first_offset: int
     ) -> Transaction | None:
-        """Open ``tp``'s transaction for a batch from ``first_offset``; None if the partition
-        was moved to its committed offset meanwhile (the batch was read from before it)."""
+        """Open ``tp``'s transaction for a batch from ``first_offset``; None if the batch is the
+        partition's first and does not begin at its committed offset as read once its producer
+        was in (read from an offset the previous owner has since committed past): then the
+        partition is read again from there."""
+        await self._ready_producer(consumer, tp)
+        start = self._start.pop(tp, None)
+        if start is not None and first_offset != start:
+            consumer.seek(tp, start)
+            return None
+        return await self._open(tp, where, first_offset)
+
+    async def _ready_producer(self, consumer: ConsumerClient, tp: TopicPartition) -> Producer:
         producer = self._producers.get(tp)
         if producer is None:
             raise TransactionError(
@@ -220,10 +231,10 @@ class PartitionTransactions:
         await self._prepared[tp].wait()
         if tp not in self._ready:  # its producer did not start on assignment: try again now
             await self._start_producer(consumer, tp)
-            return None  # moved to the committed offset: the partition reads from there
-        start = self._start.pop(tp, None)
-        if start is not None and first_offset is not None and first_offset != start:
-            return None  # read before the move: the partition reads again from there
+        return producer
+
+    async def _open(self, tp: TopicPartition, where: dict[str, Any], first_offset: int | None) -> Transaction:
+        producer = self._producers[tp]
         await producer.begin_transaction()
         transaction = Transaction(self, tp, producer, where)
         self.monitor.emit(
@@ -258,12 +269,11 @@ class PartitionTransactions:
         letter: DeadLetter | None,
         next_offset: int,
         where: dict[str, Any],
-    ) -> bool:
+    ) -> None:
         """Give a message up in one transaction: its dead-letter record (None: skipped) and the
-        offset past it. False if the partition was moved meanwhile (nothing was written)."""
-        transaction = await self.begin(consumer, tp, where, None)
-        if transaction is None:
-            return False
+        offset past it (with the partition's deferred dead letters, if any)."""
+        await self._ready_producer(consumer, tp)
+        transaction = await self._open(tp, where, None)
         try:
             if letter is not None:
                 await self._write(transaction.producer, letter)
@@ -271,7 +281,6 @@ class PartitionTransactions:
         except BaseException as error:
             await transaction.abort(error)
             raise
-        return True
 
     async def _write(self, producer: Producer, letter: DeadLetter) -> None:
         message = letter.message

@@ -3,9 +3,17 @@ produced, what aborts is not (``t.aborted`` shows it), as read-committed readers
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from aiostream_kafka import App, CrossClusterTransactionError, Messages, Retry, TransactionError
+from aiostream_kafka import (
+    App,
+    CrossClusterTransactionError,
+    DeadLetterQueue,
+    Messages,
+    Retry,
+    TransactionError,
+)
 from aiostream_kafka.producing.producer import Producer
 
 
@@ -118,3 +126,25 @@ async def test_a_newer_producer_of_the_same_transactional_id_fences_the_older_in
             await app.producer.commit_transaction()
         assert raised.value.fenced
         await newer.stop()
+
+
+class Order(msgspec.Struct):
+    id: int
+
+
+async def test_a_poison_message_after_good_ones_goes_to_the_dead_letter_queue_in_their_transaction() -> None:
+    app = shop()
+
+    @app.route("orders", exactly_once=True, payload=Order, dead_letter_queue=DeadLetterQueue("orders.dlq"))
+    async def invoice(messages: Messages[Order]) -> None:
+        for message in messages:  # the second does not decode: the batch aborts, and comes again without it
+            await app.producer.produce("invoices", {"order": message.payload.id})
+
+    async with app.testing() as t:
+        await t.feed("orders", [b'{"id": 1}', b"not json", b'{"id": 3}'])
+
+        assert [m.payload for m in t.produced("invoices")] == [{"order": 1}, {"order": 3}]
+        assert [m.payload for m in t.aborted("invoices")] == [{"order": 1}]
+        assert [letter.value for letter in t.dead_lettered("orders")] == [b"not json"]
+        assert t.committed("orders") == 3
+        assert [e["offset"] for e in t.events.named("transaction.committed")] == [3]  # one for all of it
