@@ -184,10 +184,12 @@ class Listener:
             self._scope = None
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
                 await self._offsets.commit(consumer)
-                await self._transactions.close()
                 for instance in instances:
                     await call_hook(instance.shutdown(), self._monitor, self._tags)
                 await consumer.stop()
+                # After leaving: an assignment that came while the consumer was stopping made
+                # producers too (no revocation follows it).
+                await self._transactions.close()
             self._monitor.emit("listener.stopped", **self._tags)
 
     def _new_consumer(self) -> ConsumerClient:
