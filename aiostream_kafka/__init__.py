@@ -15,6 +15,7 @@ from aiostream_kafka.errors import (
     ClusterConnectionError,
     ClusterUnreachableError,
     ConfigError,
+    CrossClusterTransactionError,
     DecodeError,
     EncodeError,
     HandlerCancelledError,
@@ -22,6 +23,7 @@ from aiostream_kafka.errors import (
     ProcessingTimeoutError,
     ProduceError,
     ShutdownError,
+    TransactionError,
     UnknownClusterError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
@@ -44,6 +46,7 @@ __all__ = [
     "ClusterUnreachableError",
     "ConfigError",
     "Consumer",
+    "CrossClusterTransactionError",
     "DeadLetterQueue",
     "DecodeError",
     "EncodeError",
@@ -68,6 +71,7 @@ __all__ = [
     "Retry",
     "ShutdownError",
     "TopicConfig",
+    "TransactionError",
     "UnknownClusterError",
     "UnknownJobError",
     "__version__",

@@ -249,7 +249,12 @@ class App:
             self.topology, client_id=f"{self.name}-check", timeout=within, clients=self.clients
         ) as admins:
             notes = await check_clusters_and_topics(
-                self.topology, admins, within=within, auto_create=self.auto_create_topics
+                self.topology,
+                admins,
+                within=within,
+                auto_create=self.auto_create_topics,
+                clients=self.clients,
+                client_id=self.name,
             )
         # each replica's lag and whether its checkpoints would do for a failover now
         return notes + [status.line() for status in await replication_status(self, within=within)]

@@ -29,6 +29,7 @@ from aiostream_kafka.contracts.cluster import (
     Rule,
     SettingsContract,
     byte_count,
+    check_transactional,
     checked_servers,
     choice,
     function,
@@ -284,6 +285,7 @@ class KafkaSettings:
         identity["bootstrap_servers"] = checked_servers(identity.get("bootstrap_servers"), where)
         identity.setdefault("security_protocol", "PLAINTEXT")
         check_security(identity, where)
+        check_transactional(parts["producer"], where)
         tls = security.context_for(identity, where)
         settings = cls(**parts, tls=tls)
         remember(settings, settings.secrets())  # masked in every log line from now on, not at start

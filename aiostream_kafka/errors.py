@@ -124,3 +124,28 @@ class ShutdownError(AiostreamKafkaError, RuntimeError):
         super().__init__(message)
         self.gave_up = gave_up
         self.handlers = tuple(handlers)
+
+
+class TransactionError(AiostreamKafkaError, RuntimeError):
+    """A Kafka transaction that did not commit, naming the cluster and the transactional id.
+
+    ``fenced``: another producer with the same transactional id took over (a newer process
+    for the same partition): this one must stop producing for it, and never retries.
+    ``__cause__`` is aiokafka's error.
+    """
+
+    def __init__(self, message: str, *, cluster: str, transactional_id: str, fenced: bool = False) -> None:
+        super().__init__(message)
+        self.cluster = cluster
+        self.transactional_id = transactional_id
+        self.fenced = fenced
+
+
+class CrossClusterTransactionError(ConfigError):
+    """A produce to one cluster inside a transaction of another: a Kafka transaction lives on
+    one cluster, so it cannot cover both. The message names both clusters and what to do."""
+
+    def __init__(self, message: str, *, transaction_cluster: str, produce_cluster: str) -> None:
+        super().__init__(message)
+        self.transaction_cluster = transaction_cluster
+        self.produce_cluster = produce_cluster

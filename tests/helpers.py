@@ -164,6 +164,30 @@ async def read_every_partition(
         await consumer.stop()
 
 
+async def read_committed(
+    bootstrap: str, topic: str, partitions: int = 1, *, isolation_level: str = "read_committed"
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic``'s ``partitions`` a read-committed consumer sees (transaction
+    markers and aborted records take offsets, so this reads up to each partition's end
+    offset, as the isolation level reports it, rather than counting records)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in assigned]):
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                records += batch
+        return records
+    finally:
+        await consumer.stop()
+
+
 async def read_all(bootstrap: str, topic: str) -> list[bytes]:
     """Every value in partition 0 of ``topic``."""
     return [record.value for record in await read_records(bootstrap, topic)]

@@ -3,7 +3,10 @@
 Each cluster must answer within a timeout (a cluster that does not says why: refused at
 once, unresolvable, timed out or a TLS failure); each routed topic and each dead-letter
 topic must exist on *its* cluster. A topic missing there but present on another cluster is the
-classic mismatched-cluster mistake, and the error says so, naming both.
+classic mismatched-cluster mistake, and the error says so, naming both. A cluster that runs
+transactions (an exactly-once route, a producer with a ``transactional_id``) must grant a
+transactional producer: one with fewer brokers than its transaction log's replication
+factor (3 by default) never does, and the app's first batch would wait for ever.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from aiostream_kafka.diagnosis import PROBE_TIMEOUT, likely_reason
 from aiostream_kafka.errors import ClusterConnectionError, ConfigError
 from aiostream_kafka.routing.declared import DeclaredTopic
 from aiostream_kafka.routing.topology import Topology
+from aiostream_kafka.runtime.clients import KafkaClients
 
 
 class CheckError(ConfigError):
@@ -28,9 +32,16 @@ class CheckError(ConfigError):
 
 
 async def check_clusters_and_topics(
-    topology: Topology, admins: AdminRegistry, *, within: float = 10.0, auto_create: bool = False
+    topology: Topology,
+    admins: AdminRegistry,
+    *,
+    within: float = 10.0,
+    auto_create: bool = False,
+    clients: KafkaClients | None = None,
+    client_id: str = "aiostream-kafka",
 ) -> list[str]:
-    """Raise ``CheckError`` listing every problem; return notes on what ``auto_create`` created."""
+    """Raise ``CheckError`` listing every problem; return notes on what ``auto_create`` created,
+    and on exactly-once routes whose cluster is not ``app.producer``'s."""
     problems: list[str] = []
     existing: dict[str, set[str]] = {}
     for name, cluster in topology.clusters.items():
@@ -70,9 +81,63 @@ async def check_clusters_and_topics(
                 else "declare it and run `topics migrate`"
             )
             problems.append(f"{who}: topic {name!r} does not exist on cluster {home!r} ({servers}); {hint}")
+    for name in _transactional_clusters(topology):
+        if name in existing:
+            cluster = topology.clusters[name]
+            refusal = await _transactions_refused(cluster, clients or KafkaClients(), within, client_id)
+            if refusal is not None:
+                problems.append(refusal)
     if problems:
         raise CheckError(problems)
-    return notes
+    return notes + _cross_cluster_notes(topology)
+
+
+def _transactional_clusters(topology: Topology) -> list[str]:
+    """The clusters that run transactions: an exactly-once route's, a transactional producer's."""
+    names = {topic.cluster for topic in topology.topics if topic.route.exactly_once}
+    names |= {name for name, c in topology.clusters.items() if "transactional_id" in c.settings.producer}
+    return sorted(names)
+
+
+async def _transactions_refused(
+    cluster: Cluster, clients: KafkaClients, within: float, client_id: str
+) -> str | None:
+    """Why ``cluster`` does not grant a transactional producer, if it does not."""
+    producer = clients.producer(
+        cluster,
+        client_id=f"{client_id}-check",
+        transactional_id=f"{client_id}.check.{cluster.name}",
+        enable_idempotence=True,
+        acks="all",
+    )
+    where = f"cluster {cluster.name!r} ({cluster.servers})"
+    try:
+        with anyio.fail_after(within):
+            await producer.start()  # asks for a producer id: what every transactional producer does
+    except TimeoutError:
+        return (
+            f"{where} did not grant a transactional producer within {within:g}s, and exactly-once "
+            f"routes and transactions need one: a cluster with fewer brokers than its "
+            f"transaction.state.log.replication.factor (3 by default) never does"
+        )
+    except Exception as error:
+        return f"{where} cannot run transactions: {type(error).__name__}: {error}"
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(within):
+            await producer.stop()
+    return None
+
+
+def _cross_cluster_notes(topology: Topology) -> list[str]:
+    """Exactly-once routes whose cluster is not ``app.producer``'s: a produce through
+    ``app.producer`` inside their batches is refused (a transaction covers one cluster)."""
+    return [
+        f"{topic.route.label} is exactly-once on cluster {topic.cluster!r}, but app.producer sends "
+        f"to {topology.producer_cluster!r}: inside its batches produce through "
+        f"app.producers[{topic.cluster!r}] (a produce to another cluster is refused there)"
+        for topic in topology.topics
+        if topic.route.exactly_once and topic.cluster != topology.producer_cluster
+    ]
 
 
 def needed_topics(topology: Topology) -> list[tuple[str, str, str]]:

@@ -62,6 +62,7 @@ def describe(
                 "bootstrap_servers": cluster.servers,
                 "primary": name == topology.producer_cluster,
                 "compression_type": cluster.settings.producer.get("compression_type") or "none",
+                "transactional": "transactional_id" in cluster.settings.producer,
             }
             for name, cluster in topology.clusters.items()
         ],
@@ -111,6 +112,7 @@ def _topic(topic: RoutedTopic, subscription_group: str | None, retry_backoff: Ba
         "handler": route.handler_name,
         "payload": _payload_name(route.payload),
         "format": _format(route),
+        "exactly_once": route.exactly_once,
         "active": subscription_group is not None,
         "retry": _retry(route.retry, retry_backoff),
         "dead_letter_queue": _dead_letter_queue(topic),

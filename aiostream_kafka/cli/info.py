@@ -71,6 +71,7 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
             t["handler"],
             t["payload"],
             t["format"],
+            "yes" if t["exactly_once"] else "",
         ]
         for t in facts["topics"]
     ]
@@ -97,7 +98,9 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
         ),
         "",
         "Topics",
-        render_table(["TOPIC", "CLUSTER", "SUBSCRIPTION GROUP", "HANDLER", "PAYLOAD", "FORMAT"], topics),
+        render_table(
+            ["TOPIC", "CLUSTER", "SUBSCRIPTION GROUP", "HANDLER", "PAYLOAD", "FORMAT", "EXACTLY ONCE"], topics
+        ),
         "",
         "Failures (each batch retried after the backoff; a message given up on goes to the DLQ)",
         render_table(

@@ -223,3 +223,21 @@ def check_known_cluster(name: object, clusters: Collection[str] | None, where: s
     if name is None or clusters is None or name in clusters or may_be_inline(name):
         return
     raise UnknownClusterError.named(name, clusters, where)
+
+
+def check_transactional(producer: Mapping[str, Any], where: str) -> None:
+    """A transactional producer is idempotent and waits for every replica (aiokafka would turn
+    idempotence on silently, and refuse other acks only when the producer is made)."""
+    if "transactional_id" not in producer:
+        return
+    if producer.get("enable_idempotence") is False:
+        raise ConfigError(
+            f"{where}: transactional_id needs an idempotent producer, but enable_idempotence is "
+            f"False; drop enable_idempotence=False"
+        )
+    acks = producer.get("acks", "all")
+    if acks != "all":
+        raise ConfigError(
+            f"{where}: transactional_id needs acks='all' (every in-sync replica has each record "
+            f"before the transaction commits), not acks={acks!r}; drop acks or set it to 'all'"
+        )

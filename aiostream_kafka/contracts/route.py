@@ -84,6 +84,40 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
         )
     check_format(route.format, f"{where}: format")
     check_decoder(route.decoder, where)
+    _check_exactly_once(route)
+
+
+def _check_exactly_once(route: Route) -> None:
+    """What an exactly-once route cannot be: it commits each whole batch in its transaction,
+    reads only committed records, and its transaction lives on its own cluster."""
+    where = route.label
+    if not isinstance(route.exactly_once, bool):
+        raise ConfigError(f"{where}: exactly_once must be True or False, not {route.exactly_once!r}")
+    if not route.exactly_once:
+        return
+    if route.manual_offset_management:
+        raise ConfigError(
+            f"{where}: exactly_once=True commits each batch whole, with its produces, in one "
+            f"transaction, so it cannot take manual_offset_management=True; drop one of them"
+        )
+    if route.isolation_level == "read_uncommitted":
+        raise ConfigError(
+            f"{where}: exactly_once=True reads committed records only; drop "
+            f"isolation_level='read_uncommitted'"
+        )
+    queue = route.dead_letter_queue
+    named = queue.cluster if isinstance(queue, DeadLetterQueue) and queue.topic is not None else None
+    if named is not None and route.cluster is not None and named != route.cluster:
+        raise cross_cluster_dead_letters(route, route.cluster, named)
+
+
+def cross_cluster_dead_letters(route: Route, cluster: str, dead_letter_cluster: str) -> ConfigError:
+    """The error for an exactly-once route whose dead-letter queue is on another cluster."""
+    return ConfigError(
+        f"{route.label}: exactly_once=True, but the dead-letter queue is on cluster "
+        f"{dead_letter_cluster!r} and the topic on {cluster!r}; a transaction covers one cluster, "
+        f"so put the dead-letter queue on {cluster!r} (docs/exactly-once.md)"
+    )
 
 
 def unknown_dead_letter_cluster(route: Route, clusters: Collection[str]) -> UnknownClusterError:

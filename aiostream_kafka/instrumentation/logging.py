@@ -34,6 +34,7 @@ _LEVELS = {
     "partitions.revoked": logging.INFO,
     "retry.scheduled": logging.WARNING,
     "dlq.dispatched": logging.WARNING,
+    "transaction.aborted": logging.WARNING,
     "loop.blocked": logging.WARNING,
 }
 

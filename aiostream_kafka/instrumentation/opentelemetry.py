@@ -7,7 +7,10 @@ Traces follow the messaging semantic conventions: ``<topic> publish`` (PRODUCER)
 inject W3C trace context into the message headers of every cluster's producer; each batch
 handed to a handler is one ``<topic> process`` (CONSUMER) span, whose parent is the first
 message's producer context (so a message relayed across clusters stays in one trace) and
-which links to every message's producer context. Metrics carry the cluster name.
+which links to every message's producer context. A Kafka transaction (an exactly-once
+batch's, inside its ``process`` span, or ``producer.transaction()``'s) is a ``<topic>
+transaction`` / ``transaction`` span, ended when it commits or aborts (an error then).
+Metrics carry the cluster name.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class OpenTelemetryListener:
         )
         self._lag: dict[tuple[str, str, str], int] = {}
         self._batches: dict[_BatchKey, tuple[Span, object]] = {}
+        self._transactions: dict[str, Span] = {}  # by transactional id: one open at a time each
 
     def install(self, monitor: Monitor) -> None:
         self._monitor = monitor
@@ -170,6 +174,50 @@ class OpenTelemetryListener:
     def on_app_stopped(self, event: MonitorEvent) -> None:
         for key in list(self._batches):
             self._end_stale(key)
+        for span in self._transactions.values():
+            span.set_attribute("aiostream_kafka.abandoned", True)
+            span.end()
+        self._transactions.clear()
+
+    # --- transactions --------------------------------------------------------------------
+
+    def on_transaction_begun(self, event: MonitorEvent) -> None:
+        if not self._tracing:
+            return
+        stale = self._transactions.pop(event["transactional_id"], None)
+        if stale is not None:
+            stale.end()
+        topic = event.get("topic")
+        attributes: dict[str, Any] = {
+            CLUSTER: event["cluster"],
+            "aiostream_kafka.transactional_id": event["transactional_id"],
+        }
+        if topic is not None:
+            attributes |= {
+                "messaging.destination.name": topic,
+                "messaging.destination.partition.id": str(event["partition"]),
+            }
+        name = f"{topic} transaction" if topic is not None else "transaction"
+        self._transactions[event["transactional_id"]] = self._tracer.start_span(
+            name, kind=SpanKind.INTERNAL, attributes=attributes
+        )
+
+    def on_transaction_committed(self, event: MonitorEvent) -> None:
+        span = self._transactions.pop(event["transactional_id"], None)
+        if span is not None:
+            if event.get("offset") is not None:
+                span.set_attribute("aiostream_kafka.committed_offset", event["offset"])
+            span.end()
+
+    def on_transaction_aborted(self, event: MonitorEvent) -> None:
+        self._errors.add(1, {CLUSTER: event["cluster"], "error.type": "transaction.aborted"})
+        span = self._transactions.pop(event["transactional_id"], None)
+        if span is not None:
+            error = event.get("error")
+            if isinstance(error, BaseException):
+                span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"aborted: {error}"))
+            span.end()
 
     # --- producing -----------------------------------------------------------------------
 

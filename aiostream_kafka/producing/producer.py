@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import anyio
 import msgspec
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
@@ -15,8 +18,9 @@ from aiokafka.structs import RecordMetadata
 from aiostream_kafka.codecs import Encoder
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.diagnosis import connection_error
-from aiostream_kafka.errors import ClusterConnectionError, NotRunningError
+from aiostream_kafka.errors import ClusterConnectionError, ConfigError, NotRunningError, TransactionError
 from aiostream_kafka.instrumentation.monitor import Monitor
+from aiostream_kafka.producing import transactions
 from aiostream_kafka.producing.batching import (
     BATCH_HEADER,
     NO_HEADERS,
@@ -36,6 +40,7 @@ from aiostream_kafka.producing.failures import (
     invalid_topic,
     produce_failure,
 )
+from aiostream_kafka.producing.transactions import InTransaction, transaction_failure
 from aiostream_kafka.runtime.clients import KafkaClients, ProducerClient
 from aiostream_kafka.runtime.clock import Clock
 from aiostream_kafka.runtime.reachability import client_of
@@ -108,6 +113,12 @@ class Producer:
         batch_size = int(settings.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
         self._batching = batch_size <= self._max_request_size
         self._next_partition: dict[str, int] = {}  # by topic: where its next keyless batch goes
+        #: Set by the registry when the app has transactions: then each send first looks for
+        #: the transaction its task is in (``producing.transactions``); otherwise it never does.
+        self.follows_transactions = False
+        self.transactional_id: str | None = settings.get("transactional_id")
+        self._transaction_lock = anyio.Lock()  # aiokafka runs one transaction at a time
+        self._fenced: TransactionError | None = None  # then aiokafka's producer is done for
 
     async def start(self) -> None:
         await self._connection()
@@ -163,6 +174,11 @@ class Producer:
         timestamp_ms: int | None = None,
     ) -> RecordMetadata:
         """Send one message and wait until the broker has it; else raise ``ProduceError``."""
+        if self.follows_transactions and (inside := transactions.current()) and inside.producer is not self:
+            into = transactions.redirected(inside, self.cluster, topic)
+            return await into.produce(
+                topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms
+            )
         if topic not in self._topics:
             self._check_topic(topic)
         delivery, context = await self._send(topic, value, key, headers, partition, timestamp_ms)
@@ -194,6 +210,11 @@ class Producer:
         ``ProduceError``) follow for it only while something observes each message (a
         delivery callback per message is costly); its future always tells.
         """
+        if self.follows_transactions and (inside := transactions.current()) and inside.producer is not self:
+            into = transactions.redirected(inside, self.cluster, topic)
+            return await into.produce_nowait(
+                topic, value, key=key, headers=headers, partition=partition, timestamp_ms=timestamp_ms
+            )
         if topic not in self._topics:
             self._check_topic(topic)
         kafka, heard = self._kafka, self._monitor.heard
@@ -246,6 +267,10 @@ class Producer:
         expects ``message.produced`` for each).
         """
         records = records if isinstance(records, list | tuple) else list(records)
+        inside = transactions.current() if self.follows_transactions and records else None
+        if inside is not None and inside.producer is not self:
+            into = transactions.redirected(inside, self.cluster, records[0].topic)
+            return await into.produce_many(records)
         known = self._topics
         for r in records:  # all of them first, so that a bad name sends nothing
             if r.topic not in known:
@@ -636,6 +661,110 @@ class Producer:
                 Encoder.key(key), self._encoder.value(value), encoded_headers
             )
         )
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Producer]:
+        """Everything produced inside commits together, or not at all (then it raises).
+
+        Needs ``transactional_id`` in the cluster's settings (one per process: a second
+        producer with the same id fences the first). Sends through any producer of this
+        cluster inside the block are part of the transaction; through another cluster's,
+        refused (``CrossClusterTransactionError``). Nothing of an aborted transaction is
+        visible to read-committed consumers. One transaction at a time per producer.
+        """
+        transactional_id = self.transactional_id
+        if transactional_id is None:
+            raise ConfigError(
+                f"the producer of cluster {self.cluster!r} is not transactional: give the cluster a "
+                f"transactional_id in its settings (App(clusters={{{self.cluster!r}: {{..., "
+                f"'transactional_id': 'my-app-1'}}}})) to use transactions"
+            )
+        async with self._transaction_lock:
+            tags = {"cluster": self.cluster, "transactional_id": transactional_id}
+            await self.begin_transaction()
+            began = time.perf_counter()
+            self._monitor.emit("transaction.begun", **tags)
+            owner = f"app.producers[{self.cluster!r}].transaction()"
+            token = transactions.enter(InTransaction(self, owner))
+            try:
+                yield self
+            except BaseException as error:
+                with anyio.CancelScope(shield=True):
+                    await self._abort_reporting(error, tags)
+                raise
+            finally:
+                transactions.leave(token)
+            try:
+                await self.commit_transaction()
+            except BaseException as error:
+                with anyio.CancelScope(shield=True):
+                    await self._abort_reporting(error, tags)
+                raise
+            self._monitor.emit("transaction.committed", **tags, duration=time.perf_counter() - began)
+
+    async def _abort_reporting(self, error: BaseException, tags: dict[str, Any]) -> None:
+        """Abort after ``error`` and say so; a failure to abort is reported, never raised over it."""
+        try:
+            await self.abort_transaction()
+        except Exception as abort_error:
+            self._monitor.emit("error.occurred", **tags, type="transaction.abort", error=abort_error)
+        self._monitor.emit("transaction.aborted", **tags, error=error)
+
+    async def begin_transaction(self) -> None:
+        """Open a transaction (connecting first, which fences older producers of the same id)."""
+        kafka = await self._transactional()
+        try:
+            await kafka.begin_transaction()
+        except Exception as error:
+            raise self._transaction_failure(error, "begin") from error
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
+        """Commit consumer offsets (``{TopicPartition: next offset}``) for ``group_id`` with the
+        open transaction: they count only if it commits."""
+        kafka = await self._transactional()
+        try:
+            await kafka.send_offsets_to_transaction(dict(offsets), group_id)
+        except Exception as error:
+            raise self._transaction_failure(error, "add offsets to") from error
+
+    async def commit_transaction(self) -> None:
+        """Deliver what is in flight, then commit it all; a failure raises ``TransactionError``
+        and leaves the transaction to abort."""
+        kafka = await self._transactional()
+        try:
+            await kafka.commit_transaction()
+        except Exception as error:
+            raise self._transaction_failure(error, "commit") from error
+
+    async def abort_transaction(self) -> None:
+        kafka = await self._transactional()
+        try:
+            await kafka.abort_transaction()
+        except Exception as error:
+            raise self._transaction_failure(error, "abort") from error
+
+    async def _transactional(self) -> ProducerClient:
+        if self.transactional_id is None:
+            raise ConfigError(f"the producer of cluster {self.cluster!r} has no transactional_id")
+        if self._fenced is not None:  # it never comes back: only a new producer (a new owner) may
+            raise TransactionError(
+                str(self._fenced), cluster=self.cluster, transactional_id=self.transactional_id, fenced=True
+            ) from self._fenced
+        return await self._connection()
+
+    def _transaction_failure(self, error: BaseException, doing: str) -> BaseException:
+        """What to raise for aiokafka's ``error``: a connection failure stays what it is."""
+        assert self.transactional_id is not None
+        if isinstance(error, ClusterConnectionError | NotRunningError):
+            return error
+        failure = transaction_failure(
+            error, cluster=self.cluster, transactional_id=self.transactional_id, doing=doing
+        )
+        if failure.fenced:
+            self._fenced = failure
+        return failure
 
     async def flush(self) -> None:
         if self._kafka is not None:

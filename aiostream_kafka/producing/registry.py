@@ -47,6 +47,9 @@ class ProducerRegistry(Mapping[str, Producer]):
             for name, cluster in topology.clusters.items()
         }
         self.primary = self._producers[topology.producer_cluster]
+        if topology.transactional:  # otherwise no send ever looks for a transaction
+            for producer in self._producers.values():
+                producer.follows_transactions = True
 
     def __getitem__(self, name: str) -> Producer:
         try:

@@ -51,6 +51,9 @@ class Route:
     dead_letter_queue: DeadLetterQueue | None = None
     manual_offset_management: bool = False
     processing_timeout: float | None = None  # seconds a batch's handler may take (None: no limit)
+    #: Each batch's produces (on the route's own cluster), dead-letter writes and consumed
+    #: offsets commit in one Kafka transaction, or none of them (docs/exactly-once.md).
+    exactly_once: bool = False
     config: TopicConfig | None = None  # declare the topic (see TopicConfig)
 
     @property

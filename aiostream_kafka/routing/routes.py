@@ -47,6 +47,7 @@ class RouteOptions(TypedDict, total=False):
     dead_letter_queue: DeadLetterQueue
     manual_offset_management: bool
     processing_timeout: float
+    exactly_once: bool
     config: TopicConfig
 
 

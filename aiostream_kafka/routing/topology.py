@@ -18,7 +18,7 @@ from typing import Any
 
 from aiostream_kafka.codecs import Decoder, build_decoder
 from aiostream_kafka.config import Cluster, KafkaSettings, frozen_items
-from aiostream_kafka.contracts.route import unknown_dead_letter_cluster
+from aiostream_kafka.contracts.route import cross_cluster_dead_letters, unknown_dead_letter_cluster
 from aiostream_kafka.deprecation import module_getattr
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.routing.declared import DeclaredTopic
@@ -63,6 +63,11 @@ class SubscriptionGroup:
         return f"{self.cluster}/{self.group_id}/{self.name}"
 
     @property
+    def exactly_once(self) -> tuple[RoutedTopic, ...]:
+        """Its exactly-once topics (each partition gets a transactional producer)."""
+        return tuple(topic for topic in self.topics if topic.route.exactly_once)
+
+    @property
     def topic_names(self) -> tuple[str, ...]:
         return tuple(topic.name for topic in self.topics)
 
@@ -90,6 +95,14 @@ class Topology:
     def topics(self) -> tuple[RoutedTopic, ...]:
         """Every consumed topic, in route order."""
         return tuple(topic for group in self.subscription_groups for topic in group.topics)
+
+    @property
+    def transactional(self) -> bool:
+        """Whether anything runs in transactions: an exactly-once route, or a cluster's producer
+        with a transactional_id (then every producer looks for the transaction a send is in)."""
+        return any(topic.route.exactly_once for topic in self.topics) or any(
+            "transactional_id" in cluster.settings.producer for cluster in self.clusters.values()
+        )
 
     def clusters_of(self, topic: str) -> list[str]:
         """The clusters this app consumes ``topic`` from or declares it on."""
@@ -147,6 +160,12 @@ def build_topology(
         consumer_settings["isolation_level"] = (
             route.isolation_level or consumer_settings.get("isolation_level") or DEFAULT_ISOLATION_LEVEL
         )
+        if route.exactly_once and consumer_settings["isolation_level"] != DEFAULT_ISOLATION_LEVEL:
+            raise ConfigError(
+                f"{route.label}: exactly_once=True reads committed records only, but cluster "
+                f"{cluster.name!r} sets isolation_level={consumer_settings['isolation_level']!r}; "
+                f"give the route isolation_level='read_committed'"
+            )
         decoder = build_decoder(route.payload, route.format, route.decoder, where=route.label)
         topic = RoutedTopic(route.topic, route, cluster.name, decoder)
         _check_dead_letter_queue(topic, clusters)
@@ -287,6 +306,8 @@ def _check_dead_letter_queue(topic: RoutedTopic, clusters: Mapping[str, Cluster]
         return
     if topic.dead_letter_cluster not in clusters:
         raise unknown_dead_letter_cluster(topic.route, clusters)
+    if topic.route.exactly_once and queue.topic is not None and topic.dead_letter_cluster != topic.cluster:
+        raise cross_cluster_dead_letters(topic.route, topic.cluster, topic.dead_letter_cluster)
     if queue.topic == topic.name and topic.dead_letter_cluster == topic.cluster:
         raise ConfigError(
             f"{topic.route.label}: the dead-letter queue is the topic itself, so a failing message "

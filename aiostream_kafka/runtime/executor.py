@@ -33,6 +33,7 @@ from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
 from aiostream_kafka.runtime.statistics import Statistics
+from aiostream_kafka.runtime.transactions import PartitionTransactions, Transaction
 
 Invoke = Callable[[Messages[Any]], Awaitable[None]]
 
@@ -56,6 +57,10 @@ class RunningRoute:
     def timeout(self) -> float | None:
         return self.topic.route.processing_timeout
 
+    @property
+    def exactly_once(self) -> bool:
+        return self.topic.route.exactly_once
+
 
 class Executor:
     def __init__(
@@ -70,8 +75,10 @@ class Executor:
         pauses: Pauses,
         failures: FailureHandler,
         statistics: Statistics,
+        transactions: PartitionTransactions,
     ) -> None:
         self._size = max_messages
+        self._transactions = transactions
         self._monitor = monitor
         self._tags = tags
         self._server = server
@@ -100,12 +107,42 @@ class Executor:
             dead = self._offsets.dead(tp)
             live = [r for r in chunk if r.offset not in dead] if dead else chunk
             if not live:
-                self._offsets.advance(tp, chunk[-1].offset + 1)
+                if route.exactly_once:  # its dead letters, and the offset past them, in a transaction
+                    if not await self._skip_in_transaction(consumer, tp, route, chunk):
+                        return
+                else:
+                    self._offsets.advance(tp, chunk[-1].offset + 1)
                 continue
             if not await self._batch(consumer, tp, route, chunk, live, limiter):
                 return  # it failed, or the handler asked for a pause or seek: the poll ends here
             if start + size < len(records):
                 await self._offsets.commit(consumer, only=[tp])
+
+    async def _skip_in_transaction(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+    ) -> bool:
+        """Commit past a chunk of dead-lettered records (with their dead letters) in a
+        transaction; if that fails, the partition waits and comes again from the chunk."""
+        try:
+            await self._transactions.dead_letter(consumer, tp, None, chunk[-1].offset + 1, self._at(tp))
+        except Exception as error:
+            if is_fatal(error):
+                raise
+            self._monitor.emit("error.occurred", **self._at(tp), type="dlq.dispatch", error=error)
+            self._pauses.pause(consumer, tp, seek_to=chunk[0].offset, delay=route.policy.backoff.delay(1))
+            return False
+        return True
+
+    def _at(self, tp: TopicPartition) -> dict[str, Any]:
+        """The tags of ``tp``'s events."""
+        where = self._where.get(tp)
+        if where is None:
+            where = self._where[tp] = {**self._tags, "topic": tp.topic, "partition": tp.partition}
+        return where
 
     async def _batch(
         self,
@@ -126,9 +163,7 @@ class Executor:
             attempt=route.policy.attempt(tp.partition),
             is_revoked=lambda: tp in self._in_flight.revoked,
         )
-        where = self._where.get(tp)
-        if where is None:
-            where = self._where[tp] = {**self._tags, "topic": tp.topic, "partition": tp.partition}
+        where = self._at(tp)
         self._monitor.emit(
             "batch.received",
             **where,
@@ -139,17 +174,31 @@ class Executor:
         )
         began = time.perf_counter()
         self._in_flight.hold(tp, messages)
+        transaction: Transaction | None = None
         try:
+            if route.exactly_once:
+                transaction = await self._transactions.begin(consumer, tp, where, chunk[0].offset)
+                if transaction is None:
+                    return False  # read from before its committed offset: it is read again from there
             if limiter is None and route.timeout is None:
                 await route.invoke(messages)
             else:
                 await self._invoke_bounded(route, messages, limiter)
+            if transaction is not None:
+                await transaction.commit(chunk[-1].offset + 1)
+                transaction = None
         except Exception as error:
             if is_fatal(error):
                 raise
+            if transaction is not None:
+                await transaction.abort(error)
+                transaction = None
             await self._failures.batch_failed(consumer, tp, route.topic, route.policy, messages, error, where)
             return False
         except asyncio.CancelledError as cancelled:
+            if transaction is not None:
+                await transaction.abort(cancelled)
+                transaction = None
             if being_cancelled():
                 raise
             failure = _not_cancelled_by_us(route, cancelled)
@@ -158,6 +207,8 @@ class Executor:
             )
             return False
         finally:
+            if transaction is not None:  # a fatal error: nothing of the batch may commit
+                await transaction.abort(RuntimeError("the listener is stopping on a fatal error"))
             messages.close()
             self._in_flight.release(tp)
         self._succeeded(tp, route, chunk, live, messages, where, began)
@@ -184,7 +235,7 @@ class Executor:
         progress = (
             messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
         )
-        if progress is not None:
+        if progress is not None and not route.exactly_once:  # (those committed in their transaction)
             self._offsets.advance(tp, progress)
         self._monitor.emit(
             "batch.processed",

@@ -19,7 +19,7 @@ from aiostream_kafka.errors import DecodeError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue, dead_letter_headers
-from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
+from aiostream_kafka.processing.policy import Decision, FailurePolicy, is_fatal
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
 from aiostream_kafka.routing.topology import RoutedTopic
@@ -28,6 +28,7 @@ from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.fetch_failures import FetchFailure, Records, remedy
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
+from aiostream_kafka.runtime.transactions import DeadLetter, PartitionTransactions
 
 
 class FailureHandler:
@@ -41,7 +42,9 @@ class FailureHandler:
         offsets: Offsets,
         pauses: Pauses,
         producers: ProducerRegistry,
+        transactions: PartitionTransactions,
     ) -> None:
+        self._transactions = transactions
         self._group_id = group_id
         self._cluster = cluster
         self._monitor = monitor
@@ -66,8 +69,13 @@ class FailureHandler:
         error: Exception,
         where: dict[str, Any],
     ) -> None:
-        """Keep what the handler marked, then retry later or give the culprit up, per the route."""
-        marked = messages.marked_offset
+        """Keep what the handler marked, then retry later or give the culprit up, per the route.
+
+        An exactly-once batch's transaction was aborted: nothing of it counts, marks included,
+        and a message given up goes to the dead-letter queue with the offset past it in one
+        transaction."""
+        exactly_once = topic.route.exactly_once
+        marked = None if exactly_once else messages.marked_offset
         if marked is not None:
             self._offsets.advance(tp, marked)
         first_unprocessed = next((m.offset for m in messages if marked is None or m.offset >= marked), None)
@@ -101,6 +109,11 @@ class FailureHandler:
         culprit = messages.as_received(decision.offset)
         queue = topic.route.dead_letter_queue
         assert queue is not None
+        if exactly_once:
+            await self._give_up_in_transaction(
+                consumer, tp, topic, policy, culprit, error, decision, first_unprocessed, where
+            )
+            return
         if decision.action == "dispatch":
             try:
                 await self._dead_letter(topic, queue, culprit, error, decision.attempts)
@@ -126,6 +139,54 @@ class FailureHandler:
         else:  # a poison message after unmarked work: that work comes again, without the culprit
             self._offsets.dead_lettered(tp, culprit.offset)
             consumer.seek(tp, first_unprocessed)
+
+    async def _give_up_in_transaction(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        topic: RoutedTopic,
+        policy: FailurePolicy,
+        culprit: Message[Any],
+        error: Exception,
+        decision: Decision,
+        first_unprocessed: int,
+        where: dict[str, Any],
+    ) -> None:
+        """An exactly-once route gives ``culprit`` up: its dead-letter record and the offset past
+        it commit in one transaction; a culprit after work that comes again is written in the
+        transaction of that work's batch."""
+        queue = topic.route.dead_letter_queue
+        assert queue is not None
+        letter = (
+            DeadLetter(queue.topic, culprit, error, decision.attempts)
+            if decision.action == "dispatch" and queue.topic is not None
+            else None
+        )
+        if culprit.offset != first_unprocessed:
+            if letter is not None:
+                self._transactions.defer_dead_letter(tp, letter)
+            self._offsets.dead_lettered(tp, culprit.offset)
+            consumer.seek(tp, first_unprocessed)
+        else:
+            try:
+                await self._transactions.dead_letter(consumer, tp, letter, culprit.offset + 1, where)
+            except Exception as dispatch_error:
+                if is_fatal(dispatch_error):
+                    raise
+                self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
+                delay = policy.backoff.delay(decision.attempts)
+                self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
+                return
+            consumer.seek(tp, culprit.offset + 1)
+        self._monitor.emit(
+            "dlq.dispatched",
+            **where,
+            offset=culprit.offset,
+            dlq_topic=queue.topic,
+            dlq_cluster=topic.dead_letter_cluster if queue.topic else None,
+            attempts=decision.attempts,
+            error=error,
+        )
 
     async def _dead_letter(
         self,

@@ -40,6 +40,7 @@ from aiostream_kafka.runtime.reachability import CLIENT_CLUSTER
 from aiostream_kafka.runtime.rebalance import Rebalance
 from aiostream_kafka.runtime.slow_batches import watch_slow_batches
 from aiostream_kafka.runtime.statistics import Statistics
+from aiostream_kafka.runtime.transactions import PartitionTransactions
 
 #: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0
@@ -108,6 +109,7 @@ class Listener:
         self._offsets.reset()
         self._in_flight = InFlight()
         self._pauses = Pauses(context.clock)
+        self._transactions = PartitionTransactions(self.group, context, self._offsets, tags)
         self._failures = FailureHandler(
             group_id=self.group.group_id,
             cluster=self.group.cluster,
@@ -116,6 +118,7 @@ class Listener:
             offsets=self._offsets,
             pauses=self._pauses,
             producers=context.producers,
+            transactions=self._transactions,
         )
         self._statistics = Statistics(self._monitor, tags, self._offsets)
         self._executor = Executor(
@@ -128,6 +131,7 @@ class Listener:
             pauses=self._pauses,
             failures=self._failures,
             statistics=self._statistics,
+            transactions=self._transactions,
         )
         self._routes: dict[str, RunningRoute] = {}
         self._handlers: dict[str, str] = {}  # each topic's handler name, for in_hand
@@ -183,6 +187,9 @@ class Listener:
                 for instance in instances:
                     await call_hook(instance.shutdown(), self._monitor, self._tags)
                 await consumer.stop()
+                # After leaving: an assignment that came while the consumer was stopping made
+                # producers too (no revocation follows it).
+                await self._transactions.close()
             self._monitor.emit("listener.stopped", **self._tags)
 
     def _new_consumer(self) -> ConsumerClient:
@@ -221,6 +228,7 @@ class Listener:
             offsets=self._offsets,
             pauses=self._pauses,
             failures=self._failures,
+            transactions=self._transactions,
             revoke_timeout=self._context.revoke_timeout,
         )
 
@@ -282,7 +290,11 @@ class Listener:
         records: Records = {}
         with anyio.CancelScope() as self._polling:
             try:
-                records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=max_records)
+                if self._transactions.topics:
+                    records = await self._poll_spread(consumer)
+                else:
+                    wait = self.group.max_wait_ms
+                    records = await consumer.getmany(timeout_ms=wait, max_records=max_records)
             except Exception as error:
                 failure = locate(error)
                 if failure is None:
@@ -294,6 +306,22 @@ class Listener:
                 if records:
                     self._failures.fetched(records)
         self._polling = None
+        return records
+
+    async def _poll_spread(self, consumer: ConsumerClient) -> Records:
+        """One batch of each partition that has records at hand, up to ``concurrency`` of them:
+        the poll of a group with exactly-once topics. aiokafka hands a backlog over partition
+        by partition (one partition's fetched records all first), and a partition's batches
+        run one after another, each waiting for its transaction's commit; so without this a
+        backlog is worked through one partition, one transaction, at a time."""
+        size = self.group.max_messages
+        records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=size)
+        if not records:
+            return records
+        for tp in consumer.assignment() - records.keys() - consumer.paused():
+            if len(records) >= self._context.concurrency:
+                break
+            records.update(await consumer.getmany(tp, timeout_ms=0, max_records=size))
         return records
 
     async def _process(self, consumer: ConsumerClient, records: Records) -> None:

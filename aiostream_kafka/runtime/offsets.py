@@ -115,6 +115,17 @@ class Offsets:
             offsets={f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()},
         )
 
+    def committed_in_transaction(self, tp: TopicPartition, offset: int) -> None:
+        """An exactly-once batch's transaction committed ``offset`` for ``tp`` (never through
+        the consumer: see runtime/transactions.py)."""
+        self.last_commit = time.time()
+        self._committed[tp] = offset
+        dead = self._dead.get(tp)
+        if dead:
+            dead.difference_update({o for o in dead if o < offset})
+        offsets = {f"{tp.topic}/{tp.partition}": offset}
+        self._monitor.emit("offsets.committed", **self._tags, offsets=offsets, transactional=True)
+
     async def commit_skipped(self, consumer: ConsumerClient) -> None:
         """Commit where the consumer moved past records it never handed over.
 

@@ -21,6 +21,7 @@ from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
 from aiostream_kafka.runtime.statistics import names
+from aiostream_kafka.runtime.transactions import PartitionTransactions
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -35,8 +36,10 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         offsets: Offsets,
         pauses: Pauses,
         failures: FailureHandler,
+        transactions: PartitionTransactions,
         revoke_timeout: float,
     ) -> None:
+        self._transactions = transactions
         self._consumer = consumer
         self._routes = routes
         self._monitor = monitor
@@ -55,6 +58,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._in_flight.revoked |= revoked
         abandoned = await self._in_flight.finish(revoked, within=self._revoke_timeout)
         await self._offsets.commit(self._consumer, only=revoked)
+        await self._transactions.revoked(revoked)
         self._offsets.forget(revoked)
         for tp in revoked:
             self._routes[tp.topic].policy.forget(tp.partition)
@@ -70,6 +74,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         """Take the partitions, moving past what this listener processed but could not commit."""
         self._in_flight.revoked -= assigned
         resumed = await self._offsets.resume(self._consumer, assigned)
+        await self._transactions.assigned(self._consumer, assigned)
         self._monitor.emit(
             "partitions.assigned",
             **self._tags,

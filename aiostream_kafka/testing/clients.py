@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import IllegalOperation, IllegalStateError, UnknownMemberIdError
+from aiokafka.errors import IllegalOperation, IllegalStateError, ProducerFenced, UnknownMemberIdError
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
 
@@ -48,8 +48,10 @@ class MemoryConsumer:
         group_id: str | None,
         auto_offset_reset: str = "latest",
         client_id: str = "",
+        isolation_level: str = "read_uncommitted",
     ) -> None:
         self._cluster = cluster
+        self._committed_only = isolation_level == "read_committed"
         self.group_id = group_id
         self.client_id = client_id
         self._reset = auto_offset_reset
@@ -112,10 +114,14 @@ class MemoryConsumer:
         """Whether ``getmany(*partitions)`` would return records at once (no partitions: any)."""
         wanted = set(partitions) or self._positions.keys()
         return any(
-            position < self._cluster.end_offset(tp)
+            position < self._end(tp)
             for tp, position in self._positions.items()
             if tp in wanted and tp not in self._paused
         )
+
+    def _end(self, tp: TopicPartition) -> int:
+        """How far this consumer may read: the stable end, reading committed records only."""
+        return self._cluster.stable_end(tp) if self._committed_only else self._cluster.end_offset(tp)
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
@@ -135,10 +141,14 @@ class MemoryConsumer:
                 break
             if tp in self._paused:
                 continue
-            records = self._cluster.read(tp, self._positions[tp], remaining)
+            position = self._positions[tp]
+            records = self._cluster.read(tp, position, min(remaining, max(0, self._end(tp) - position)))
+            self._positions[tp] += len(records)
+            aborted = self._cluster.aborted
+            if self._committed_only and aborted:
+                records = [r for r in records if (r.topic, r.partition, r.offset) not in aborted]
             if records:
                 fetched[tp] = records
-                self._positions[tp] += len(records)
                 remaining -= len(records)
         return fetched
 
@@ -239,16 +249,30 @@ class MemoryBatch:
 
 
 class MemoryProducer:
+    """Appends to the in-memory logs; with a ``transactional_id``, only inside transactions,
+    which commit or abort as on Kafka (``MemoryCluster``: what read-committed readers see)."""
+
     def __init__(
-        self, cluster: MemoryCluster, clock: Clock, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+        self,
+        cluster: MemoryCluster,
+        clock: Clock,
+        *,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        transactional_id: str | None = None,
     ) -> None:
         self._cluster = cluster
         self._clock = clock
         self._started = False
         self._max_batch_size = max_batch_size
+        self._transactional_id = transactional_id
+        self._epoch: int | None = None
+        self._in_transaction = False
+        self._offsets: dict[tuple[str, TopicPartition], int] = {}
 
     async def start(self) -> None:
         self._started = True
+        if self._transactional_id is not None:
+            self._epoch = self._cluster.fence(self._transactional_id)
 
     async def stop(self) -> None:
         self._started = False
@@ -275,6 +299,7 @@ class MemoryProducer:
             partition=partition,
             timestamp_ms=timestamp_ms if timestamp_ms is not None else int(self._clock.now() * 1000),
             produced=True,
+            transaction=self._sending_in(),
         )
         delivered: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         delivered.set_result(metadata)
@@ -291,6 +316,7 @@ class MemoryProducer:
         if not self._started:
             raise NotRunningError(f"the in-memory producer for cluster {self._cluster.name!r} is stopped")
         assert isinstance(batch, MemoryBatch), "a batch of this producer's create_batch"
+        transaction = self._sending_in()
         offsets = [
             self._cluster.append(
                 topic,
@@ -300,6 +326,7 @@ class MemoryProducer:
                 partition=partition,
                 timestamp_ms=timestamp,
                 produced=True,
+                transaction=transaction,
             ).offset
             for key, value, headers, timestamp in batch.records
         ]
@@ -311,6 +338,48 @@ class MemoryProducer:
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._cluster.partitions(topic)))
+
+    # --- transactions, as aiokafka's producer refuses and runs them ----------------------
+
+    def _sending_in(self) -> str | None:
+        """The transaction a send belongs to (None: not transactional); refused outside one."""
+        if self._transactional_id is None:
+            return None
+        self._not_fenced()
+        if not self._in_transaction:
+            raise IllegalOperation("Can't send messages while not in transaction")
+        return self._transactional_id
+
+    def _not_fenced(self) -> str:
+        transactional_id = self._transactional_id
+        if transactional_id is None:
+            raise IllegalOperation("You need to configure transaction_id to use transactions")
+        if self._cluster.epochs.get(transactional_id) != self._epoch:
+            raise ProducerFenced()
+        return transactional_id
+
+    async def begin_transaction(self) -> None:
+        self._not_fenced()
+        if self._in_transaction:
+            raise IllegalOperation("a transaction is already open")
+        self._in_transaction = True
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+        self._not_fenced()
+        if not self._in_transaction:
+            raise IllegalOperation("Not in the middle of a transaction")
+        self._offsets.update({(group_id, tp): offset for tp, offset in offsets.items()})
+
+    async def commit_transaction(self) -> None:
+        await self._end(commit=True)
+
+    async def abort_transaction(self) -> None:
+        await self._end(commit=False)
+
+    async def _end(self, *, commit: bool) -> None:
+        transactional_id = self._not_fenced()
+        offsets, self._offsets, self._in_transaction = self._offsets, {}, False
+        self._cluster.end_transaction(transactional_id, commit=commit, offsets=offsets)
 
 
 class MemoryClients(KafkaClients):
@@ -328,13 +397,19 @@ class MemoryClients(KafkaClients):
             group_id=settings["group_id"],
             auto_offset_reset=settings.get("auto_offset_reset", "latest"),
             client_id=settings.get("client_id", ""),
+            isolation_level=settings.get("isolation_level", "read_uncommitted"),
         )
         self.consumers.append(consumer)
         return consumer
 
     def producer(self, cluster: Cluster, **settings: Any) -> ProducerClient:
         batch_size = int(settings.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
-        return MemoryProducer(self.clusters[cluster.name], self._clock, max_batch_size=batch_size)
+        return MemoryProducer(
+            self.clusters[cluster.name],
+            self._clock,
+            max_batch_size=batch_size,
+            transactional_id=settings.get("transactional_id"),
+        )
 
     def reader(self, cluster: Cluster, **settings: Any) -> ReaderClient:
         """Not among ``consumers``: what it reads, when, is its user's business, not the app's."""

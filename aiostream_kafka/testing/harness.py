@@ -230,7 +230,18 @@ class TestApp:
         decodes them, else as plain data in the app's producer format.
         """
         name = self._cluster_name(cluster)
-        records = [r for r in self.clusters[name].produced if r.topic == topic]
+        memory = self.clusters[name]
+        records = [r for r in memory.produced if r.topic == topic and memory.visible(r)]
+        return from_records(records, name, self._decoder(topic, name, payload))
+
+    def aborted(self, topic: str, *, cluster: str | None = None, payload: Any = None) -> list[Message[Any]]:
+        """What the app's producers sent to ``topic`` in transactions that aborted (an
+        exactly-once batch that failed, a ``producer.transaction()`` that raised): never
+        visible to read-committed readers, and never in ``produced``."""
+        name = self._cluster_name(cluster)
+        memory = self.clusters[name]
+        sent = [r for r in memory.produced if r.topic == topic]
+        records = [r for r in sent if (r.topic, r.partition, r.offset) in memory.aborted]
         return from_records(records, name, self._decoder(topic, name, payload))
 
     def dead_lettered(self, topic: str | None = None, *, cluster: str | None = None) -> list[DeadLetter]:
@@ -274,8 +285,9 @@ class TestApp:
         """Jobs enqueued during the test, in order (``name``: only that job's)."""
         found = []
         for topic, cluster in sorted({(job.topic, job.cluster) for job in self.app.jobs}):
-            for record in self.clusters[cluster].produced:
-                if record.topic == topic and record.value is not None:
+            memory = self.clusters[cluster]
+            for record in memory.produced:
+                if record.topic == topic and record.value is not None and memory.visible(record):
                     envelope = msgspec.json.decode(record.value, type=JobEnvelope)
                     if name is None or envelope.name == name:
                         found.append(envelope)

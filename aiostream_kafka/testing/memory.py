@@ -3,13 +3,18 @@
 Just enough of Kafka's behaviour for the runtime to be none the wiser: appends get the next
 offset of their partition, keyed messages land on the partition Kafka's default
 partitioner would choose (murmur2), consumer groups keep committed offsets and know their
-running members, and consumers waiting for data are woken when it arrives.
+running members, and consumers waiting for data are woken when it arrives. Transactions:
+a transactional producer's records are in the log at once but hidden from read-committed
+consumers until their transaction commits (an open transaction holds back what follows it
+too, as Kafka's last stable offset does), and hidden for ever once it aborts; a producer
+that starts with a transactional id fences the previous one (its open transaction aborted,
+its later calls refused).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.partitioner import murmur2
@@ -17,6 +22,7 @@ from aiokafka.structs import RecordMetadata
 
 Header = tuple[str, bytes | None]
 Record = ConsumerRecord  # what a consumer reads back: the same type aiokafka returns
+Place = tuple[str, int, int]  # topic, partition, offset
 
 
 class MemoryCluster:
@@ -36,6 +42,11 @@ class MemoryCluster:
         self.produced: list[ConsumerRecord[bytes, bytes]] = []
         self._round_robin: dict[str, itertools.count[int]] = {}
         self._watchers: set[Callable[[], None]] = set()
+        #: The records of each transactional id's open transaction, and of every aborted one.
+        self.open: dict[str, set[Place]] = {}
+        self.aborted: set[Place] = set()
+        #: Each transactional id's current producer (its epoch): older ones are fenced.
+        self.epochs: dict[str, int] = {}
 
     def create_topic(self, topic: str, partitions: int | None = None, replication_factor: int = 1) -> None:
         """Create ``topic`` if it does not exist (as a broker with auto-creation would)."""
@@ -92,6 +103,7 @@ class MemoryCluster:
         partition: int | None = None,
         timestamp_ms: int,
         produced: bool = False,
+        transaction: str | None = None,
     ) -> RecordMetadata:
         count = self.partitions(topic)
         if partition is None:
@@ -118,10 +130,49 @@ class MemoryCluster:
         log.append(record)
         if produced:
             self.produced.append(record)
+        if transaction is not None:
+            self.open.setdefault(transaction, set()).add((topic, partition, record.offset))
         for wake in list(self._watchers):
             wake()
         tp = TopicPartition(topic, partition)
         return RecordMetadata(topic, partition, tp, record.offset, timestamp_ms, 0, 0)
+
+    # --- transactions --------------------------------------------------------------------
+
+    def fence(self, transactional_id: str) -> int:
+        """A producer with ``transactional_id`` starts: the previous one's open transaction is
+        aborted and it is fenced. Returns the new producer's epoch."""
+        self.end_transaction(transactional_id, commit=False)
+        epoch = self.epochs[transactional_id] = self.epochs.get(transactional_id, -1) + 1
+        return epoch
+
+    def end_transaction(
+        self,
+        transactional_id: str,
+        *,
+        commit: bool,
+        offsets: Mapping[tuple[str, TopicPartition], int] | None = None,
+    ) -> None:
+        """Commit (with the consumer ``offsets`` sent to it) or abort the open transaction."""
+        places = self.open.pop(transactional_id, set())
+        if commit:
+            self.committed.update(offsets or {})
+        else:
+            self.aborted |= places
+        for wake in list(self._watchers):
+            wake()
+
+    def stable_end(self, tp: TopicPartition) -> int:
+        """Where a read-committed consumer stops: the first record of an open transaction."""
+        firsts = [
+            o for places in self.open.values() for t, p, o in places if (t, p) == (tp.topic, tp.partition)
+        ]
+        return min(firsts, default=self.end_offset(tp))
+
+    def visible(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """Whether a read-committed consumer sees ``record``: not aborted, not in an open transaction."""
+        place = (record.topic, record.partition, record.offset)
+        return place not in self.aborted and not any(place in open_ for open_ in self.open.values())
 
     def read(self, tp: TopicPartition, start: int, limit: int) -> list[ConsumerRecord[bytes, bytes]]:
         return self.logs[tp.topic][tp.partition][start : start + limit]

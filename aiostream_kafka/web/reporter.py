@@ -38,8 +38,9 @@ from aiostream_kafka.web.reports import (
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
 
-#: Low-cost delivery for reports: one broker ack, batched for a moment, no idempotence.
-PRODUCER_SETTINGS = {"acks": 1, "linger_ms": 50, "enable_idempotence": False}
+#: Low-cost delivery for reports: one broker ack, batched for a moment, no idempotence, and
+#: never the cluster's transactional_id (its transactions are the app's).
+PRODUCER_SETTINGS = {"acks": 1, "linger_ms": 50, "enable_idempotence": False, "transactional_id": None}
 TRACEBACK_LIMIT = 16_384
 REPORT_FAILED = "web.report"
 PENDING_ERRORS = 1_000
@@ -66,6 +67,8 @@ class _Tally:
     paused: set[str] = field(default_factory=set)
     lag: dict[str, int] = field(default_factory=dict)
     committed: dict[str, int] = field(default_factory=dict)
+    exactly_once: list[str] = field(default_factory=list)
+    aborted: int = 0
 
 
 class Reporter:
@@ -81,7 +84,13 @@ class Reporter:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._secrets = [s for c in app.topology.clusters.values() for s in c.settings.secrets()]
         self._tallies = {
-            group.id: _Tally(group.cluster, group.group_id, group.name, list(group.topic_names))
+            group.id: _Tally(
+                group.cluster,
+                group.group_id,
+                group.name,
+                list(group.topic_names),
+                exactly_once=[topic.name for topic in group.exactly_once],
+            )
             for group in app.topology.subscription_groups
         }
         self._errors: list[ErrorReport] = []
@@ -127,6 +136,8 @@ class Reporter:
                 tally.errors += 1
             elif name == "dlq.dispatched":
                 tally.dead_lettered += 1
+            elif name == "transaction.aborted":
+                tally.aborted += 1
             elif name == "offsets.committed":
                 tally.committed.update(event["offsets"])
                 tally.last_commit = event.time
@@ -251,6 +262,8 @@ def _status(listener_id: str, tally: _Tally) -> ListenerStatus:
         messages_per_second=tally.rate,
         last_commit=tally.last_commit,
         partitions=[_partition(name, tally) for name in partitions],
+        exactly_once=tally.exactly_once,
+        transactions_aborted=tally.aborted,
     )
 
 

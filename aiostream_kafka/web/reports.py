@@ -36,6 +36,8 @@ class ListenerStatus(msgspec.Struct, frozen=True):
     messages_per_second: float = 0.0
     last_commit: float | None = None
     partitions: list[PartitionStatus] = []
+    exactly_once: list[str] = []  # its exactly-once topics (each batch one transaction)
+    transactions_aborted: int = 0
 
 
 class ClusterStatus(msgspec.Struct, frozen=True):

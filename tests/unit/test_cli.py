@@ -215,9 +215,11 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
             "initial_offset": "earliest",
         },
     ]
-    assert [(t["topic"], t["cluster"], t["handler"], t["active"]) for t in facts["topics"]] == [
-        ("orders", "primary", f"{module}:on_orders", True),
-        ("clicks", "analytics", f"{module}:ClicksConsumer", True),
+    assert [
+        (t["topic"], t["cluster"], t["handler"], t["active"], t["exactly_once"]) for t in facts["topics"]
+    ] == [
+        ("orders", "primary", f"{module}:on_orders", True, False),
+        ("clicks", "analytics", f"{module}:ClicksConsumer", True, False),
     ]
     assert facts["producers"] == [
         {
@@ -225,12 +227,14 @@ def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixt
             "bootstrap_servers": "127.0.0.1:19092",
             "primary": True,
             "compression_type": "none",
+            "transactional": False,
         },
         {
             "cluster": "analytics",
             "bootstrap_servers": "127.0.0.1:29092",
             "primary": False,
             "compression_type": "lz4",
+            "transactional": False,
         },
     ]
 
@@ -833,3 +837,35 @@ def test_failover_names_a_cluster_without_a_replica(
     assert_usage_error(status, out, err, "cluster 'dr' has no replica declared", "'dr' of 'primary'")
     status, out, err = run_cli(capsys, "failback", f"{module}:app", "--to", "primary", "--from", "primary")
     assert_usage_error(status, out, err, "cluster 'primary' holds no replica of 'primary' ('dr' does)")
+
+
+EXACTLY_ONCE = """
+from aiostream_kafka import App
+
+app = App("svc", kafka={"bootstrap_servers": "127.0.0.1:19092"})
+
+
+@app.route("orders", exactly_once=True)
+async def on_orders(messages):
+    pass
+
+
+@app.route("clicks")
+async def on_clicks(messages):
+    pass
+"""
+
+
+def test_info_shows_which_routes_are_exactly_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = write_module(tmp_path, EXACTLY_ONCE)
+
+    _, text, _ = run_cli(capsys, "info", f"{module}:app")
+    _, js, _ = run_cli(capsys, "info", "--json", f"{module}:app")
+
+    topics = section(text, "Topics")
+    assert topics["orders"][-1] == "yes"
+    assert topics["clicks"][-1] == "raw"  # no EXACTLY ONCE cell
+    assert [(t["topic"], t["exactly_once"]) for t in json.loads(js)["topics"]] == [
+        ("orders", True),
+        ("clicks", False),
+    ]

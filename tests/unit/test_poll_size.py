@@ -33,11 +33,11 @@ class PollRecordingClients(MemoryClients):
         def subscribing(topics: list[str], listener: Any) -> None:
             name = topics[0]
 
-            async def polling(*, timeout_ms: int, max_records: int | None) -> Any:
+            async def polling(*partitions: Any, timeout_ms: int, max_records: int | None) -> Any:
                 self.polls[name] = max_records or 0
                 if len(self.polls) == self.expected:
                     self.polled.set()
-                return await getmany(timeout_ms=timeout_ms, max_records=max_records)
+                return await getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
 
             consumer.getmany = polling  # type: ignore[method-assign]
             subscribe(topics, listener)

@@ -12,7 +12,7 @@ import anyio.lowlevel
 import msgspec
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
+from aiokafka.errors import IllegalOperation, KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from aiokafka.structs import RecordMetadata
 
 from aiostream_kafka import App, MonitorEvent, ProduceError, ProducerRecord
@@ -72,6 +72,19 @@ class FakeKafka(ProducerClient):
         self, batch: RecordBatch, topic: str, *, partition: int
     ) -> asyncio.Future[RecordMetadata | None]:
         raise AssertionError("a record batch was sent where each message should be sent on its own")
+
+    # Not transactional: as aiokafka's producer without a transactional_id, it refuses them.
+    async def begin_transaction(self) -> None:
+        raise IllegalOperation("You need to configure transaction_id to use transactions")
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None:
+        raise IllegalOperation("You need to configure transaction_id to use transactions")
+
+    async def commit_transaction(self) -> None:
+        raise IllegalOperation("You need to configure transaction_id to use transactions")
+
+    async def abort_transaction(self) -> None:
+        raise IllegalOperation("You need to configure transaction_id to use transactions")
 
     def deliver(self, index: int, error: BaseException | None = None) -> None:
         delivery = self.deliveries[index]

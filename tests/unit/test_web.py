@@ -370,3 +370,41 @@ async def test_the_routing_page_shows_replicas_and_whether_the_app_runs_on_one()
     assert "Replicas (MirrorMaker 2)" in page.text
     assert "<td>analytics</td><td>primary</td><td>identity</td><td>&lt;topic&gt;</td>" in page.text
     assert "yes: runs on analytics" in page.text
+
+
+def exactly_once_app() -> App:
+    app = App("shop", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False)
+
+    @app.route("orders", exactly_once=True)
+    async def on_orders(messages: Messages[bytes]) -> None:
+        pass
+
+    @app.route("clicks")
+    async def on_clicks(messages: Messages[bytes]) -> None:
+        pass
+
+    return app
+
+
+def test_the_report_says_which_topics_are_exactly_once_and_counts_aborted_transactions() -> None:
+    reporter = Reporter(
+        exactly_once_app(), cluster="primary", reports_topic="r", errors_topic="e", interval=5
+    )
+    tags = {"cluster": "primary", "group": "shop", "subscription_group": "default"}
+    aborted = {**tags, "topic": "orders", "partition": 0, "transactional_id": "t", "error": ValueError("x")}
+    reporter.on_event(MonitorEvent("transaction.aborted", aborted))
+
+    [listener] = decode_process(encode(reporter.snapshot())).listeners
+
+    assert (listener.exactly_once, listener.transactions_aborted) == (["orders"], 1)
+
+
+async def test_the_routing_page_shows_the_exactly_once_topics_of_each_subscription_group() -> None:
+    ui = exactly_once_app().web.asgi()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://svc") as client:
+        page = await client.get("/routing")
+    await ui.state.ui.aclose()
+
+    assert page.status_code == 200
+    assert "<th>Exactly once</th>" in page.text
+    assert "<td>orders, clicks</td>\n      <td>orders</td>" in page.text
