@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiostream_kafka.instrumentation.redaction import masked
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -25,7 +27,8 @@ class Verdict:
         return {self.probe: self.ok, "problems": list(self.problems), **self.details}
 
     def body(self) -> bytes:
-        return json.dumps(self.to_json(), indent=2, default=str).encode() + b"\n"
+        """The JSON answer, with every secret the app declared masked (errors may quote them)."""
+        return masked(json.dumps(self.to_json(), indent=2, default=str)).encode() + b"\n"
 
     @classmethod
     def from_json(cls, probe: str, document: dict[str, Any]) -> Verdict:
