@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import socketserver
 import threading
 from collections.abc import Callable
@@ -92,7 +93,9 @@ class ProbeServer:
                 os.unlink(self.address)  # a worker's socket left by its previous run
             server = _UnixServer(self.address, handler)
         else:
-            server = ThreadingHTTPServer(self.address, handler)
+            server = (_ThreadingHTTPServer6 if ":" in self.address[0] else ThreadingHTTPServer)(
+                self.address, handler
+            )
             self.address = server.server_address[:2]  # type: ignore[assignment]  # port 0: the one bound
         self._server = server
         self._thread = threading.Thread(
@@ -115,6 +118,10 @@ class ProbeServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6  # --health [::]:8081
 
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
