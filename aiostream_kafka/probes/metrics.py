@@ -2,12 +2,11 @@
 
 Through prometheus-client (the ``prometheus`` extra) rather than OpenTelemetry's Prometheus
 exporter: the exporter needs the OpenTelemetry SDK in the process, and with an SDK the
-OpenTelemetry listener takes per-message events (a delivery callback per ``produce_nowait``,
-``produce_many`` sending message by message: docs/events.md), which a scrape must not
-cost. These series are counted from the events the runtime emits per batch anyway
+OpenTelemetry listener takes per-message events (a delivery callback per ``produce_nowait``
+and ``produce``: docs/events.md), which a scrape must not cost. These series are counted from the events the runtime emits per batch anyway
 (``batch.processed``, ``statistics.emitted``, ...), into a registry of the app's own (two
 apps in one process do not mix), so nothing is added per message. For the same reason
-messages sent are not counted here: only a per-message event could.
+messages sent are not counted here: only a per-message event could count ``produce_nowait``'s.
 
 prometheus-client's metrics are thread-safe: the events update them on the loop, the probe
 server's thread renders them.
