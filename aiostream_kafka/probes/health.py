@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aiostream_kafka.errors import ClusterUnreachableError
 from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.probes.verdict import Verdict
 
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 STUCK_AFTER = 10.0
 #: How often the loop notes that it runs (seconds): the resolution of ``STUCK_AFTER``.
 TICK = 0.5
+#: How often a producer that is not connected tries again (seconds). A producer connects on
+#: first use otherwise, and one nobody uses would leave the app unready for ever.
+RECONNECT_EVERY = 5.0
 
 _EVENTS = (
     "app.started",
@@ -108,7 +112,8 @@ class Health:
         self._producers: Mapping[str, Producer] = {}
         self._watchdog: LoopWatchdog | None = None
         self._ticker = LoopTicker()
-        self._connecting: set[asyncio.Task[None]] = set()
+        self._connecting: dict[str, asyncio.Task[None]] = {}  # cluster -> its producer connecting
+        self._reconnecting: asyncio.TimerHandle | None = None
         self._metrics: AppMetrics | None = None
         for name in _EVENTS:
             monitor.subscribe(name, getattr(self, "_on_" + name.replace(".", "_")))
@@ -140,6 +145,7 @@ class Health:
                 for group in topology.subscription_groups
             }
         self._ticker.start()
+        self._reconnecting = asyncio.get_running_loop().call_later(RECONNECT_EVERY, self._reconnect)
 
     def asgi(self) -> Callable[..., Any]:
         """``/livez``, ``/readyz`` and ``/metrics`` as a plain ASGI app, to mount in the web server
@@ -185,8 +191,8 @@ class Health:
                 entry["unreachable_for"] = round(now - since, 1)
                 held = "; ".join(r for g in routes for r in g) or "no routes (its producer)"
                 problems.append(
-                    f"cluster {name!r} is unreachable (for {now - since:.0f}s), holding up: {held} "
-                    f"(aiokafka: {reason})"
+                    f"cluster {name!r} is unreachable (for {now - since:.0f}s), holding up: {held}; "
+                    f"last error: {reason}"
                 )
             clusters[name] = entry
         listed = []
@@ -228,7 +234,10 @@ class Health:
         with self._lock:
             self._state = "stopped"
         self._ticker.stop()
-        for task in self._connecting:
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            self._reconnecting = None
+        for task in list(self._connecting.values()):
             task.cancel()
 
     def _on_listener_started(self, event: MonitorEvent) -> None:
@@ -241,7 +250,7 @@ class Health:
     def _on_partitions_assigned(self, event: MonitorEvent) -> None:
         # Joined: a rebalance that assigns nothing (more members than partitions) counts too.
         self._set_listener(event, ListenerState("joined", time.monotonic()))
-        self._connect_producer(event["cluster"])
+        self._answered(event["cluster"])
 
     def _on_listener_crashed(self, event: MonitorEvent) -> None:
         error = event.get("error")
@@ -249,6 +258,7 @@ class Health:
         self._set_listener(
             event, ListenerState("crashed", time.monotonic(), described, event.get("restart_in"))
         )
+        self._away_if_unreachable(event)
 
     def _on_listener_stopped(self, event: MonitorEvent) -> None:
         key = (event["cluster"], event["subscription_group"])
@@ -261,36 +271,55 @@ class Health:
             self._away[event["cluster"]] = (time.monotonic(), str(event.get("reason", "")))
 
     def _on_cluster_reachable(self, event: MonitorEvent) -> None:
-        with self._lock:
-            self._away.pop(event["cluster"], None)
-        self._connect_producer(event["cluster"])
+        self._answered(event["cluster"])
 
     def _on_error_occurred(self, event: MonitorEvent) -> None:
         if event.get("type") in ("fatal", "shutdown.timeout"):
             with self._lock:
                 self._failure = f"{event.get('type')}: {event.get('error')}"
+        elif event.get("type") == "producer.connect":
+            self._away_if_unreachable(event)
+
+    def _away_if_unreachable(self, event: MonitorEvent) -> None:
+        """A cluster down when the app started: its clients fail to connect (the listener
+        crashes, the producer waits), which aiokafka does not always log as an outage."""
+        if isinstance(event.get("error"), ClusterUnreachableError):
+            with self._lock:
+                self._away.setdefault(event["cluster"], (time.monotonic(), str(event["error"])))
+
+    def _answered(self, cluster: str) -> None:
+        """The cluster is back (its probe answered, a listener joined, its producer connected)."""
+        with self._lock:
+            self._away.pop(cluster, None)
+        self._connect_producer(cluster)
 
     def _set_listener(self, event: MonitorEvent, state: ListenerState) -> None:
         with self._lock:
             self._listeners[(event["cluster"], event["subscription_group"])] = state
 
+    def _reconnect(self) -> None:
+        for cluster in self._producers:
+            self._connect_producer(cluster)
+        self._reconnecting = asyncio.get_running_loop().call_later(RECONNECT_EVERY, self._reconnect)
+
     def _connect_producer(self, cluster: str) -> None:
         """A producer whose cluster was down at start connects on first use; one nobody uses
-        would stay unconnected (and the app unready) for ever, so connect it once its cluster
-        is seen answering."""
+        would stay unconnected (and the app unready) for ever, so it is connected here, once
+        its cluster is seen again and every ``RECONNECT_EVERY`` seconds meanwhile."""
         producer = self._producers.get(cluster)
-        if producer is None or producer.connected or self._state != "running":
+        if producer is None or producer.connected or self._state != "running" or cluster in self._connecting:
             return
-        task = asyncio.get_running_loop().create_task(_quietly(producer.start))
-        self._connecting.add(task)
-        task.add_done_callback(self._connecting.discard)
+        task = asyncio.get_running_loop().create_task(self._connect(cluster, producer))
+        self._connecting[cluster] = task
 
-
-async def _quietly(start: Callable[[], Any]) -> None:
-    try:
-        await start()
-    except Exception:  # still away: readiness says so, and the next sign of it tries again
-        return
+    async def _connect(self, cluster: str, producer: Producer) -> None:
+        try:
+            await producer.start()
+        except Exception:  # still away: readiness says so, and the next try comes
+            return
+        finally:
+            self._connecting.pop(cluster, None)
+        self._answered(cluster)
 
 
 def _route(group: SubscriptionGroup) -> list[str]:

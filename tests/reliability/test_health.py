@@ -107,6 +107,43 @@ async def test_readiness_names_the_unreachable_cluster_and_its_routes_while_the_
     assert all(listener["state"] == "joined" for listener in after["listeners"])
 
 
+async def test_a_cluster_down_when_the_app_starts_is_named_while_the_other_consumes(
+    kafka: KafkaClusters, topic_name: str
+) -> None:
+    app = App(
+        "health-down-at-start",
+        kafka={"bootstrap_servers": kafka.primary},
+        clusters={"secondary": {"bootstrap_servers": f"127.0.0.1:{free_port()}"}},  # nothing there
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+    )
+    seen: list[bytes] = []
+
+    @app.route(topic_name)
+    async def on_primary(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages if m.value is not None)
+
+    @app.route(topic_name, cluster="secondary")
+    async def on_nowhere(messages: Messages[bytes]) -> None:
+        pass
+
+    await create_topic(kafka.primary, topic_name)
+    async with app.running():
+        await produce(kafka.primary, topic_name, b"while the secondary is away")
+        await eventually(lambda: bool(seen), within=60, what="the primary consuming")
+        await eventually(
+            lambda: any("cluster 'secondary' is unreachable" in p for p in app.health.readiness().problems),
+            within=60,
+            what="readiness to name the secondary",
+        )
+        ready, live = app.health.readiness(), app.health.liveness()
+
+    [problem] = ready.problems
+    assert f"holding up: {topic_name} (tests.reliability.test_health:" in problem
+    assert "on_nowhere); last error: cannot connect to cluster 'secondary'" in problem
+    assert ready.details["producers"] == {"primary": True, "secondary": False}
+    assert live.ok
+
+
 async def _is(answer: Any, status: int) -> bool:
     got, _ = await answer
     return bool(got == status)

@@ -77,7 +77,7 @@ async def test_an_unreachable_cluster_is_named_with_the_routes_it_holds_up_until
 
     [problem] = away.problems
     assert problem.startswith("cluster 'analytics' is unreachable (for 0s), holding up: clicks (tests.unit.")
-    assert problem.endswith("on_clicks) (aiokafka: Connect call failed)")
+    assert problem.endswith("on_clicks); last error: Connect call failed")
     assert away.details["clusters"]["primary"]["reachable"] is True
     assert alive.ok  # a cluster away is no reason to restart the process
     assert back.ok
