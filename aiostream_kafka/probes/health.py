@@ -107,7 +107,7 @@ class Health:
         self._state = "idle"
         self._failure: str | None = None
         self._listeners: dict[tuple[str, str], ListenerState] = {}
-        self._away: dict[str, tuple[float, str]] = {}  # cluster -> (since, aiokafka's line)
+        self._away: dict[str, tuple[float, str]] = {}  # cluster -> (since, the last error)
         self._topology: Topology | None = None
         self._producers: Mapping[str, Producer] = {}
         self._watchdog: LoopWatchdog | None = None
@@ -184,12 +184,14 @@ class Health:
         problems: list[str] = []
         clusters: dict[str, dict[str, Any]] = {}
         for name in topology.clusters:
-            routes = [_route(group) for group in topology.subscription_groups if group.cluster == name]
-            entry: dict[str, Any] = {"reachable": name not in away, "routes": [r for g in routes for r in g]}
+            routes = [
+                r for group in topology.subscription_groups if group.cluster == name for r in _route(group)
+            ]
+            entry: dict[str, Any] = {"reachable": name not in away, "routes": routes}
             if name in away:
                 since, reason = away[name]
                 entry["unreachable_for"] = round(now - since, 1)
-                held = "; ".join(r for g in routes for r in g) or "no routes (its producer)"
+                held = "; ".join(routes) or "no routes (its producer)"
                 problems.append(
                     f"cluster {name!r} is unreachable (for {now - since:.0f}s), holding up: {held}; "
                     f"last error: {reason}"
