@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiostream_kafka.probes.client import fetch
 from aiostream_kafka.probes.health import STUCK_AFTER, LoopTicker
@@ -27,7 +27,28 @@ from aiostream_kafka.probes.verdict import Verdict
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from aiostream_kafka.runtime.workers import WorkerPool
+
+class RunningWorker(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def pid(self) -> int: ...
+
+
+class WorkerPool(Protocol):
+    """What the probes read of ``runtime.workers.WorkerPool``."""
+
+    @property
+    def processes(self) -> int: ...
+
+    @property
+    def gave_up(self) -> str | None: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def worker(self, number: int) -> RunningWorker | None: ...
 
 #: How long a worker's probe server may take to answer the parent (it answers from a thread
 #: of its own, so a worker busy or stuck on its loop still answers at once).

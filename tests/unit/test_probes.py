@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from aiostream_kafka import App, Messages
 from aiostream_kafka.cli import main
 from aiostream_kafka.probes.client import fetch
+from aiostream_kafka.probes.health import LoopTicker
+from aiostream_kafka.probes.pool import PoolProbes
 from aiostream_kafka.probes.server import AppProbes, ProbeServer
 from aiostream_kafka.probes.verdict import Verdict
 from tests.helpers import free_port
@@ -280,3 +283,58 @@ def test_run_health_on_an_address_in_use_says_which(
     monkeypatch.chdir(tmp_path)
     assert main(["run", f"{module}:app", "--health", f"{host}:{port}"]) == 2
     assert f"error: --health {host}:{port}: cannot listen there: " in capsys.readouterr().err
+
+
+class Slot:
+    """A worker as the parent's probes see it: started its app or not, and its pid."""
+
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
+        self.pid = 4242
+
+
+class Pool:
+    """The part of a WorkerPool the parent's probes read: worker 2 is being restarted."""
+
+    processes = 2
+    gave_up: str | None = None
+    stopping = False
+
+    def __init__(self) -> None:
+        self.slots: dict[int, Slot] = {1: Slot(ready=True)}
+
+    def worker(self, number: int) -> Slot | None:
+        return self.slots.get(number)
+
+
+async def test_the_parent_answers_for_every_worker_and_labels_their_series(tmp_path: Path) -> None:
+    app = an_app()
+    pool = Pool()
+
+    def socket_of(number: int) -> str:
+        return str(tmp_path / f"worker-{number}.sock")
+
+    probes = PoolProbes(pool, socket_of, LoopTicker())
+    with ProbeServer(AppProbes(app.health), socket_of(1)):
+        async with app.testing() as t:
+            await t.feed("orders", [b"a", b"b"])
+            restarting = await anyio.to_thread.run_sync(probes.readiness)
+            pool.slots[2] = Slot(ready=False)
+            starting = await anyio.to_thread.run_sync(probes.readiness)
+            _, body, _ = await anyio.to_thread.run_sync(lambda: probes.metrics(None))
+            pool.gave_up = "worker-2 failed 5 times within 300s"
+            live = probes.liveness()
+
+    assert restarting.problems == ("worker-2 is not running (being restarted)",)
+    assert restarting.details["workers"]["worker-1"]["ready"] is True
+    assert starting.problems == ("worker-2 (pid 4242) has not started its app yet",)
+    consumed = [
+        s
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "aiostream_kafka_consumed_messages_total"
+    ]
+    assert [(s.labels["worker"], s.labels["cluster"], s.value) for s in consumed] == [
+        ("worker-1", "primary", 2)
+    ]
+    assert live.problems == ("the worker pool gave up: worker-2 failed 5 times within 300s",)
