@@ -6,7 +6,7 @@ the parent asks them all at each probe, at once:
 - live: the parent's own loop runs and the pool has not given up on a worker that keeps
   failing. A worker whose loop is stuck is the pool's to replace (its heartbeat stops), not
   a reason to restart every worker of the machine.
-- ready: all N workers run, have started their app, and each says it is ready; otherwise
+- ready: all N workers run, have joined their groups, and each says it is ready; otherwise
   each problem, prefixed with the worker's name (``worker-2: cluster 'secondary' is ...``).
 - metrics: every worker's series with a ``worker`` label added (a series per worker, as a
   scraper gets from N pods; ``sum without (worker)`` adds them up), and the pool's own.
@@ -49,6 +49,7 @@ class WorkerPool(Protocol):
     def stopping(self) -> bool: ...
 
     def worker(self, number: int) -> RunningWorker | None: ...
+
 
 #: How long a worker's probe server may take to answer the parent (it answers from a thread
 #: of its own, so a worker busy or stuck on its loop still answers at once).
@@ -96,7 +97,9 @@ class PoolProbes:
         if worker is None:
             return name, Verdict("ready", False, (f"{name} is not running (being restarted)",))
         if not worker.ready:
-            return name, Verdict("ready", False, (f"{name} (pid {worker.pid}) has not started its app yet",))
+            return name, Verdict(
+                "ready", False, (f"{name} (pid {worker.pid}) has not joined its consumer groups yet",)
+            )
         try:
             _, body, _ = fetch(self._socket_of(number), "/readyz", timeout=self._timeout)
             verdict = Verdict.from_json("ready", json.loads(body))

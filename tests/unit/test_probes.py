@@ -327,7 +327,7 @@ async def test_the_parent_answers_for_every_worker_and_labels_their_series(tmp_p
 
     assert restarting.problems == ("worker-2 is not running (being restarted)",)
     assert restarting.details["workers"]["worker-1"]["ready"] is True
-    assert starting.problems == ("worker-2 (pid 4242) has not started its app yet",)
+    assert starting.problems == ("worker-2 (pid 4242) has not joined its consumer groups yet",)
     consumed = [
         s
         for family in text_string_to_metric_families(body.decode())
