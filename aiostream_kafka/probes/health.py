@@ -244,15 +244,15 @@ class Health:
 
     def _on_listener_started(self, event: MonitorEvent) -> None:
         # aiokafka's start() usually waits for the first assignment: joined already, then.
-        key = (event["cluster"], event["subscription_group"])
+        key = _listener(event)
         with self._lock:
-            if self._listeners.get(key, ListenerState("", 0)).state != "joined":
+            if key in self._listeners and self._listeners[key].state != "joined":
                 self._listeners[key] = ListenerState("joining", time.monotonic())
 
     def _on_partitions_assigned(self, event: MonitorEvent) -> None:
         # Joined: a rebalance that assigns nothing (more members than partitions) counts too.
         self._set_listener(event, ListenerState("joined", time.monotonic()))
-        self._answered(event["cluster"])
+        self._answered(event.get("cluster"))
 
     def _on_listener_crashed(self, event: MonitorEvent) -> None:
         error = event.get("error")
@@ -263,17 +263,16 @@ class Health:
         self._away_if_unreachable(event)
 
     def _on_listener_stopped(self, event: MonitorEvent) -> None:
-        key = (event["cluster"], event["subscription_group"])
+        key = _listener(event)
         with self._lock:  # a crash reports a stop first: keep the crash, it says more
-            if self._listeners.get(key, ListenerState("", 0)).state != "crashed":
+            if key in self._listeners and self._listeners[key].state != "crashed":
                 self._listeners[key] = ListenerState("stopped", time.monotonic())
 
     def _on_cluster_unreachable(self, event: MonitorEvent) -> None:
-        with self._lock:
-            self._away[event["cluster"]] = (time.monotonic(), str(event.get("reason", "")))
+        self._away_since(event.get("cluster"), str(event.get("reason", "")), replace=True)
 
     def _on_cluster_reachable(self, event: MonitorEvent) -> None:
-        self._answered(event["cluster"])
+        self._answered(event.get("cluster"))
 
     def _on_error_occurred(self, event: MonitorEvent) -> None:
         if event.get("type") in ("fatal", "shutdown.timeout"):
@@ -286,18 +285,29 @@ class Health:
         """A cluster down when the app started: its clients fail to connect (the listener
         crashes, the producer waits), which aiokafka does not always log as an outage."""
         if isinstance(event.get("error"), ClusterUnreachableError):
-            with self._lock:
-                self._away.setdefault(event["cluster"], (time.monotonic(), str(event["error"])))
+            self._away_since(event.get("cluster"), str(event["error"]), replace=False)
 
-    def _answered(self, cluster: str) -> None:
+    def _away_since(self, cluster: object, reason: str, *, replace: bool) -> None:
+        with self._lock:
+            if self._topology is None or cluster not in self._topology.clusters:
+                return  # not this app's run (an event emitted before it started)
+            assert isinstance(cluster, str)
+            if replace or cluster not in self._away:
+                self._away[cluster] = (time.monotonic(), reason)
+
+    def _answered(self, cluster: object) -> None:
         """The cluster is back (its probe answered, a listener joined, its producer connected)."""
+        if not isinstance(cluster, str):
+            return
         with self._lock:
             self._away.pop(cluster, None)
         self._connect_producer(cluster)
 
     def _set_listener(self, event: MonitorEvent, state: ListenerState) -> None:
+        key = _listener(event)
         with self._lock:
-            self._listeners[(event["cluster"], event["subscription_group"])] = state
+            if key in self._listeners:  # one of this run's (attach lists them)
+                self._listeners[key] = state
 
     def _reconnect(self) -> None:
         for cluster in self._producers:
@@ -322,6 +332,10 @@ class Health:
         finally:
             self._connecting.pop(cluster, None)
         self._answered(cluster)
+
+
+def _listener(event: MonitorEvent) -> tuple[str, str]:
+    return (str(event.get("cluster")), str(event.get("subscription_group")))
 
 
 def _route(group: SubscriptionGroup) -> list[str]:

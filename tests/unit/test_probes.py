@@ -338,3 +338,13 @@ async def test_the_parent_answers_for_every_worker_and_labels_their_series(tmp_p
         ("worker-1", "primary", 2)
     ]
     assert live.problems == ("the worker pool gave up: worker-2 failed 5 times within 300s",)
+
+
+def test_events_outside_a_run_or_missing_fields_change_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    app = an_app()
+    app.monitor.emit("partitions.assigned", cluster="primary", group="probed", partitions=["orders/0"])
+    app.monitor.emit("cluster.unreachable", cluster="primary", reason="refused")
+    app.monitor.emit("listener.crashed", cluster="analytics", error=RuntimeError("boom"))
+
+    assert "failed on" not in caplog.text  # no subscriber of app.health raised
+    assert app.health.readiness().problems == ("the app has not started yet",)
