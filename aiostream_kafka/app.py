@@ -21,8 +21,8 @@ from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 from aiostream_kafka.jobs.registry import Jobs
-from aiostream_kafka.producing.declared import ProducedTopics
 from aiostream_kafka.probes.health import Health
+from aiostream_kafka.producing.declared import ProducedTopics
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
 from aiostream_kafka.replication.replicas import Replicas
