@@ -21,6 +21,7 @@ from aiostream_kafka.instrumentation.logging import LoggingListener
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.instrumentation.opentelemetry import OpenTelemetryListener
 from aiostream_kafka.jobs.registry import Jobs
+from aiostream_kafka.probes.health import Health
 from aiostream_kafka.producing.declared import ProducedTopics
 from aiostream_kafka.producing.producer import Producer
 from aiostream_kafka.producing.registry import ProducerRegistry
@@ -153,6 +154,8 @@ class App:
                 opentelemetry if isinstance(opentelemetry, OpenTelemetryListener) else OpenTelemetryListener()
             )
             telemetry.install(self.monitor)
+        #: Liveness and readiness (``/livez``, ``/readyz``: ``aiostream-kafka run --health``).
+        self.health = Health(self.monitor)
         self._topology: Topology | None = None
         self._producers: ProducerRegistry | None = None
         self._admin: AdminRegistry | None = None
@@ -308,6 +311,7 @@ class App:
                 threshold=self.loop_block_threshold,
             )
             self._watchdog.start()
+        self.health.attach(topology, self._producers, self._watchdog)
         await self.web.start_reporting()
         self.state = "running"
         self.monitor.emit(

@@ -7,8 +7,8 @@ there the traceback is what points at the bug; any secret the app declared is ma
 as in every log line.
 
 One module a job: ``parser`` (the commands and their options), ``loading`` (finding the
-app), one module per command (``run`` with ``workers`` for ``--processes``, ``check``,
-``topics``, ``web``, ``info`` with ``facts``), and ``main`` here, which maps what they
+app), one module per command (``run`` with ``workers`` for ``--processes``, ``health``,
+``check``, ``topics``, ``web``, ``info`` with ``facts``), and ``main`` here, which maps what they
 raise to exit statuses.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aiostream_kafka.__about__ import __version__
-from aiostream_kafka.cli import asyncapi, check, failover, info, run, topics, web
+from aiostream_kafka.cli import asyncapi, check, failover, health, info, run, topics, web
 from aiostream_kafka.cli.logs import LOG_LEVELS
 from aiostream_kafka.runtime.heartbeat import Liveness
 from aiostream_kafka.runtime.workers import available_cpus
@@ -82,11 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --reload, watch DIR (repeatable); default: the app's package or module directory",
     )
+    run_args.add_argument(
+        "--health",
+        type=health.address,
+        metavar="HOST:PORT",
+        help="serve /livez, /readyz and /metrics there (with --processes, for every worker)",
+    )
     # How the parent starts a worker; not for people.
     run_args.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     run_args.add_argument("--heartbeat-fd", type=int, help=argparse.SUPPRESS)
     run_args.add_argument("--heartbeat-interval", type=float, default=2.0, help=argparse.SUPPRESS)
+    run_args.add_argument("--health-socket", help=argparse.SUPPRESS)
     run_args.set_defaults(handler=run.command)
+
+    health_args = commands.add_parser(
+        "health", help="ask `run --health HOST:PORT` whether the app is live or ready; exit 0 or 1"
+    )
+    health_args.add_argument("probe", choices=["live", "ready"])
+    health_args.add_argument(
+        "address", type=health.address, metavar="HOST:PORT", help="what --health was given"
+    )
+    health_args.add_argument(
+        "--timeout", type=positive_seconds, default=5.0, metavar="SECONDS", help="default: %(default)s"
+    )
+    health_args.set_defaults(handler=health.command)
 
     check_args = commands.add_parser(
         "check", help="check that every cluster answers and every topic is on its cluster, then exit"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 
 from aiostream_kafka.app import App
-from aiostream_kafka.cli import check, logs, reload, workers
+from aiostream_kafka.cli import check, health, logs, reload, workers
 from aiostream_kafka.cli.errors import FAILED, CliError
 from aiostream_kafka.cli.loading import load_app
 from aiostream_kafka.errors import ShutdownError
+from aiostream_kafka.probes.server import AppProbes
 
 
 def command(args: argparse.Namespace) -> int:
@@ -34,7 +36,8 @@ def command(args: argparse.Namespace) -> int:
     if args.processes is not None:
         return workers.run_workers(app, args)
     try:
-        app.run()
+        with health.serving(AppProbes(app.health), args.health) if args.health else nullcontext():
+            app.run()
     except KeyboardInterrupt:  # a Ctrl-C before the app's own signal handling is in place
         return 130
     except ShutdownError as error:  # a second signal cut the stop short

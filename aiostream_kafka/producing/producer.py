@@ -120,6 +120,11 @@ class Producer:
         self._transaction_lock = anyio.Lock()  # aiokafka runs one transaction at a time
         self._fenced: TransactionError | None = None  # then aiokafka's producer is done for
 
+    @property
+    def connected(self) -> bool:
+        """Whether the client has connected (readiness asks; a cluster down at start makes it False)."""
+        return self._kafka is not None
+
     async def start(self) -> None:
         await self._connection()
 

@@ -53,6 +53,10 @@ class Blocker:
         """This block, seen again later: the culprits of both."""
         return Blocker(self.where, self.culprits + tuple(b for b in later.culprits if b not in self.culprits))
 
+    def describe(self) -> str:
+        """``by <batch> at <where>``: who held the loop, as the thread's lines say it."""
+        return _culprit(self)
+
 
 class LoopWatchdog:
     def __init__(
@@ -94,6 +98,11 @@ class LoopWatchdog:
         if self._thread is not None:
             self._thread.join(timeout=1.0)  # it wakes at once from its wait
             self._thread = None
+
+    def blocker(self) -> Blocker | None:
+        """Who holds the loop now, as the thread last saw it; None while it runs (any thread)."""
+        with self._lock:
+            return self._blocker
 
     # --- the thread ----------------------------------------------------------------------
 

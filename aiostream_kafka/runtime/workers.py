@@ -166,6 +166,21 @@ class WorkerPool:
         problems += self._stop.problems if self._stop else []
         return "; ".join(problems) or None
 
+    # --- what the parent's probes read (any thread) ------------------------------------------
+
+    def worker(self, number: int) -> Worker | None:
+        """Worker ``number`` (1..N) while it runs; None while it is being (re)started."""
+        return self._workers.get(number)
+
+    @property
+    def gave_up(self) -> str | None:
+        """Why the pool gave up on a worker that kept failing, once it has."""
+        return self._gave_up
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None
+
     # --- one slot: start, watch, restart ---------------------------------------------------
 
     async def _keep(self, number: int) -> None:

@@ -27,6 +27,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from aiostream_kafka.probes.server import PATHS, AppProbes, answer
+from aiostream_kafka.probes.verdict import Verdict
 from aiostream_kafka.web import payloads
 from aiostream_kafka.web.auth import HostGuard, TokenGuard
 from aiostream_kafka.web.board import StatusBoard
@@ -260,8 +262,17 @@ def create_web_app(
         yield
         await ui.aclose()
 
+    probes = WebProbes(app)
+
+    async def probe(request: Request) -> Response:
+        status, body, content_type = answer(probes, request.url.path, request.headers.get("accept"))
+        return Response(
+            body, status_code=status, media_type=content_type, headers={"cache-control": "no-store"}
+        )
+
     routes = [
         Route("/", ui.overview, name="overview"),
+        *(Route(path, probe, name=path.strip("/")) for path in PATHS),
         Route("/api/overview", ui.api_overview, name="api_overview"),
         Route("/clusters/{name}", ui.cluster, name="cluster"),
         Route("/clusters/{name}/groups/{group}", ui.group, name="group"),
@@ -279,6 +290,23 @@ def create_web_app(
     web = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     web.state.ui = ui
     return web
+
+
+class WebProbes(AppProbes):
+    """``/livez``, ``/readyz``, ``/metrics`` of the UI: the app's, where it runs in this process
+    (the UI mounted next to ``app.lifespan``). In the UI's own process (``aiostream-kafka web``)
+    the app never starts, and the UI is ready while it answers."""
+
+    def __init__(self, app: App) -> None:
+        super().__init__(app.health)
+        self._app = app
+
+    def readiness(self) -> Verdict:
+        if self._app.state == "idle":
+            return Verdict(
+                "ready", True, (), {"state": "idle", "serving": "the Web UI (the app runs elsewhere)"}
+            )
+        return super().readiness()
 
 
 def _when(epoch: float | None) -> str:

@@ -125,9 +125,10 @@ def test_the_app_monitor_logs_events_unless_told_not_to() -> None:
 
     kafka = {"bootstrap_servers": "127.0.0.1:19092"}
 
-    assert App("svc", kafka=kafka).monitor.listens_to("app.started")
+    assert App("svc", kafka=kafka).monitor.listens_to("batch.failed")
+    # (app.health takes the lifecycle events, listeners' and clusters', never a batch's.)
     assert not App("svc", kafka=kafka, log_events=False, opentelemetry=False).monitor.listens_to(
-        "app.started"
+        "batch.failed"
     )
 
 
