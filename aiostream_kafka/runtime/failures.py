@@ -118,21 +118,11 @@ class FailureHandler:
             try:
                 await self._dead_letter(topic, queue, culprit, error, decision.attempts)
             except Exception as dispatch_error:
-                if is_fatal(dispatch_error):
-                    raise
-                self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
-                delay = policy.backoff.delay(decision.attempts)
-                self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
+                self._dispatch_failed(
+                    consumer, tp, policy, decision, first_unprocessed, dispatch_error, where
+                )
                 return
-        self._monitor.emit(
-            "dlq.dispatched",
-            **where,
-            offset=culprit.offset,
-            dlq_topic=queue.topic,
-            dlq_cluster=topic.dead_letter_cluster if queue.topic else None,
-            attempts=decision.attempts,
-            error=error,
-        )
+        self._dispatched(topic, queue, culprit, decision, error, where)
         if culprit.offset == first_unprocessed:  # resume right after it
             self._offsets.advance(tp, culprit.offset + 1)
             consumer.seek(tp, culprit.offset + 1)
@@ -171,13 +161,40 @@ class FailureHandler:
             try:
                 await self._transactions.dead_letter(consumer, tp, letter, culprit.offset + 1, where)
             except Exception as dispatch_error:
-                if is_fatal(dispatch_error):
-                    raise
-                self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
-                delay = policy.backoff.delay(decision.attempts)
-                self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
+                self._dispatch_failed(
+                    consumer, tp, policy, decision, first_unprocessed, dispatch_error, where
+                )
                 return
             consumer.seek(tp, culprit.offset + 1)
+        self._dispatched(topic, queue, culprit, decision, error, where)
+
+    def _dispatch_failed(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        policy: FailurePolicy,
+        decision: Decision,
+        first_unprocessed: int,
+        dispatch_error: Exception,
+        where: dict[str, Any],
+    ) -> None:
+        """The dead-letter queue did not take the message: the partition waits, then the batch
+        comes again (a fatal error ends the listener)."""
+        if is_fatal(dispatch_error):
+            raise dispatch_error
+        self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
+        delay = policy.backoff.delay(decision.attempts)
+        self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
+
+    def _dispatched(
+        self,
+        topic: RoutedTopic,
+        queue: DeadLetterQueue,
+        culprit: Message[Any],
+        decision: Decision,
+        error: Exception,
+        where: dict[str, Any],
+    ) -> None:
         self._monitor.emit(
             "dlq.dispatched",
             **where,

@@ -791,12 +791,9 @@ def wait_ready(c: Cluster, pid: int, process: subprocess.Popen[bytes] | None = N
     )
 
 
-def stop(c: Cluster, kill: bool = False, timeout: float = 30.0) -> str:
-    pid = running_pid(c)
-    if pid is None:
-        c.pid_file.unlink(missing_ok=True)
-        return f"{c.name}: not running"
-    os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+def end_group(pid: int, how: signal.Signals, timeout: float) -> None:
+    """Signal ``pid``'s process group; kill it if it has not ended within ``timeout`` s."""
+    os.killpg(pid, how)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -804,6 +801,14 @@ def stop(c: Cluster, kill: bool = False, timeout: float = 30.0) -> str:
         os.killpg(pid, signal.SIGKILL)
         while _alive(pid):
             time.sleep(0.1)
+
+
+def stop(c: Cluster, kill: bool = False, timeout: float = 30.0) -> str:
+    pid = running_pid(c)
+    if pid is None:
+        c.pid_file.unlink(missing_ok=True)
+        return f"{c.name}: not running"
+    end_group(pid, signal.SIGKILL if kill else signal.SIGTERM, timeout)
     c.pid_file.unlink(missing_ok=True)
     return f"{c.name}: stopped (pid {pid}{', killed' if kill else ''})"
 
@@ -993,14 +998,7 @@ def stop_mirror(m: Mirror, timeout: float = 30.0) -> str:
     if pid is None:
         m.pid_file.unlink(missing_ok=True)
         return "mirror: not running"
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.1)
+    end_group(pid, signal.SIGTERM, timeout)
     m.pid_file.unlink(missing_ok=True)
     return f"mirror: stopped (pid {pid})"
 
