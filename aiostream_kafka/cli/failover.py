@@ -8,6 +8,7 @@ A refusal (missing or stale checkpoints, a source that does not answer) is a Cli
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 import anyio
 
@@ -32,12 +33,7 @@ def failover_command(args: argparse.Namespace) -> int:
         )
     except FailoverError as error:
         raise CliError(str(error)) from None
-    print("\n".join(report.lines()))
-    if args.dry_run:
-        print("dry run: nothing committed")
-    else:
-        print(f"committed; now run the app with {FAILED_OVER_ENV}={args.source}")
-    return 0
+    return _reported(report.lines(), args.dry_run, f"now run the app with {FAILED_OVER_ENV}={args.source}")
 
 
 def failback_command(args: argparse.Namespace) -> int:
@@ -49,9 +45,10 @@ def failback_command(args: argparse.Namespace) -> int:
         report = anyio.run(lambda: fail_back(app, args.to, within=args.timeout, dry_run=args.dry_run))
     except FailoverError as error:
         raise CliError(str(error)) from None
-    print("\n".join(report.lines()))
-    if args.dry_run:
-        print("dry run: nothing committed")
-    else:
-        print(f"committed; now run the app without {FAILED_OVER_ENV}")
+    return _reported(report.lines(), args.dry_run, f"now run the app without {FAILED_OVER_ENV}")
+
+
+def _reported(lines: Iterable[str], dry_run: bool, then: str) -> int:
+    print("\n".join(lines))
+    print("dry run: nothing committed" if dry_run else f"committed; {then}")
     return 0
