@@ -111,6 +111,22 @@ async def end_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
         await consumer.stop()
 
 
+async def total_end_offset(
+    bootstrap: str, topic: str, partitions: int, *, read_committed: bool = False
+) -> int:
+    """The sum of the partitions' end offsets (read committed: their last stable offsets,
+    which count markers and aborted records before them): cheap, and enough to tell how far
+    a pipeline writing ``topic`` is."""
+    isolation = "read_committed" if read_committed else "read_uncommitted"
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
 async def produce(
     bootstrap: str, topic: str, *values: bytes, partition: int | None = None, timestamp_ms: int | None = None
 ) -> None:

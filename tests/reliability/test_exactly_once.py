@@ -8,10 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from msgspec.json import decode
 
-from tests.helpers import create_topic, eventually, eventually_true, read_committed
+from tests.helpers import create_topic, eventually, eventually_true, read_committed, total_end_offset
 from tests.reliability.scenario import Item, Report, Sink, produce_workload, start_worker
 
 pytestmark = pytest.mark.slow
@@ -25,18 +24,6 @@ async def committed_output(bootstrap: str, topic: str) -> list[tuple[int, int, i
     """(id, partition, offset) of every record of ``topic`` a read-committed consumer sees."""
     records = await read_committed(bootstrap, topic, PARTITIONS)
     return [(decode(r.value, type=Item).id, r.partition, r.offset) for r in records]
-
-
-async def stable_end(bootstrap: str, topic: str) -> int:
-    """The sum of the partitions' last stable offsets: committed records, plus markers and
-    aborted records before them (cheap, and enough to tell how far the pipeline is)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
 
 
 def environment(primary: str, source: str, target: str) -> dict[str, str]:
@@ -133,4 +120,4 @@ def revoked(log: Path) -> bool:
 
 
 async def at_least(bootstrap: str, topic: str, count: int) -> bool:
-    return await stable_end(bootstrap, topic) >= count
+    return await total_end_offset(bootstrap, topic, PARTITIONS, read_committed=True) >= count

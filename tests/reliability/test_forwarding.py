@@ -8,10 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from msgspec.json import decode
 
-from tests.helpers import create_topic, eventually_true, read_every_partition
+from tests.helpers import create_topic, eventually_true, read_every_partition, total_end_offset
 from tests.reliability.scenario import Item, Report, Sink, produce_workload, start_worker
 
 pytestmark = pytest.mark.slow
@@ -25,16 +24,6 @@ async def forwarded(bootstrap: str, topic: str) -> list[tuple[int, int, int]]:
     """(id, partition, offset) of every record of ``topic``."""
     stored = await read_every_partition(bootstrap, topic, PARTITIONS)
     return [(decode(r.value, type=Item).id, p, offset) for (p, offset), r in stored.items()]
-
-
-async def total_forwarded(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
 
 
 async def test_kill_9_of_a_forwarder_with_produce_many_in_flight_loses_nothing(
@@ -59,7 +48,9 @@ async def test_kill_9_of_a_forwarder_with_produce_many_in_flight_loses_nothing(
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    assert await total_forwarded(primary, target) < COUNT, "the kill came too late to be mid-stream"
+    assert await total_end_offset(primary, target, PARTITIONS) < COUNT, (
+        "the kill came too late to be mid-stream"
+    )
 
     second = start_worker(env, log, FORWARDER)
     try:
@@ -79,7 +70,7 @@ async def test_kill_9_of_a_forwarder_with_produce_many_in_flight_loses_nothing(
 
 
 async def at_least(bootstrap: str, topic: str, count: int) -> bool:
-    return await total_forwarded(bootstrap, topic) >= count
+    return await total_end_offset(bootstrap, topic, PARTITIONS) >= count
 
 
 async def all_forwarded(bootstrap: str, topic: str) -> bool:
