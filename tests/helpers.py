@@ -12,9 +12,11 @@ import errno
 import random
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -283,3 +285,22 @@ async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Close each connection at once, as a listener that refuses the protocol spoken."""
     writer.close()
+
+
+def client_certificate_files(directory: Path, key_password: str) -> dict[str, str]:
+    """A throwaway CA and a client certificate in ``directory``: ``ca.pem``, ``client.pem``,
+    its key in clear (``client.key``) and encrypted with ``key_password`` (``encrypted.key``)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+            "-subj", "/CN=client")  # fmt: skip
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "client.pem", "-days", "2")  # fmt: skip
+    openssl(
+        "pkey", "-in", "client.key", "-aes256", "-passout", f"pass:{key_password}", "-out", "encrypted.key"
+    )
+    return {name: str(directory / name) for name in ("ca.pem", "client.pem", "client.key", "encrypted.key")}

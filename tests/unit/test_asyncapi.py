@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -21,6 +20,7 @@ from aiostream_kafka.asyncapi import asyncapi_document, to_yaml
 from aiostream_kafka.cli import main
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from tests.asyncapi_schema import payload_validator, problems
+from tests.helpers import client_certificate_files
 
 PASSWORD = "s3cret-never-shown"
 USERNAME = "orders-service-login"
@@ -413,19 +413,12 @@ KEY_PASSWORD = "key-pass-never-shown"
 @pytest.fixture(scope="module")
 def client_certificate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A throwaway CA and a client certificate whose key has a password."""
-    d = tmp_path_factory.mktemp("tls")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
-            "-subj", "/CN=client")  # fmt: skip
-    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "client.pem", "-days", "2")  # fmt: skip
-    openssl("pkey", "-in", "client.key", "-aes256", "-passout", f"pass:{KEY_PASSWORD}", "-out", "secret.key")
-    return {name: str(d / name) for name in ("ca.pem", "client.pem", "secret.key")}
+    files = client_certificate_files(tmp_path_factory.mktemp("tls"), KEY_PASSWORD)
+    return {
+        "ca.pem": files["ca.pem"],
+        "client.pem": files["client.pem"],
+        "secret.key": files["encrypted.key"],
+    }
 
 
 def test_a_tls_cluster_is_kafka_secure_and_says_only_which_logins_it_takes(

@@ -7,7 +7,6 @@ import gc
 import io
 import logging
 import ssl
-import subprocess
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from aiostream_kafka import App
 from aiostream_kafka.config import KafkaSettings
 from aiostream_kafka.errors import ConfigError
+from tests.helpers import client_certificate_files
 
 KEY_PASSWORD = "key-pass-1f2e3d"
 
@@ -22,21 +22,7 @@ KEY_PASSWORD = "key-pass-1f2e3d"
 @pytest.fixture(scope="module")
 def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A throwaway CA, and a client certificate with its key in clear and encrypted."""
-    d = tmp_path_factory.mktemp("tls")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
-            "-subj", "/CN=client")  # fmt: skip
-    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "client.pem", "-days", "2")  # fmt: skip
-    openssl(
-        "pkey", "-in", "client.key", "-aes256", "-passout", f"pass:{KEY_PASSWORD}", "-out", "encrypted.key"
-    )
-    return {name: str(d / name) for name in ("ca.pem", "client.pem", "client.key", "encrypted.key")}
+    return client_certificate_files(tmp_path_factory.mktemp("tls"), KEY_PASSWORD)
 
 
 def parse(**settings: Any) -> KafkaSettings:
