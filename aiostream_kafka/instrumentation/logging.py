@@ -38,9 +38,10 @@ _LEVELS = {
     "loop.blocked": logging.WARNING,
 }
 
-#: One of these per message produced: far too many for a log, whatever the level; and the
-#: hook before a batch is filled (``batch.produced`` says what became of it).
-PER_MESSAGE = frozenset({"message.producing", "message.produced", "batch.producing"})
+#: One of these per message produced: far too many for a log, whatever the level; the hook
+#: before a batch is filled (``batch.produced`` says what became of it); and the tally of
+#: every request batch (``records.sent``: one a message, at a low rate).
+PER_MESSAGE = frozenset({"message.producing", "message.produced", "batch.producing", "records.sent"})
 
 #: Fields that are objects for subscribers, not text for a log line.
 _NOT_LOGGED = frozenset({"error", "messages", "headers", "context"})

@@ -42,6 +42,7 @@ EVENTS = frozenset(
         "batch.producing",
         "batch.produced",
         "produce.failed",
+        "records.sent",
         "dlq.dispatched",
         "transaction.begun",
         "transaction.committed",

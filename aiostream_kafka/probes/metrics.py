@@ -6,8 +6,8 @@ OpenTelemetry listener takes per-message events (a delivery callback per ``produ
 and ``produce``: docs/events.md), which a scrape must not cost. These series are counted
 from the events the runtime emits per batch anyway (``batch.processed``,
 ``statistics.emitted``, ...), per app (two apps in one process do not mix), so nothing is
-added per message. For the same reason messages sent are not counted here: only a
-per-message event could count ``produce_nowait``'s.
+added per message: messages sent are counted from ``records.sent``, one event per batch
+aiokafka sent (producing/deliveries.py), whichever call queued its records.
 
 The events update the tallies on the loop, under a lock; the probe server's thread reads
 them at each scrape.
@@ -46,6 +46,7 @@ def missing() -> str | None:
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 _Consumer = tuple[str, str, str]  # cluster, group, topic
+_Sent = tuple[str, str]  # cluster, topic
 
 
 class _Durations:
@@ -74,6 +75,8 @@ class AppMetrics:
         self._consumed: dict[_Consumer, int] = {}
         self._durations: dict[_Consumer, _Durations] = {}
         self._dead_lettered: dict[_Consumer, int] = {}
+        self._sent: dict[_Sent, int] = {}
+        self._send_failed: dict[_Sent, int] = {}
         self._errors: dict[tuple[str, str], int] = {}
         self._loop_blocks: dict[str, int] = {}
         self._lag: dict[tuple[str, str], dict[str, int]] = {}  # (cluster, group) -> {"topic/n": lag}
@@ -87,6 +90,7 @@ class AppMetrics:
             "listener.crashed": self._on_error,
             "error.occurred": self._on_error,
             "dlq.dispatched": self._on_dlq_dispatched,
+            "records.sent": self._on_records_sent,
             "loop.blocked": self._on_loop_blocked,
             "statistics.emitted": self._on_statistics_emitted,
         }
@@ -118,6 +122,12 @@ class AppMetrics:
         with self._lock:
             self._dead_lettered[key] = self._dead_lettered.get(key, 0) + 1
 
+    def _on_records_sent(self, event: MonitorEvent) -> None:
+        key = (event["cluster"], event["topic"])
+        tally = self._sent if event["error"] is None else self._send_failed
+        with self._lock:
+            tally[key] = tally.get(key, 0) + event["count"]
+
     def _on_error(self, event: MonitorEvent) -> None:
         key = (event["cluster"], _error_type(event))
         with self._lock:
@@ -141,6 +151,7 @@ class AppMetrics:
 
         with self._lock:
             consumed, dead_lettered = dict(self._consumed), dict(self._dead_lettered)
+            sent, send_failed = dict(self._sent), dict(self._send_failed)
             durations = {k: (list(d.buckets), d.sum) for k, d in self._durations.items()}
             errors, loop_blocks, lag = dict(self._errors), dict(self._loop_blocks), dict(self._lag)
         consumer = ["cluster", "group", "topic"]
@@ -164,6 +175,21 @@ class AppMetrics:
         )
         for key, value in dead_lettered.items():
             family.add_metric(key, value)
+        yield family
+        producer = ["cluster", "topic"]
+        family = CounterMetricFamily(
+            f"{PREFIX}_sent_messages", "Messages the cluster's brokers accepted", labels=producer
+        )
+        for (cluster, topic), value in sent.items():
+            family.add_metric([cluster, topic], value)
+        yield family
+        family = CounterMetricFamily(
+            f"{PREFIX}_send_failed_messages",
+            "Messages the cluster's brokers did not take (the send's error says why)",
+            labels=producer,
+        )
+        for (cluster, topic), value in send_failed.items():
+            family.add_metric([cluster, topic], value)
         yield family
         family = CounterMetricFamily(
             f"{PREFIX}_errors", "Failures, by the error's type", labels=["cluster", "error_type"]

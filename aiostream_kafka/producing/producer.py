@@ -32,6 +32,7 @@ from aiostream_kafka.producing.batching import (
     key_hash,
     too_large,
 )
+from aiostream_kafka.producing.deliveries import report_sent
 from aiostream_kafka.producing.direct import DirectSend
 from aiostream_kafka.producing.failures import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -151,6 +152,7 @@ class Producer:
                         raise await connection_error(self._kafka_cluster, error) from error
                     raise
                 self._direct = DirectSend.of(kafka)
+                report_sent(kafka, self.cluster, self._monitor)
                 self._kafka = kafka
         return self._kafka
 

@@ -21,6 +21,7 @@ from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
 
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import NotRunningError
+from aiostream_kafka.producing.deliveries import Answered
 from aiostream_kafka.producing.failures import DEFAULT_MAX_BATCH_SIZE
 from aiostream_kafka.runtime.clients import (
     AdminClient,
@@ -268,6 +269,11 @@ class MemoryProducer:
         self._epoch: int | None = None
         self._in_transaction = False
         self._offsets: dict[tuple[str, TopicPartition], int] = {}
+        self._answered: Answered | None = None
+
+    def report_sent_to(self, answered: Answered) -> None:
+        """As aiokafka's batches report to ``producing.deliveries``: here every send at once."""
+        self._answered = answered
 
     async def start(self) -> None:
         self._started = True
@@ -301,6 +307,8 @@ class MemoryProducer:
             produced=True,
             transaction=self._sending_in(),
         )
+        if self._answered is not None:
+            self._answered(metadata.topic_partition, 1, None)
         delivered: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         delivered.set_result(metadata)
         return delivered
@@ -331,6 +339,8 @@ class MemoryProducer:
             for key, value, headers, timestamp in batch.records
         ]
         tp = TopicPartition(topic, partition)
+        if self._answered is not None and offsets:
+            self._answered(tp, len(offsets), None)
         base = offsets[0] if offsets else self._cluster.end_offset(tp)
         delivered: asyncio.Future[RecordMetadata | None] = asyncio.get_running_loop().create_future()
         delivered.set_result(RecordMetadata(topic, partition, tp, base, -1, 0, None))

@@ -1,6 +1,7 @@
 """Health probes and /metrics on real Kafka: readiness follows an outage of one cluster, naming
 it and the routes it holds up, while liveness stays up and the other cluster's routes keep
-consuming; a scrape shows each cluster's series; ``--processes`` answers for its workers."""
+consuming; a scrape shows each cluster's series, what was consumed and what was sent;
+``--processes`` answers for its workers, through an outage too."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Any
 
 import anyio
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from aiostream_kafka import App, Messages
+from aiostream_kafka import App, Messages, ProducerRecord
 from aiostream_kafka.probes.client import fetch
 from aiostream_kafka.probes.server import AppProbes, ProbeServer
 from tests.helpers import Events, create_topic, eventually, eventually_true, free_port, produce
@@ -210,8 +213,50 @@ async def test_a_scrape_shows_each_clusters_series(kafka: KafkaClusters, topic_n
             assert sample.labels["cluster"] in ("primary", "secondary"), sample
 
 
+async def test_a_scrape_counts_what_each_clusters_producers_sent_and_what_the_brokers_refused(
+    kafka: KafkaClusters, topic_name: str
+) -> None:
+    app = two_cluster_app(kafka, "health-sent")
+    small = f"{topic_name}-small"
+    await create_topic(kafka.primary, topic_name, partitions=2)
+    await create_topic(kafka.secondary, topic_name)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.primary)
+    await admin.start()
+    try:  # a topic whose brokers refuse a message of over 1,000 bytes
+        await admin.create_topics([NewTopic(small, 1, 1, topic_configs={"max.message.bytes": "1000"})])
+    finally:
+        await admin.close()
+    sent = Events(app)
+    server = ProbeServer(AppProbes(app.health), ("127.0.0.1", free_port()))
+    address = server.address
+    assert not isinstance(address, str)
+    with server:
+        async with app.running():
+            await (await app.producer.produce_nowait(topic_name, b"1"))
+            await app.producer.produce(topic_name, b"2", key=b"k")
+            await app.producer.produce_many(ProducerRecord(topic_name, b"m", partition=p) for p in (0, 1, 1))
+            await app.producers["secondary"].produce(topic_name, b"3")
+            refused = await app.producer.produce_nowait(small, b"x" * 5000)
+            with pytest.raises(MessageSizeTooLargeError):
+                await refused
+            await eventually(
+                lambda: sum(e["count"] for e in sent.named("records.sent")) == 7,
+                what="every batch answered",
+            )
+            samples = await scrape(address)
+
+    def counted(name: str) -> dict[tuple[str, str], float]:
+        return {(s.labels["cluster"], s.labels["topic"]): s.value for s in samples if s.name == name}
+
+    assert counted("aiostream_kafka_sent_messages_total") == {
+        ("primary", topic_name): 5,
+        ("secondary", topic_name): 1,
+    }
+    assert counted("aiostream_kafka_send_failed_messages_total") == {("primary", small): 1}
+
+
 @pytest.mark.slow
-async def test_the_parent_of_processes_answers_for_its_workers(
+async def test_the_parent_of_processes_answers_for_its_workers_through_an_outage(
     kafka: KafkaClusters, topic_name: str, tmp_path: Path
 ) -> None:
     await create_topic(kafka.primary, topic_name, partitions=4)
@@ -253,6 +298,33 @@ async def test_the_parent_of_processes_answers_for_its_workers(
         await eventually_true(all_counted, within=90, what="every message counted across the workers")
         counts = await consumed()
         live = await _exec_probe("live", port)
+
+        # An outage of the secondary: the parent is not ready, naming it in each worker's
+        # words, yet live; the workers' primary routes keep consuming.
+        try:
+            kafka.stop("secondary")
+            await eventually_true(
+                lambda: _is(probe(address, "/readyz"), 503), within=90, what="the outage seen"
+            )
+
+            async def every_worker_names_the_secondary() -> bool:
+                _, answer = await probe(address, "/readyz")
+                return {p.split(":")[0] for p in answer["problems"] if "'secondary' is unreachable" in p} == {
+                    "worker-1",
+                    "worker-2",
+                }
+
+            await eventually_true(every_worker_names_the_secondary, within=90, what="both workers naming it")
+            _, during = await probe(address, "/readyz")
+            live_during = await _exec_probe("live", port)
+            ready_during = await _exec_probe("ready", port)
+            await produce(kafka.primary, topic_name, b"p", partition=0)
+            await eventually_true(
+                lambda: _counted(consumed, "primary", 21), within=90, what="the primary consuming"
+            )
+        finally:
+            kafka.start("secondary")
+        await eventually_true(lambda: _is(probe(address, "/readyz"), 200), within=120, what="ready again")
     finally:
         status = end_pool(parent, log)
 
@@ -260,7 +332,14 @@ async def test_the_parent_of_processes_answers_for_its_workers(
     assert all(worker["ready"] for worker in ready["workers"].values())
     assert {worker for _, worker in counts} <= {"worker-1", "worker-2"}
     assert live
+    assert all(not worker["ready"] for worker in during["workers"].values())
+    assert (live_during, ready_during) == (True, False)  # Kafka down is no restart
     assert status == 0, log.read_text()[-3000:]
+
+
+async def _counted(consumed: Any, cluster: str, expected: int) -> bool:
+    counts: dict[tuple[str, str], float] = await consumed()
+    return sum(v for (c, _), v in counts.items() if c == cluster) == expected
 
 
 async def _exec_probe(probe_name: str, port: int) -> bool:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from aiostream_kafka import App, Messages
+from aiostream_kafka import App, Messages, ProducerRecord
 from aiostream_kafka.cli import main
 from aiostream_kafka.probes.client import fetch
 from aiostream_kafka.probes.health import LoopTicker
@@ -194,6 +194,25 @@ async def test_counts_come_from_batches_labelled_by_cluster() -> None:
     }
 
     assert consumed == {"primary": 3, "analytics": 1}
+
+
+async def test_what_every_producer_sent_is_counted_by_cluster_and_topic() -> None:
+    app = an_app()
+    metrics = app.health.metrics
+    async with app.testing():
+        await (await app.producer.produce_nowait("receipts", b"1"))
+        await app.producer.produce("receipts", b"2")
+        await app.producer.produce_many([ProducerRecord("receipts", b"3"), ProducerRecord("audit", b"4")])
+        await app.producers["analytics"].produce("receipts", b"5")
+    body, _ = metrics.exposition()
+    sent = {
+        (s.labels["cluster"], s.labels["topic"]): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "aiostream_kafka_sent_messages_total"
+    }
+
+    assert sent == {("primary", "receipts"): 3, ("primary", "audit"): 1, ("analytics", "receipts"): 1}
 
 
 def test_a_unix_socket_server_answers_and_removes_its_socket(tmp_path: Path) -> None:
