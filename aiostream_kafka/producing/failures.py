@@ -9,7 +9,7 @@ client's own ``max_request_size`` check).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiokafka.errors import (
     KafkaConnectionError,
@@ -70,6 +70,29 @@ def produce_failure(
         cluster=cluster.name,
         topic=topic,
         retriable=bool(getattr(error, "retriable", False)) or isinstance(error, _TRANSIENT),
+    )
+    failure.__cause__ = error
+    return failure
+
+
+#: What aiokafka's ``send`` and ``send_batch`` assert for a partition the topic does not have.
+UNRECOGNIZED_PARTITION = "Unrecognized partition"
+
+
+def no_such_partition(
+    cluster: Cluster, topic: str, partition: int, error: BaseException, partitions: Iterable[int] | None
+) -> BaseException:
+    """aiokafka's bare ``AssertionError`` for an explicit ``partition=`` the topic lacks, as a
+    ``ProduceError`` naming the topic, the partition and those it has; anything else as is."""
+    if not (isinstance(error, AssertionError) and str(error) == UNRECOGNIZED_PARTITION):
+        return error
+    known = sorted(partitions or ())
+    has = f" (it has {len(known)}: 0 to {known[-1]})" if known else ""
+    failure = ProduceError(
+        f"cannot produce to topic {topic!r} on {_where(cluster)}: it has no partition {partition}"
+        f"{has}; leave partition= out, or add partitions to the topic; the message was not sent",
+        cluster=cluster.name,
+        topic=topic,
     )
     failure.__cause__ = error
     return failure

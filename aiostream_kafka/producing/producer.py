@@ -39,6 +39,7 @@ from aiostream_kafka.producing.failures import (
     DEFAULT_MAX_REQUEST_SIZE,
     KAFKA_FAILURES,
     invalid_topic,
+    no_such_partition,
     produce_failure,
 )
 from aiostream_kafka.producing.transactions import InTransaction, transaction_failure
@@ -245,7 +246,7 @@ class Producer:
                 return delivery
             return await kafka.send(topic, value, key, partition, timestamp_ms)
         except Exception as error:
-            self._raise(topic, error, None, (value, key, None))
+            self._raise(topic, error, None, (value, key, None), partition)
 
     async def _produce_watched(
         self,
@@ -466,7 +467,7 @@ class Producer:
         try:
             batch.delivery = await kafka.send_batch(batch.builder, batch.topic, partition=batch.partition)
         except Exception as error:
-            self._raise(batch.topic, error, None, batch.first)
+            self._raise(batch.topic, error, None, batch.first, batch.partition)
         filling.sent.append(batch)
 
     def _leave_out(
@@ -576,7 +577,7 @@ class Producer:
         try:
             delivery = await self._append(kafka, topic, value, key, partition, timestamp_ms, encoded_headers)
         except Exception as error:
-            self._raise(topic, error, context, (value, key, headers))
+            self._raise(topic, error, context, (value, key, headers), partition)
         return delivery, context
 
     async def _append(
@@ -653,12 +654,23 @@ class Producer:
         error: BaseException,
         context: dict[str, Any] | None,
         message: tuple[Any, Any, Headers | None] | None = None,
+        partition: int | None = None,
     ) -> NoReturn:
-        """Report a send that failed, then raise what says why: caused by ``error``, or itself."""
+        """Report a send that failed, then raise what says why: caused by ``error``, or itself.
+        ``partition``: the one the caller asked for, if any."""
+        if partition is not None:
+            known = self._partitions_of(topic)
+            error = no_such_partition(self._kafka_cluster, topic, partition, error, known)
         failure = self._failed(topic, error, context, message)
         if failure is error:
             raise error
         raise failure from error
+
+    def _partitions_of(self, topic: str) -> set[int] | None:
+        """The topic's partitions as aiokafka last saw them (None if it cannot say)."""
+        metadata = getattr(self._kafka, "_metadata", None)
+        partitions: set[int] | None = getattr(metadata, "partitions_for_topic", lambda topic: None)(topic)
+        return partitions
 
     def _size_of(self, value: Any, key: Any, headers: Headers | None) -> int:
         """A message's encoded size, as aiokafka measures it against ``max_request_size``."""

@@ -22,7 +22,7 @@ from aiokafka.structs import OffsetAndTimestamp, RecordMetadata
 from aiostream_kafka.config import Cluster
 from aiostream_kafka.errors import NotRunningError
 from aiostream_kafka.producing.deliveries import Answered
-from aiostream_kafka.producing.failures import DEFAULT_MAX_BATCH_SIZE
+from aiostream_kafka.producing.failures import DEFAULT_MAX_BATCH_SIZE, UNRECOGNIZED_PARTITION
 from aiostream_kafka.runtime.clients import (
     AdminClient,
     AppendedRecord,
@@ -297,6 +297,7 @@ class MemoryProducer:
     ) -> asyncio.Future[RecordMetadata]:
         if not self._started:
             raise NotRunningError(f"the in-memory producer for cluster {self._cluster.name!r} is stopped")
+        self._known(topic, partition)
         metadata = self._cluster.append(
             topic,
             value,
@@ -324,6 +325,7 @@ class MemoryProducer:
         if not self._started:
             raise NotRunningError(f"the in-memory producer for cluster {self._cluster.name!r} is stopped")
         assert isinstance(batch, MemoryBatch), "a batch of this producer's create_batch"
+        self._known(topic, partition)
         transaction = self._sending_in()
         offsets = [
             self._cluster.append(
@@ -345,6 +347,11 @@ class MemoryProducer:
         delivered: asyncio.Future[RecordMetadata | None] = asyncio.get_running_loop().create_future()
         delivered.set_result(RecordMetadata(topic, partition, tp, base, -1, 0, None))
         return delivered
+
+    def _known(self, topic: str, partition: int | None) -> None:
+        """Refuse a partition the topic lacks as aiokafka's ``send`` does (the Producer names it)."""
+        if partition is not None and not 0 <= partition < self._cluster.partitions(topic):
+            raise AssertionError(UNRECOGNIZED_PARTITION)
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self._cluster.partitions(topic)))

@@ -156,6 +156,34 @@ async def test_a_topic_name_no_broker_accepts_fails_at_once_naming_topic_and_clu
     assert message.endswith("nothing was sent")
 
 
+async def test_a_partition_the_topic_lacks_is_refused_on_every_path_naming_topic_and_partitions(
+    primary: str, topic_name: str
+) -> None:
+    app = App("no-such-partition", kafka={"bootstrap_servers": primary})
+    async with app.admin:
+        await app.admin.create_topics([TopicSpec(topic_name, partitions=2)])
+    async with app.running():
+        await app.producer.produce(topic_name, b"known", partition=1)  # aiokafka has the topic's metadata
+        sends: list[Callable[[], Awaitable[object]]] = [
+            lambda: app.producer.produce(topic_name, b"v", partition=5),
+            lambda: app.producer.produce_nowait(topic_name, b"v", partition=5),
+            lambda: app.producer.produce_many([ProducerRecord(topic_name, b"v", partition=5)]),
+        ]
+        errors = []
+        for send in sends:
+            with pytest.raises(ProduceError) as raised:
+                await send()
+            errors.append(raised.value)
+
+    expected = (
+        f"cannot produce to topic {topic_name!r} on cluster 'primary' ({primary}): it has no partition 5 "
+        "(it has 2: 0 to 1); leave partition= out, or add partitions to the topic; the message was not sent"
+    )
+    assert [str(error) for error in errors] == [expected] * 3
+    named = {(error.cluster, error.topic, error.retriable) for error in errors}
+    assert named == {("primary", topic_name, False)}
+
+
 async def test_a_message_over_max_request_size_names_cluster_topic_size_and_the_setting(
     primary: str, topic_name: str
 ) -> None:

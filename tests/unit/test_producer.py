@@ -188,6 +188,16 @@ async def test_a_topic_name_no_broker_accepts_is_refused_at_once_on_every_path_a
     assert [e["topic"] for e in seen] == [topic] * len(sends)
 
 
+async def test_under_the_harness_a_partition_the_topic_lacks_is_refused_as_on_kafka() -> None:
+    app = App("harnessed", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, opentelemetry=False)
+    async with app.testing(partitions=2) as t:
+        with pytest.raises(ProduceError, match=r"'clicks' on cluster 'primary' .*: it has no partition 2;"):
+            await app.producer.produce("clicks", b"v", partition=2)
+        with pytest.raises(ProduceError, match="it has no partition 7;"):
+            await app.producer.produce_many([ProducerRecord("clicks", b"v", partition=7)])
+        assert t.produced("clicks") == []
+
+
 async def test_a_job_on_a_topic_no_broker_accepts_fails_at_enqueue_naming_it() -> None:
     app = App("jobs", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, opentelemetry=False)
 
