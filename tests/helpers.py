@@ -84,10 +84,20 @@ class Events:
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    """Create ``topic``; return once the broker's metadata shows every partition with a leader
+    (the controller acknowledges first, and a loaded broker learns of it a little later: a
+    test asking about the topic at once would see none)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+
+        async def led() -> bool:
+            [described] = await admin.describe_topics([topic])
+            found = described["partitions"] if described["error_code"] == 0 else []
+            return len(found) == partitions and all(p["leader"] >= 0 for p in found)
+
+        await eventually_true(led, what=f"topic {topic!r} in the metadata")
     finally:
         await admin.close()
 
