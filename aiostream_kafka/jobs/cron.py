@@ -112,7 +112,7 @@ class Cron:
             raise CronError(
                 f"{len(parts)} field(s) where cron has 5: minute hour day-of-month month day-of-week"
             )
-        minutes, hours, days, months, weekdays = (f.parse(p) for f, p in zip(FIELDS, parts))
+        minutes, hours, days, months, weekdays = (f.parse(p) for f, p in zip(FIELDS, parts, strict=True))
         days_restricted, weekdays_restricted = not parts[2].startswith("*"), not parts[4].startswith("*")
         if not weekdays_restricted and min(days) > max(MONTH_DAYS[m - 1] for m in months):
             raise CronError(f"day-of-month field: {parts[2]!r} never falls in month(s) {parts[3]!r}")

@@ -10,17 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aiostream_kafka.contracts.jobs import check_function
+from aiostream_kafka.contracts.jobs import check_function, check_schedule
 from aiostream_kafka.jobs.envelope import JobEnvelope
 from aiostream_kafka.producing.producer import ProducerRecord
 
 if TYPE_CHECKING:
     from aiostream_kafka.jobs.registry import Jobs
+    from aiostream_kafka.jobs.schedule import Schedule
 
 
 class Job:
     """``await send_email.enqueue(to=..., subject=...)`` queues a run (``enqueue_many`` many at
-    once); ``await send_email(...)`` runs it here and now (handy in tests)."""
+    once); ``await send_email(...)`` runs it here and now (handy in tests). With a ``schedule``
+    (cron, UTC), the app's scheduler also enqueues it once per tick."""
 
     def __init__(
         self,
@@ -30,8 +32,12 @@ class Job:
         topic: str,
         cluster: str | None,
         jobs: Jobs,
+        schedule: str | None = None,
     ) -> None:
         self.signature = check_function(function, name)
+        self.schedule: Schedule | None = (
+            None if schedule is None else check_schedule(name, schedule, self.signature)
+        )
         self.function = function
         self.name = name
         self.topic = topic
@@ -113,4 +119,5 @@ class Job:
         await self.function(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<Job {self.name} -> {self.cluster}/{self.topic}>"
+        every = f" every {self.schedule.expression!r}" if self.schedule is not None else ""
+        return f"<Job {self.name} -> {self.cluster}/{self.topic}{every}>"
