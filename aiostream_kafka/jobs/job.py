@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,14 @@ from aiostream_kafka.producing.producer import ProducerRecord
 if TYPE_CHECKING:
     from aiostream_kafka.jobs.registry import Jobs
     from aiostream_kafka.jobs.schedule import Schedule
+
+_running: ContextVar[JobEnvelope | None] = ContextVar("aiostream_kafka_job", default=None)
+
+
+def current_job() -> JobEnvelope | None:
+    """Inside a job a worker runs: its envelope (for a recurring job, the ``tick`` it runs for
+    and how many ticks it stands for, ``missed``); None elsewhere, as in a direct call."""
+    return _running.get()
 
 
 class Job:
@@ -113,7 +122,11 @@ class Job:
     async def run(self, envelope: JobEnvelope) -> None:
         """Run an enqueued job: its arguments converted back to the parameters' types."""
         arguments = {p: msgspec.convert(v, self._types[p], strict=False) for p, v in envelope.args.items()}
-        await self.function(**arguments)
+        token = _running.set(envelope)
+        try:
+            await self.function(**arguments)
+        finally:
+            _running.reset(token)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> None:
         await self.function(*args, **kwargs)
