@@ -322,12 +322,13 @@ class FastClock(Clock):
     process given the same two: recurring jobs tick every minute of it without a test
     waiting minutes. Kafka record timestamps stay real (producers stamp them)."""
 
-    def __init__(self, origin: float, speed: float) -> None:
+    def __init__(self, origin: float, speed: float, *, ahead: float = 0.0) -> None:
         self.origin = origin
         self.speed = speed
+        self.ahead = ahead  # seconds of it already passed: downtime, for a restarted app
 
     def now(self) -> float:
-        return self.origin + (time.time() - self.origin) * self.speed
+        return self.origin + self.ahead + (time.time() - self.origin) * self.speed
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds / self.speed)

@@ -154,6 +154,7 @@ class Jobs:
                 group_id=self.schedule_group,
                 client_id=app.name,
                 clients=app.clients,
+                admin=app.admin.cluster(cluster),
                 clock=app.clock,
                 monitor=app.monitor,
                 restart_backoff=app.restart_backoff,

@@ -43,6 +43,7 @@ from aiostream_kafka.runtime.reachability import client_of
 from aiostream_kafka.runtime.transactions import TRANSACTIONAL_DEFAULTS, TRANSACTIONAL_SETTINGS
 
 if TYPE_CHECKING:
+    from aiostream_kafka.admin.client import Admin
     from aiostream_kafka.jobs.job import Job
 
 #: How long one poll of the (paused) schedule partition waits: polling is what lets a
@@ -61,11 +62,13 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
         group_id: str,
         client_id: str,
         clients: KafkaClients,
+        admin: Admin,
         clock: Clock,
         monitor: Monitor,
         restart_backoff: Backoff,
     ) -> None:
         self.jobs = {job.name: job for job in jobs}
+        self._admin = admin
         self.cluster = cluster
         self.topic = topic
         self.group_id = group_id
@@ -125,6 +128,7 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self._clock.sleep(delay)
 
     async def _serve(self) -> None:
+        await self._check_topic()
         settings = {**self.cluster.settings.client, **self.cluster.settings.consumer}
         for owned in ("group_id", "auto_offset_reset", "enable_auto_commit", "isolation_level"):
             settings.pop(owned, None)
@@ -152,6 +156,15 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._assigned = self._joined = False
                 self._consumer = None
                 await consumer.stop()
+
+    async def _check_topic(self) -> None:
+        """A group subscribed to a missing topic is simply never assigned it: say so instead."""
+        if self.topic not in await self._admin.describe_topics([self.topic]):
+            raise ConfigError(
+                f"the schedule topic {self.topic!r} of jobs {sorted(self.jobs)} does not exist on cluster "
+                f"{self.cluster.name!r}: create it with `aiostream-kafka topics migrate APP` (it is "
+                f"declared: 1 partition, compacted), or App(auto_create_topics=True) and app.check()"
+            )
 
     async def _poll(self, consumer: ConsumerClient) -> None:
         while True:  # the partition is paused: this only lets rebalances through
