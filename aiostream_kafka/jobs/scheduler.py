@@ -291,6 +291,7 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _let_go(self) -> None:
         producer, self._producer = self._producer, None
         was_owner, self.owner = self.owner, False
+        self.records = {}  # the next scheduler's now
         if producer is not None:
             await producer.stop()
         if was_owner:

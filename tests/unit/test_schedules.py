@@ -4,12 +4,17 @@ missed ticks is enqueued once, saying how many it stands for."""
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import msgspec
 import pytest
 
 from aiostream_kafka import App, ConfigError, JobEnvelope
 from aiostream_kafka.jobs.cron import Cron
 from aiostream_kafka.jobs.schedule import ScheduleRecord
+from aiostream_kafka.web.board import StatusBoard
+from aiostream_kafka.web.reports import ProcessReport, ScheduleStatus, decode_process, encode
 
 
 def shop() -> App:
@@ -168,3 +173,57 @@ def test_a_job_envelope_without_tick_fields_still_decodes() -> None:
     old = b'{"name":"a","id":"1","args":{},"enqueued_at":1.0}'
     envelope = msgspec.json.decode(old, type=JobEnvelope)
     assert (envelope.tick, envelope.missed) == (None, 0)
+
+
+# --- the Web UI ----------------------------------------------------------------------------------
+
+
+async def test_the_scheduler_reports_each_recurring_job_with_its_next_and_last_tick() -> None:
+    app, ran = shop(), list[str]()
+    every_five_minutes(app, ran)
+    app.web.enable(interval=600)
+    cron = Cron.parse("*/5 * * * *")
+
+    async with app.testing() as t:
+        tick = cron.next_after(t.clock.now())
+        t.clock.advance(tick - t.clock.now())
+        await t.drain()
+        assert app.web.reporter is not None
+        [status] = decode_process(encode(app.web.reporter.snapshot())).schedules
+
+    assert status == ScheduleStatus(
+        "primary", "report", "*/5 * * * *", tick + 300, scheduler=True, last_tick=tick, missed=0
+    )
+
+
+def process(id_: str, *schedules: ScheduleStatus) -> ProcessReport:
+    now = time.time()
+    return ProcessReport(
+        schema=1, id=id_, app="shop", host="h", pid=1, started_at=now - 60, reported_at=now, interval=5,
+        state="running", clusters=[], listeners=[], schedules=list(schedules),
+    )  # fmt: skip
+
+
+async def test_the_routing_page_lists_schedules_as_their_scheduler_reports_them() -> None:
+    app, ran = shop(), list[str]()
+    every_five_minutes(app, ran)
+    tick = Cron.parse("*/5 * * * *").next_after(time.time())
+    seen = ScheduleStatus("primary", "report", "*/5 * * * *", tick)
+    knows = ScheduleStatus(
+        "primary", "report", "*/5 * * * *", tick, scheduler=True, last_tick=tick - 900, missed=2
+    )
+    ui = app.web.asgi()
+    board: StatusBoard = ui.state.ui.board
+    board._take(True, encode(process("bystander", seen)))
+    board._take(True, encode(process("host:42:scheduler", knows)))
+
+    assert [s["scheduler"] for s in board.schedules()] == ["host:42:scheduler"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
+        page = await client.get("/routing")
+    await ui.state.ui.aclose()
+
+    assert page.status_code == 200
+    assert "Recurring jobs (cron, UTC)" in page.text
+    assert "<td>report</td><td><code>*/5 * * * *</code></td>" in page.text
+    assert "for 3 ticks" in page.text
+    assert "<td>host:42:scheduler</td>" in page.text
