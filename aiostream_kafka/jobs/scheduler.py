@@ -91,6 +91,7 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
         self._waiting: anyio.CancelScope | None = None
         self._woken = False
         self.failure: Exception | None = None  # the last run's, until a run succeeds
+        self._failures = 0  # in a row: the restart backoff's attempt
 
     # --- what the Web UI, info and the harness read ----------------------------------------
 
@@ -112,16 +113,15 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
     async def run(self) -> None:
         """Until cancelled; a failure (a cluster away, a fenced producer) is reported, then the
         whole run begins again after the app's restart backoff."""
-        failures = 0
         while True:
             try:
                 await self._serve()
             except Exception as error:
                 if is_fatal(error):
                     raise
-                failures += 1
+                self._failures += 1
                 self.failure = error
-                delay = self._backoff.delay(failures)
+                delay = self._backoff.delay(self._failures)
                 self._monitor.emit(
                     "error.occurred", **self._tags, type="schedule", error=error, restart_in=delay
                 )
@@ -253,6 +253,7 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._commit([(self.topic, name, msgspec.json.encode(r)) for name, r in new.items()])
         self.records = {**records, **new}
         self.owner = True
+        self._failures = 0
         self._monitor.emit(
             "schedule.assigned",
             **self._tags,
