@@ -146,6 +146,7 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
             with client_of(self.cluster.name):
                 await consumer.start()
             self._joined = True
+            self.failure = None  # this run has begun
             async with anyio.create_task_group() as running:
                 running.start_soon(self._poll, consumer)
                 await self._tick_loop()
@@ -179,7 +180,6 @@ class Scheduler(ConsumerRebalanceListener):  # type: ignore[misc]
                 if self.owner:
                     while (due := self._due(self._clock.now())) is not None:
                         await self._enqueue(*due)
-                    self.failure = None
                 wait = self._next() if self.owner else None
             if self._woken:
                 continue
