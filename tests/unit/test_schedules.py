@@ -11,10 +11,12 @@ import msgspec
 import pytest
 
 from aiostream_kafka import App, ConfigError, JobEnvelope
+from aiostream_kafka.asyncapi import asyncapi_document
 from aiostream_kafka.jobs.cron import Cron
 from aiostream_kafka.jobs.schedule import ScheduleRecord
 from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.reports import ProcessReport, ScheduleStatus, decode_process, encode
+from tests.asyncapi_schema import problems
 
 
 def shop() -> App:
@@ -227,3 +229,20 @@ async def test_the_routing_page_lists_schedules_as_their_scheduler_reports_them(
     assert "<td>report</td><td><code>*/5 * * * *</code></td>" in page.text
     assert "for 3 ticks" in page.text
     assert "<td>host:42:scheduler</td>" in page.text
+
+
+def test_the_asyncapi_document_has_the_schedule_topic_and_its_records() -> None:
+    app, ran = shop(), list[str]()
+    every_five_minutes(app, ran)
+
+    document = asyncapi_document(app)
+
+    assert problems(document) == []
+    [(channel_id, channel)] = [
+        (cid, c) for cid, c in document["channels"].items() if c["address"] == "shop.schedule"
+    ]
+    [message] = channel["messages"].values()
+    assert message["name"] == "ScheduleRecord"
+    sends = [o for o in document["operations"].values() if o["channel"]["$ref"] == f"#/channels/{channel_id}"]
+    assert [o["action"] for o in sends] == ["send"]
+    assert "ScheduleRecord" in document["components"]["schemas"]
