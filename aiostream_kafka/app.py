@@ -312,6 +312,7 @@ class App:
             )
             self._watchdog.start()
         self.health.attach(topology, self._producers, self._watchdog)
+        self.jobs.start_schedules()
         await self.web.start_reporting()
         self.state = "running"
         self.monitor.emit(
@@ -364,6 +365,7 @@ class App:
                 with anyio.move_on_after(LEAVE_TIMEOUT):
                     await self._supervisor.leave()
         with anyio.CancelScope(shield=True):
+            await self.jobs.stop_schedules()
             await self.web.stop_reporting()
             await self._producers.stop()
             if self._admin is not None:

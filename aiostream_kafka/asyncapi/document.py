@@ -22,6 +22,7 @@ from aiostream_kafka.asyncapi.servers import server
 from aiostream_kafka.contracts.checks import callable_name
 from aiostream_kafka.errors import UnknownClusterError
 from aiostream_kafka.jobs import Job, JobEnvelope
+from aiostream_kafka.jobs.schedule import ScheduleRecord
 from aiostream_kafka.routing.declared import DeclaredTopic
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import RoutedTopic, SubscriptionGroup, Topology
@@ -120,6 +121,7 @@ class _Document:
             self._sent(
                 produced.cluster, produced.name, "produced", message, f"app.produces({produced.name!r})"
             )
+        self._schedule_records()
         self._web_reports()
         self.operations.update(self._send_operations())
         document: dict[str, Any] = {
@@ -150,6 +152,8 @@ class _Document:
 
     def _describe_payloads(self) -> None:
         declared: list[tuple[Any, str]] = [(JobEnvelope, "app.jobs")]
+        if self.app.jobs.scheduled():
+            declared.append((ScheduleRecord, "app.jobs: schedules"))
         for topic in self.topology.topics:
             if topic.route.decoder is None and topic.route.payload is not bytes:
                 declared.append((topic.route.payload, f"{topic.route.label}: payload"))
@@ -318,6 +322,15 @@ class _Document:
             },
             "payload": schemas.BINARY,
         }
+
+    def _schedule_records(self) -> None:
+        """Each cluster with recurring jobs: its schedule topic gets each tick's record."""
+        for cluster in sorted({job.cluster for job in self.app.jobs.scheduled()}):
+            message = self._payload_message(
+                ScheduleRecord, "json", "a recurring job's last tick, keyed by the job's name"
+            )
+            why = "the recurring jobs' scheduler (each tick's record, in the transaction of its run)"
+            self._sent(cluster, self.app.jobs.schedule_topic, "schedule", message, why)
 
     def _web_reports(self) -> None:
         web = self.app.web

@@ -5,7 +5,9 @@ Read from the topology alone: nothing connects, and secrets are already masked t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any, get_origin
 
 from aiostream_kafka.app import DEFAULT_RETRY_BACKOFF, App
@@ -23,7 +25,7 @@ def describe(
     """Every fact ``info`` shows, as plain data: the JSON output, and what the tables are made of.
     ``retry_backoff``: the app's, which routes without a ``Retry`` of their own wait by."""
     return {
-        "jobs": [{"name": job.name, "topic": job.topic, "cluster": job.cluster} for job in jobs],
+        "jobs": [_job(job, now=time.time()) for job in jobs],
         "clusters": [
             {
                 "name": cluster.name,
@@ -157,3 +159,13 @@ def _format(route: Route) -> str:
     if route.decoder is not None:
         return f"decoder {getattr(route.decoder, '__qualname__', repr(route.decoder))}"
     return "raw" if route.payload is bytes else route.format
+
+
+def _job(job: Job, *, now: float) -> dict[str, Any]:
+    """A job, and for a recurring one its schedule and next tick from now (nothing connects, so
+    not the schedule topic's last tick: a stretch missed while no process ran comes at once)."""
+    facts: dict[str, Any] = {"name": job.name, "topic": job.topic, "cluster": job.cluster}
+    if job.schedule is not None:
+        tick = datetime.fromtimestamp(job.schedule.next_tick(now), timezone.utc)
+        facts |= {"schedule": job.schedule.expression, "next_tick": tick.isoformat()}
+    return facts

@@ -133,6 +133,13 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
     if facts["jobs"]:
         jobs = [[j["name"], j["topic"], j["cluster"]] for j in facts["jobs"]]
         sections += ["", "Jobs (enqueued to)", render_table(["JOB", "TOPIC", "CLUSTER"], jobs)]
+        scheduled = [[j["name"], j["schedule"], j["next_tick"]] for j in facts["jobs"] if "schedule" in j]
+        if scheduled:
+            sections += [
+                "",
+                "Recurring jobs (cron, UTC)",
+                render_table(["JOB", "SCHEDULE", "NEXT TICK"], scheduled),
+            ]
     web = facts.get("web")
     if web:
         sections += [

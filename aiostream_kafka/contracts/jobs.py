@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from aiostream_kafka.contracts.checks import callable_name, is_async_function
 from aiostream_kafka.contracts.cluster import check_known_cluster
 from aiostream_kafka.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aiostream_kafka.jobs.schedule import Schedule
 
 #: ``enqueue``'s own keywords, which a job's parameters may not shadow.
 RESERVED = ("delay", "at")
@@ -31,3 +35,31 @@ def check_function(function: object, name: str) -> inspect.Signature:
     if clash:
         raise ConfigError(f"job {name!r}: a parameter may not be called {clash[0]!r} (enqueue uses it)")
     return signature
+
+
+def check_schedule(name: str, schedule: object, signature: inspect.Signature) -> Schedule:
+    """A cron expression (its fault named by field), for a job that can run without arguments."""
+    # Imported here: the jobs package imports this module.
+    from aiostream_kafka.jobs.cron import CronError
+    from aiostream_kafka.jobs.schedule import Schedule
+
+    if not isinstance(schedule, str):
+        raise ConfigError(
+            f"job {name!r}: schedule= is a cron expression such as '*/5 * * * *', "
+            f"not {type(schedule).__name__}"
+        )
+    try:
+        parsed = Schedule(schedule)
+    except CronError as error:
+        raise ConfigError(f"job {name!r}: schedule {schedule!r}: {error}") from None
+    required = [
+        p.name
+        for p in signature.parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        raise ConfigError(
+            f"job {name!r}: a scheduled job is enqueued without arguments, so its parameters need "
+            f"defaults; {', '.join(map(repr, required))} has none"
+        )
+    return parsed

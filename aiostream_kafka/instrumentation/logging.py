@@ -36,6 +36,9 @@ _LEVELS = {
     "dlq.dispatched": logging.WARNING,
     "transaction.aborted": logging.WARNING,
     "loop.blocked": logging.WARNING,
+    "schedule.assigned": logging.INFO,
+    "schedule.revoked": logging.INFO,
+    "schedule.tick": logging.INFO,
 }
 
 #: One of these per message produced: far too many for a log, whatever the level; the hook

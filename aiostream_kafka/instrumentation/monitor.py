@@ -51,6 +51,9 @@ EVENTS = frozenset(
         "error.occurred",
         "statistics.emitted",
         "loop.blocked",
+        "schedule.assigned",
+        "schedule.revoked",
+        "schedule.tick",
     }
 )
 ALL = "*"

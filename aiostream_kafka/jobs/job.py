@@ -5,22 +5,33 @@ from __future__ import annotations
 import typing
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aiostream_kafka.contracts.jobs import check_function
+from aiostream_kafka.contracts.jobs import check_function, check_schedule
 from aiostream_kafka.jobs.envelope import JobEnvelope
 from aiostream_kafka.producing.producer import ProducerRecord
 
 if TYPE_CHECKING:
     from aiostream_kafka.jobs.registry import Jobs
+    from aiostream_kafka.jobs.schedule import Schedule
+
+_running: ContextVar[JobEnvelope | None] = ContextVar("aiostream_kafka_job", default=None)
+
+
+def current_job() -> JobEnvelope | None:
+    """Inside a job a worker runs: its envelope (for a recurring job, the ``tick`` it runs for
+    and how many ticks it stands for, ``missed``); None elsewhere, as in a direct call."""
+    return _running.get()
 
 
 class Job:
     """``await send_email.enqueue(to=..., subject=...)`` queues a run (``enqueue_many`` many at
-    once); ``await send_email(...)`` runs it here and now (handy in tests)."""
+    once); ``await send_email(...)`` runs it here and now (handy in tests). With a ``schedule``
+    (cron, UTC), the app's scheduler also enqueues it once per tick."""
 
     def __init__(
         self,
@@ -30,8 +41,12 @@ class Job:
         topic: str,
         cluster: str | None,
         jobs: Jobs,
+        schedule: str | None = None,
     ) -> None:
         self.signature = check_function(function, name)
+        self.schedule: Schedule | None = (
+            None if schedule is None else check_schedule(name, schedule, self.signature)
+        )
         self.function = function
         self.name = name
         self.topic = topic
@@ -107,10 +122,15 @@ class Job:
     async def run(self, envelope: JobEnvelope) -> None:
         """Run an enqueued job: its arguments converted back to the parameters' types."""
         arguments = {p: msgspec.convert(v, self._types[p], strict=False) for p, v in envelope.args.items()}
-        await self.function(**arguments)
+        token = _running.set(envelope)
+        try:
+            await self.function(**arguments)
+        finally:
+            _running.reset(token)
 
     async def __call__(self, *args: Any, **kwargs: Any) -> None:
         await self.function(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<Job {self.name} -> {self.cluster}/{self.topic}>"
+        every = f" every {self.schedule.expression!r}" if self.schedule is not None else ""
+        return f"<Job {self.name} -> {self.cluster}/{self.topic}{every}>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,9 @@ from aiostream_kafka.contracts.jobs import check_declaration
 from aiostream_kafka.errors import ConfigError, DecodeError, UnknownClusterError
 from aiostream_kafka.jobs.envelope import JobEnvelope, UnknownJobError
 from aiostream_kafka.jobs.job import Job
+from aiostream_kafka.jobs.scheduler import Scheduler
 from aiostream_kafka.messages import Messages
+from aiostream_kafka.topic_names import is_topic_name
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -31,25 +34,57 @@ class Jobs:
         self._cluster = cluster
         self._clusters = clusters
         self._jobs: dict[str, Job] = {}
+        #: While the app runs: one scheduler per cluster with recurring jobs.
+        self.schedulers: list[Scheduler] = []
+        self._scheduling: list[asyncio.Task[None]] = []
 
     @property
     def cluster(self) -> str:
         """The cluster jobs go to unless they name one: the primary, unless ``App(jobs_cluster=...)``."""
         return self._cluster or self.app.topology.primary.name
 
+    @property
+    def schedule_topic(self) -> str:
+        """The single-partition topic whose partition 0 makes a process the scheduler, and which
+        keeps each recurring job's last tick (one per cluster with recurring jobs)."""
+        return f"{self.app.group_id}.schedule"
+
+    @property
+    def schedule_group(self) -> str:
+        """The consumer group every process of the app joins to take part in scheduling."""
+        return f"{self.app.group_id}.schedule"
+
     def job(
-        self, *, topic: str = "jobs.default", cluster: str | None = None, name: str | None = None
+        self,
+        *,
+        topic: str = "jobs.default",
+        cluster: str | None = None,
+        name: str | None = None,
+        schedule: str | None = None,
     ) -> Callable[[JobFunction], Job]:
-        """Declare an ``async def`` function as a job enqueued to ``topic``."""
+        """Declare an ``async def`` function as a job enqueued to ``topic``; with ``schedule`` (a
+        cron expression, in UTC) it is also enqueued once per tick, by one process of the app."""
 
         def declare(function: JobFunction) -> Job:
             job_name = name or f"{function.__module__}.{function.__qualname__}"
             check_declaration(job_name, cluster=cluster, clusters=self._clusters, declared=self._jobs.keys())
-            job = Job(function, name=job_name, topic=topic, cluster=cluster, jobs=self)
+            job = Job(function, name=job_name, topic=topic, cluster=cluster, jobs=self, schedule=schedule)
+            if job.schedule is not None:
+                self._declare_schedule_topic(job_name, cluster or self._cluster)
             self._jobs[job_name] = job
             return job
 
         return declare
+
+    def _declare_schedule_topic(self, job: str, cluster: str | None) -> None:
+        topic = self.schedule_topic
+        if not is_topic_name(topic):
+            raise ConfigError(
+                f"job {job!r}: its schedule topic {topic!r} (the app's group id + '.schedule') is no "
+                f"valid Kafka topic name; give the App a group_id of letters, digits, '.', '_', '-'"
+            )
+        # the same declaration for every recurring job of a cluster: the topology keeps one
+        self.app.topics.declare(topic, cluster=cluster, partitions=1, settings={"cleanup.policy": "compact"})
 
     def consume(self, topic: str = "jobs.default", **options: Unpack[RouteOptions]) -> None:
         """Run the jobs enqueued to ``topic`` in this app, with the route ``options`` (retry,
@@ -101,6 +136,52 @@ class Jobs:
             cluster = job.declared_cluster or self._cluster or topology.primary.name
             if cluster not in topology.clusters:
                 raise UnknownClusterError.named(cluster, topology.clusters, f"job {job.name!r}")
+
+    # --- recurring jobs while the app runs -----------------------------------------------
+
+    def start_schedules(self) -> None:
+        """One scheduler per cluster with recurring jobs, each in a task of its own."""
+        app = self.app
+        by_cluster: dict[str, list[Job]] = {}
+        for job in self._jobs.values():
+            if job.schedule is not None:
+                by_cluster.setdefault(job.cluster, []).append(job)
+        self.schedulers = [
+            Scheduler(
+                jobs,
+                cluster=app.topology.clusters[cluster],
+                topic=self.schedule_topic,
+                group_id=self.schedule_group,
+                client_id=app.name,
+                clients=app.clients,
+                admin=app.admin.cluster(cluster),
+                clock=app.clock,
+                monitor=app.monitor,
+                restart_backoff=app.restart_backoff,
+            )
+            for cluster, jobs in by_cluster.items()
+        ]
+        self._scheduling = [
+            asyncio.create_task(s.run(), name=f"{app.name} scheduler on {s.cluster.name}")
+            for s in self.schedulers
+        ]
+
+    async def stop_schedules(self) -> None:
+        """Cancel the schedulers: a tick in progress aborts (the next scheduler enqueues it)."""
+        tasks, self._scheduling = self._scheduling, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:  # run() reports its failures itself; only a fatal one ends it
+            if not task.cancelled() and task.exception() is not None:
+                self.app.monitor.emit(
+                    "error.occurred", cluster=self.cluster, type="schedule", error=task.exception()
+                )
+
+    def scheduled(self) -> list[Job]:
+        """The recurring jobs."""
+        return [job for job in self._jobs.values() if job.schedule is not None]
 
     def __iter__(self) -> Iterator[Job]:
         return iter(self._jobs.values())

@@ -26,3 +26,8 @@ class Clock:
         (status reports). Apart from ``sleep`` because such a wait is never work left to do:
         the harness's clock passes it only when a test moves time on."""
         await anyio.sleep(seconds)
+
+    async def tick_until(self, when: float) -> None:
+        """As ``tick``, until a moment (epoch seconds) rather than for a length of time: a
+        recurring job's next tick, which a virtual clock moved exactly to has reached."""
+        await anyio.sleep(max(0.0, when - self.now()))

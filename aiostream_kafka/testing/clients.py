@@ -193,7 +193,7 @@ class MemoryConsumer:
         return dict.fromkeys(partitions, 0)  # in memory, nothing is ever deleted
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self._cluster.end_offset(tp) for tp in partitions}
+        return {tp: self._end(tp) for tp in partitions}  # reading committed: the last stable offset
 
     async def offsets_for_times(
         self, timestamps: Mapping[TopicPartition, int]
@@ -435,6 +435,7 @@ class MemoryClients(KafkaClients):
             group_id=settings.get("group_id"),
             auto_offset_reset=settings.get("auto_offset_reset", "latest"),
             client_id=settings.get("client_id", ""),
+            isolation_level=settings.get("isolation_level", "read_uncommitted"),
         )
 
     def admin(self, cluster: Cluster, **settings: Any) -> AdminClient:

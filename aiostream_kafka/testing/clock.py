@@ -37,10 +37,16 @@ class VirtualClock(Clock):
         """As ``sleep``, but never the wake-up ``jump`` goes to."""
         await self._wait(self._tickers, seconds)
 
-    async def _wait(self, waiting: dict[int, tuple[float, anyio.Event]], seconds: float) -> None:
+    async def tick_until(self, when: float) -> None:
+        """As ``tick``, until the moment ``when``: passed once time is moved to it, or beyond."""
+        await self._wait(self._tickers, when - self.now(), due=when)
+
+    async def _wait(
+        self, waiting: dict[int, tuple[float, anyio.Event]], seconds: float, due: float | None = None
+    ) -> None:
         waiter = next(self._ids)
         woken = anyio.Event()
-        waiting[waiter] = (self.now() + seconds, woken)
+        waiting[waiter] = (self.now() + seconds if due is None else due, woken)
         try:
             with anyio.move_on_after(seconds):
                 await woken.wait()

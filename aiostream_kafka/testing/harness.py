@@ -187,18 +187,24 @@ class TestApp:
         )
 
     async def _quiet(self) -> None:
-        """Until every consumer waits for data that is not there, several checks in a row."""
+        """Until every consumer waits for data that is not there, and no recurring job is due,
+        several checks in a row."""
         assert self._clients is not None
         quiet = 0
         while quiet < QUIET_ROUNDS:
             await anyio.lowlevel.checkpoint()
-            settled = all(c.waiting and not c.fetchable() for c in self._clients.consumers if c.running)
+            settled = all(
+                c.waiting and not c.fetchable() for c in self._clients.consumers if c.running
+            ) and all(s.settled for s in self.app.jobs.schedulers)
             quiet = quiet + 1 if settled else 0
             self._raise_failure()
 
     def _raise_failure(self) -> None:
         if self.app.failure is not None:
             raise self.app.failure
+        for scheduler in self.app.jobs.schedulers:
+            if scheduler.failure is not None:
+                raise scheduler.failure
         for key, count in self._failures.items():
             cluster, topic, partition, offset = key
             if count >= self._attempts and not self._has_dead_letter_queue(cluster, topic):

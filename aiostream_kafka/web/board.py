@@ -19,7 +19,13 @@ import msgspec
 from aiokafka import TopicPartition
 
 from aiostream_kafka.runtime.clients import ReaderClient
-from aiostream_kafka.web.reports import ErrorReport, ProcessReport, decode_error, decode_process
+from aiostream_kafka.web.reports import (
+    ErrorReport,
+    ProcessReport,
+    ScheduleStatus,
+    decode_error,
+    decode_process,
+)
 
 if TYPE_CHECKING:
     from aiostream_kafka.app import App
@@ -98,6 +104,28 @@ class StatusBoard:
                 }
             )
         return rows
+
+    def schedules(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Each recurring job, as its scheduler reports it (the one process that knows its last
+        tick); as any live process sees it while none is the scheduler."""
+        seen: dict[tuple[str, str], tuple[ProcessReport, ScheduleStatus]] = {}
+        for process in self.live(now):
+            for status in process.schedules:
+                key = (status.cluster, status.job)
+                if key not in seen or (status.scheduler and not seen[key][1].scheduler):
+                    seen[key] = (process, status)
+        return [
+            {
+                "cluster": status.cluster,
+                "job": status.job,
+                "schedule": status.schedule,
+                "next_tick": status.next_tick,
+                "last_tick": status.last_tick,
+                "missed": status.missed,
+                "scheduler": process.id if status.scheduler else None,
+            }
+            for (_, _), (process, status) in sorted(seen.items())
+        ]
 
     # --- keeping it current --------------------------------------------------------------------
 

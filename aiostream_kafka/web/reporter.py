@@ -32,6 +32,7 @@ from aiostream_kafka.web.reports import (
     ListenerStatus,
     PartitionStatus,
     ProcessReport,
+    ScheduleStatus,
     encode,
 )
 
@@ -207,6 +208,7 @@ class Reporter:
                 for name, cluster in topology.clusters.items()
             ],
             listeners=[_status(listener_id, tally) for listener_id, tally in self._tallies.items()],
+            schedules=_schedules(self._app),
         )
 
     async def run(self) -> None:
@@ -244,6 +246,27 @@ class Reporter:
                 await self._send(self.errors_topic, report.process, encode(report))
             await self._send_report(self.snapshot("stopped"))
         await self.producer.stop()
+
+
+def _schedules(app: App) -> list[ScheduleStatus]:
+    """Each recurring job as this process sees it (with its last tick if this is its scheduler)."""
+    found = []
+    for scheduler in app.jobs.schedulers:
+        for job in scheduler.jobs.values():
+            assert job.schedule is not None
+            record = scheduler.records.get(job.name) if scheduler.owner else None
+            found.append(
+                ScheduleStatus(
+                    scheduler.cluster.name,
+                    job.name,
+                    job.schedule.expression,
+                    scheduler.next_tick(job),
+                    scheduler=scheduler.owner,
+                    last_tick=record.last_tick if record is not None else None,
+                    missed=record.missed if record is not None else 0,
+                )
+            )
+    return found
 
 
 def _status(listener_id: str, tally: _Tally) -> ListenerStatus:

@@ -47,6 +47,18 @@ class ClusterStatus(msgspec.Struct, frozen=True):
     primary: bool = False
 
 
+class ScheduleStatus(msgspec.Struct, frozen=True):
+    """A recurring job as one process sees it: only the scheduler knows its last tick."""
+
+    cluster: str
+    job: str
+    schedule: str  # cron, UTC
+    next_tick: float
+    scheduler: bool = False  # this process holds the schedule topic's partition 0
+    last_tick: float | None = None
+    missed: int = 0  # how many ticks the last one stood for besides itself
+
+
 class ProcessReport(msgspec.Struct, frozen=True):
     schema: int
     id: str  # host:pid:start, unique per app start
@@ -59,6 +71,7 @@ class ProcessReport(msgspec.Struct, frozen=True):
     state: str  # running, stopping, stopped
     clusters: list[ClusterStatus]
     listeners: list[ListenerStatus]
+    schedules: list[ScheduleStatus] = []
 
 
 class ErrorReport(msgspec.Struct, frozen=True):

@@ -176,6 +176,7 @@ class WebUI:
             request,
             "routing.html",
             rows=rows,
+            schedules=self.board.schedules(),
             topology=self.app.topology,
             replicas=self.app.replicas.described(),
         )

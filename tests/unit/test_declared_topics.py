@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -164,6 +166,23 @@ def test_info_lists_jobs_with_the_cluster_they_are_enqueued_to() -> None:
         {"name": "crunch", "topic": "jobs.analytics", "cluster": "analytics"},
     ]
     assert re.search(r"^\s+crunch\s+jobs\.analytics\s+analytics$", render_info(app.name, facts), re.M)
+    assert "Recurring jobs" not in render_info(app.name, facts)
+
+
+def test_info_shows_a_recurring_jobs_schedule_and_next_tick() -> None:
+    app = make_app()
+
+    @app.job(topic="jobs.default", name="nightly", schedule="30 2 * * *")
+    async def nightly() -> None: ...
+
+    [facts] = describe(app.topology, app.jobs)["jobs"]
+
+    assert (facts["name"], facts["schedule"]) == ("nightly", "30 2 * * *")
+    tick = datetime.fromisoformat(facts["next_tick"])
+    assert (tick.hour, tick.minute, tick.utcoffset()) == (2, 30, timedelta(0))
+    assert 0 < tick.timestamp() - time.time() <= 86400
+    shown = render_info(app.name, describe(app.topology, app.jobs))
+    assert re.search(r"^\s+nightly\s+30 2 \* \* \*\s+" + re.escape(facts["next_tick"]) + "$", shown, re.M)
 
 
 def test_a_job_on_an_unknown_cluster_is_refused_where_declared() -> None:
