@@ -49,7 +49,7 @@ class RouteOptions(TypedDict, total=False):
     manual_offset_management: bool
     processing_timeout: float
     exactly_once: bool
-    virtual_partitions: VirtualPartitions
+    virtual_partitions: VirtualPartitions | None
     config: TopicConfig
 
 
