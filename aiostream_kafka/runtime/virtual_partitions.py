@@ -99,6 +99,11 @@ class VirtualPartition(Messages[Any]):
         super().seek(target)
         self._batch.after_batch = self.after_batch
 
+    def __repr__(self) -> str:
+        span = f"{self.first_offset}..{self.last_offset}" if len(self) else "empty"
+        where = f"{self.cluster}/{self.topic}[{self.partition}]"
+        return f"<Messages {where} virtual partition {self.virtual_partition}: {span} ({len(self)})>"
+
     def done(self, *, whole: bool) -> list[int]:
         """The offsets it finished: all of them (``whole``), else those before its mark."""
         marked = self.marked_offset
@@ -239,6 +244,11 @@ class Completion:
         """The offset to commit: the first not done, or past the batch."""
         order = self._offsets
         return order[self._next] if self._next < len(order) else order[-1] + 1
+
+    @property
+    def done_count(self) -> int:
+        """How many offsets of the batch were finished here (those done before not counted)."""
+        return len(self._done)
 
     @property
     def complete(self) -> bool:
@@ -466,6 +476,7 @@ class VirtualExecutor:
     ) -> bool:
         """Each failing virtual partition retried or given up under its own count; what the
         others finished stands. True if nothing of the batch is left to do."""
+        self._statistics.processed += completion.done_count  # before any dead letter counts as done
         delays: list[float] = []
         for outcome in failed:
             part, error = outcome.part, outcome.error

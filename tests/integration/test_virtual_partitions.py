@@ -23,7 +23,16 @@ from aiostream_kafka import (
     Retry,
     VirtualPartitions,
 )
-from tests.helpers import Events, committed_offsets, create_topic, eventually, produce, read_records, within
+from tests.helpers import (
+    Events,
+    committed_offsets,
+    create_topic,
+    eventually,
+    eventually_true,
+    produce,
+    read_records,
+    within,
+)
 
 FAST = Retry(initial=0.05, maximum=0.1, jitter=0)
 
@@ -159,3 +168,52 @@ async def test_a_failing_virtual_partition_retries_alone_then_dead_letters_its_m
     failed: list[MonitorEvent] = events.named("batch.failed")
     assert {(e["offset"], e["virtual_partition"]) for e in failed} == {(5, 1)}
     assert await committed_offsets(primary, app.group_id) == {TopicPartition(topic_name, 0): 12}
+
+
+async def test_a_stop_cancels_a_hung_virtual_partition_and_the_next_run_starts_at_its_message(
+    primary: str, topic_name: str
+) -> None:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    part = {b"a": 0, b"hung": 1, b"c": 2}
+
+    def lane(message: Message[Any]) -> Hashable:
+        return part[message.value or b""]
+
+    first = App("virtual", kafka={"bootstrap_servers": primary}, group_id=group, shutdown_timeout=0.5)
+    events = Events(first)
+    stopped: list[MonitorEvent] = []
+    first.monitor.subscribe("app.stopped", stopped.append)
+    others_done: list[int] = []
+
+    @first.route(topic_name, virtual_partitions=VirtualPartitions(concurrency=3, key=lane))
+    async def hang(messages: Messages[bytes]) -> None:
+        if messages[0].value == b"hung":
+            await anyio.sleep_forever()
+        others_done.append(len(messages))
+
+    await create_topic(primary, topic_name)
+    await produce(primary, topic_name, *[b"a"] * 3, b"hung", *[b"c"] * 6)
+    async with first.running():
+        await eventually(lambda: sorted(others_done) == [3, 6], what="a and c")
+        await eventually(lambda: last_commit(events, topic_name) == 3, what="the prefix before the hung one")
+
+    [stop] = stopped
+    assert stop["abandoned"] == [f"{topic_name}/0"]
+    tp = TopicPartition(topic_name, 0)
+    assert await committed_offsets(primary, group) == {tp: 3}
+
+    second = App("virtual", kafka={"bootstrap_servers": primary}, group_id=group)
+    again: list[int] = []
+
+    @second.route(topic_name, virtual_partitions=VirtualPartitions(concurrency=3, key=lane))
+    async def handle(messages: Messages[bytes]) -> None:
+        again.extend(m.offset for m in messages)
+
+    async with second.running():
+        await eventually(lambda: len(again) == 7, what="what was in flight, again")
+        await eventually_true(lambda: _committed_is(primary, group, tp, 10), what="the commit past the batch")
+    assert sorted(again) == list(range(3, 10))  # in flight: the hung one and c's work past it
+
+
+async def _committed_is(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> bool:
+    return (await committed_offsets(bootstrap, group)).get(tp) == offset
