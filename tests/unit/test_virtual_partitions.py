@@ -18,6 +18,7 @@ from aiostream_kafka import (
     DeadLetterQueue,
     Message,
     Messages,
+    ProcessingTimeoutError,
     Retry,
     VirtualPartitionKeyError,
     VirtualPartitions,
@@ -333,3 +334,34 @@ def test_the_route_option_takes_only_a_virtual_partitions() -> None:
 
     with pytest.raises(ConfigError, match=r"virtual_partitions= takes aiostream_kafka\.VirtualPartitions"):
         app.routes.topic("orders", handler=handle, virtual_partitions=10)  # type: ignore[arg-type]
+
+
+async def test_processing_timeout_bounds_each_virtual_partitions_call() -> None:
+    app = shop()
+    handled: list[int] = []
+
+    def parity(message: Message[Any]) -> int:
+        return message.offset % 2
+
+    @app.route(
+        "orders",
+        processing_timeout=0.05,
+        dead_letter_queue=DeadLetterQueue("orders.dlq", max_retries=0),
+        virtual_partitions=VirtualPartitions(concurrency=2, key=parity),
+    )
+    async def handle(messages: Messages[bytes]) -> None:
+        for message in messages:
+            if message.value == b"hang":
+                await anyio.sleep_forever()
+            handled.append(message.offset)
+            messages.mark_as_consumed(message)
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"ok", b"ok", b"ok", b"hang", b"ok", b"ok"])
+
+    assert sorted(handled) == [0, 1, 2, 4, 5]
+    [failed] = t.events.named("batch.failed")
+    assert isinstance(failed["error"], ProcessingTimeoutError)
+    assert "(virtual partition 1)" in str(failed["error"])
+    assert [letter.source_offset for letter in t.dead_lettered("orders")] == [3]
+    assert t.committed("orders") == 6
