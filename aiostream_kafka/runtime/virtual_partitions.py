@@ -213,9 +213,9 @@ class Splitter:
 
     def _key_error(self, key: object, message: Message[Any], error: Exception) -> VirtualPartitionKeyError:
         failure = VirtualPartitionKeyError(
-            f"{self._label}: the virtual partitions key {callable_name(key)} raised "
-            f"{type(error).__name__}: {error} on {message.topic}[{message.partition}] "
-            f"at offset {message.offset}"
+            f"{self._label}: the virtual partitions key {callable_name(key)} failed on "
+            f"{message.topic}[{message.partition}] at offset {message.offset} "
+            f"({type(error).__name__}: {error}); it must return something hashable, or None"
         )
         failure.__cause__ = error
         return failure

@@ -365,3 +365,25 @@ async def test_processing_timeout_bounds_each_virtual_partitions_call() -> None:
     assert "(virtual partition 1)" in str(failed["error"])
     assert [letter.source_offset for letter in t.dead_lettered("orders")] == [3]
     assert t.committed("orders") == 6
+
+
+async def test_a_key_that_cannot_be_hashed_fails_its_message_saying_what_a_key_must_be() -> None:
+    app = shop()
+
+    def tags(message: Message[Any]) -> Any:
+        return [message.offset]  # a list: unhashable
+
+    @app.route(
+        "orders",
+        dead_letter_queue=DeadLetterQueue("orders.dlq", max_retries=0),
+        virtual_partitions=VirtualPartitions(concurrency=2, key=tags),
+    )
+    async def handle(messages: Messages[bytes]) -> None: ...
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"x"])
+
+    [failed] = t.events.named("batch.failed")
+    assert "must return something hashable, or None" in str(failed["error"])
+    assert isinstance(failed["error"].__cause__, TypeError)
+    assert [letter.source_offset for letter in t.dead_lettered("orders")] == [0]
