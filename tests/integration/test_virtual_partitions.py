@@ -11,7 +11,8 @@ from collections.abc import Hashable
 from typing import Any
 
 import anyio
-from aiokafka import TopicPartition
+import msgspec
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from aiostream_kafka import (
     App,
@@ -217,3 +218,88 @@ async def test_a_stop_cancels_a_hung_virtual_partition_and_the_next_run_starts_a
 
 async def _committed_is(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> bool:
     return (await committed_offsets(bootstrap, group)).get(tp) == offset
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What a run of the fidelity scenario shows: each key's offsets as first handled, the
+    dead letters, the failures by virtual partition, the committed offset."""
+
+    per_key: dict[str, list[int]]
+    dead_letters: list[tuple[int, int]]  # (source offset, attempts)
+    failures: list[tuple[int, int | None, int]]  # (offset, virtual partition, attempt)
+    committed: int | None
+
+
+VALUES = [b"ok"] * 7 + [b"bad"] + [b"ok"] * 12  # key c{i % 4}: the bad one, offset 7, is c3's
+
+
+def fidelity_app(bootstrap: str, topic: str, seen: list[tuple[str, int]]) -> App:
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    app = App("fidelity-virtual", kafka={"bootstrap_servers": bootstrap}, group_id=group)
+
+    @app.route(
+        topic,
+        retry=FAST,
+        dead_letter_queue=DeadLetterQueue(f"{topic}.dlq", max_retries=1),
+        virtual_partitions=VirtualPartitions(concurrency=4),
+    )
+    async def handle(messages: Messages[bytes]) -> None:
+        for message in messages:
+            if message.value == b"bad":
+                raise ValueError("cannot handle bad")
+            seen.append(((message.key or b"").decode(), message.offset))
+            messages.mark_as_consumed(message)
+
+    return app
+
+
+def outcome(
+    seen: list[tuple[str, int]], letters: list[tuple[int, int]], failed: list[Any], committed: int | None
+) -> Outcome:
+    per_key: dict[str, list[int]] = defaultdict(list)
+    for key, offset in seen:
+        if offset not in per_key[key]:
+            per_key[key].append(offset)
+    failures = [(e["offset"], e["virtual_partition"], e["attempt"]) for e in failed]
+    return Outcome(dict(per_key), sorted(letters), failures, committed)
+
+
+async def test_the_harness_runs_virtual_partitions_as_real_kafka_does(primary: str, topic_name: str) -> None:
+    keys = [f"c{i % 4}".encode() for i in range(len(VALUES))]
+    seen_on_kafka: list[tuple[str, int]] = []
+    on_kafka = fidelity_app(primary, topic_name, seen_on_kafka)
+    events = Events(on_kafka)
+    await create_topic(primary, topic_name)
+    await create_topic(primary, f"{topic_name}.dlq")
+    producer = AIOKafkaProducer(bootstrap_servers=primary)
+    await producer.start()
+    try:  # all of it before the app starts: one batch, as the harness's
+        for key, value in zip(keys, VALUES, strict=True):
+            await producer.send(topic_name, value, key=key, partition=0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    async with on_kafka.running():
+        await eventually(lambda: last_commit(events, topic_name) == len(VALUES), what="the whole topic")
+    letters = [
+        (int(dict(r.headers)["source_offset"]), int(dict(r.headers)["attempts"]))
+        for r in await read_records(primary, f"{topic_name}.dlq")
+    ]
+    committed = (await committed_offsets(primary, on_kafka.group_id)).get(TopicPartition(topic_name, 0))
+    kafka = outcome(seen_on_kafka, letters, events.named("batch.failed"), committed)
+
+    seen_in_memory: list[tuple[str, int]] = []
+    in_memory = fidelity_app("127.0.0.1:1", topic_name, seen_in_memory)
+    async with in_memory.testing() as t:
+        memory = t.clusters["primary"]
+        for key, value in zip(keys, VALUES, strict=True):
+            memory.append(topic_name, value, key=key, partition=0, timestamp_ms=0)
+        await t.drain()
+        memory_letters = [(d.source_offset, d.attempts) for d in t.dead_lettered(topic_name)]
+        failed = t.events.named("batch.failed")
+        harness = outcome(seen_in_memory, memory_letters, failed, t.committed(topic_name))
+
+    assert kafka == harness
+    assert kafka.dead_letters == [(7, 2)]
+    assert kafka.per_key["c3"] == [3, 11, 15, 19]  # 7 went to the DLQ; c3 kept its order
+    assert kafka.committed == len(VALUES)
