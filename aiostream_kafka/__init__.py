@@ -25,13 +25,14 @@ from aiostream_kafka.errors import (
     ShutdownError,
     TransactionError,
     UnknownClusterError,
+    VirtualPartitionKeyError,
 )
 from aiostream_kafka.instrumentation import LoggingListener, OpenTelemetryListener
 from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.instrumentation.output import configure_logging
 from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
-from aiostream_kafka.processing import DeadLetterQueue, Retry
+from aiostream_kafka.processing import DeadLetterQueue, Retry, VirtualPartitions
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
 from aiostream_kafka.replication.failover import FailoverError
 from aiostream_kafka.routing import TopicConfig
@@ -74,6 +75,8 @@ __all__ = [
     "TransactionError",
     "UnknownClusterError",
     "UnknownJobError",
+    "VirtualPartitionKeyError",
+    "VirtualPartitions",
     "__version__",
     "configure_logging",
 ]

@@ -26,8 +26,8 @@ class Consumer:
 
     One instance serves one topic for the life of its listener, across all the
     partitions assigned to it; ``consume`` may run concurrently for different
-    partitions (never for the same one), so keep per-partition state keyed by
-    ``messages.partition``.
+    partitions (never for the same one, unless the route has virtual partitions), so keep
+    per-partition state keyed by ``messages.partition``.
     """
 
     topic: str

@@ -93,6 +93,12 @@ class HandlerCancelledError(AiostreamKafkaError, RuntimeError):
     awaited, say): a failure of that batch like any other, never a reason to stop consuming."""
 
 
+class VirtualPartitionKeyError(AiostreamKafkaError):
+    """A route's ``VirtualPartitions(key=...)`` raised on a message. That message fails as if
+    its handler had (the route's retry, then its dead-letter queue); the error names the
+    route, the key function and the message, and is caused by what the function raised."""
+
+
 class ProcessingTimeoutError(AiostreamKafkaError, TimeoutError):
     """A batch's handler ran past its route's ``processing_timeout`` and was cancelled: a
     failure of that batch, retried or dead-lettered by the route's policy."""

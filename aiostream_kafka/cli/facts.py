@@ -12,8 +12,10 @@ from typing import Any, get_origin
 
 from aiostream_kafka.app import DEFAULT_RETRY_BACKOFF, App
 from aiostream_kafka.cli.loading import qualified_name
+from aiostream_kafka.contracts.checks import callable_name
 from aiostream_kafka.jobs import Job
 from aiostream_kafka.processing.retry import Retry
+from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import RoutedTopic, Topology
 from aiostream_kafka.runtime.backoff import Backoff
@@ -115,9 +117,20 @@ def _topic(topic: RoutedTopic, subscription_group: str | None, retry_backoff: Ba
         "payload": _payload_name(route.payload),
         "format": _format(route),
         "exactly_once": route.exactly_once,
+        "virtual_partitions": _virtual_partitions(route.virtual_partitions),
         "active": subscription_group is not None,
         "retry": _retry(route.retry, retry_backoff),
         "dead_letter_queue": _dead_letter_queue(topic),
+    }
+
+
+def _virtual_partitions(spec: VirtualPartitions | None) -> dict[str, Any] | None:
+    """How many run at once and what splits a batch (None: the route has none)."""
+    if spec is None:
+        return None
+    return {
+        "concurrency": spec.concurrency,
+        "key": callable_name(spec.key) if spec.key is not None else None,  # None: the message key
     }
 
 

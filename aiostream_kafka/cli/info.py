@@ -110,6 +110,7 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
                 for t in facts["topics"]
             ],
         ),
+        *_virtual_partitions(facts["topics"]),
         "",
         "Producers (one per cluster)",
         render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "COMPRESSION", "USE AS"], producers),
@@ -205,3 +206,16 @@ def _dead_letter(queue: dict[str, Any] | None) -> str:
         *(["declared"] if queue["declared"] else []),
     ]
     return f"{text} ({'; '.join(notes)})"
+
+
+def _virtual_partitions(topics: list[dict[str, Any]]) -> list[str]:
+    """The routes whose batches split into virtual partitions, if any do."""
+    rows = [
+        [t["topic"], t["cluster"], str(v["concurrency"]), v["key"] or "the message key (keyless: by offset)"]
+        for t in topics
+        if (v := t["virtual_partitions"]) is not None
+    ]
+    if not rows:
+        return []
+    table = render_table(["TOPIC", "CLUSTER", "AT ONCE", "SPLIT BY"], rows)
+    return ["", "Virtual partitions (each partition's batch split by key, handled concurrently)", table]

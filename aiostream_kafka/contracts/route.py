@@ -20,6 +20,7 @@ from aiostream_kafka.contracts.codecs import check_decoder, check_format
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
+from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Route
 from aiostream_kafka.topic_config import TopicConfig
 from aiostream_kafka.topic_names import TOPIC_NAME_RULE, is_topic_name
@@ -84,7 +85,25 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
         )
     check_format(route.format, f"{where}: format")
     check_decoder(route.decoder, where)
+    _check_virtual_partitions(route)
     _check_exactly_once(route)
+
+
+def _check_virtual_partitions(route: Route) -> None:
+    """Virtual partitions commit and retry parts of a batch on their own, which one
+    transaction per batch cannot: an exactly-once route is refused them."""
+    spec = route.virtual_partitions
+    if spec is None:
+        return
+    if not isinstance(spec, VirtualPartitions):
+        raise ConfigError(
+            f"{route.label}: virtual_partitions= takes aiostream_kafka.VirtualPartitions(...), not {spec!r}"
+        )
+    if route.exactly_once is True:
+        raise ConfigError(
+            f"{route.label}: exactly_once=True commits each batch whole in one transaction, while "
+            f"virtual partitions commit and retry parts of a batch on their own; drop one of them"
+        )
 
 
 def _check_exactly_once(route: Route) -> None:

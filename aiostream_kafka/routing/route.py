@@ -13,6 +13,7 @@ from aiostream_kafka.contracts.checks import callable_name
 from aiostream_kafka.messages import Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
+from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.topic_config import TopicConfig
 
 Handler = Callable[[Messages[Any]], Awaitable[None]]
@@ -54,6 +55,8 @@ class Route:
     #: Each batch's produces (on the route's own cluster), dead-letter writes and consumed
     #: offsets commit in one Kafka transaction, or none of them (docs/exactly-once.md).
     exactly_once: bool = False
+    #: Each partition's batch split by key and handled concurrently (docs/processing-patterns.md).
+    virtual_partitions: VirtualPartitions | None = None
     config: TopicConfig | None = None  # declare the topic (see TopicConfig)
 
     @property

@@ -19,6 +19,7 @@ from aiostream_kafka.contracts.route import (
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
 from aiostream_kafka.processing.retry import Retry
+from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.routing.route import Handler, Route
 from aiostream_kafka.topic_config import TopicConfig
 
@@ -48,6 +49,7 @@ class RouteOptions(TypedDict, total=False):
     manual_offset_management: bool
     processing_timeout: float
     exactly_once: bool
+    virtual_partitions: VirtualPartitions | None
     config: TopicConfig
 
 

@@ -14,6 +14,8 @@ import math
 
 import anyio
 
+from aiostream_kafka.errors import HandlerCancelledError
+
 
 def being_cancelled() -> bool:
     """Whether the current task has really been asked to stop."""
@@ -22,3 +24,10 @@ def being_cancelled() -> bool:
     if cancelling is not None and cancelling():
         return True
     return anyio.current_effective_deadline() == -math.inf
+
+
+def not_cancelled_by_us(handler_name: str, cancelled: asyncio.CancelledError) -> HandlerCancelledError:
+    """A handler raised CancelledError while nothing cancelled it: a failure, never a silent stop."""
+    failure = HandlerCancelledError(f"{handler_name} raised CancelledError, but nothing cancelled it")
+    failure.__cause__ = cancelled
+    return failure

@@ -21,12 +21,12 @@ import anyio
 from aiokafka import ConsumerRecord, TopicPartition
 
 from aiostream_kafka.consumer import Consumer
-from aiostream_kafka.errors import HandlerCancelledError, ProcessingTimeoutError
+from aiostream_kafka.errors import ProcessingTimeoutError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import Messages, batch_of
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import RoutedTopic
-from aiostream_kafka.runtime.cancellation import being_cancelled
+from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.failures import FailureHandler
 from aiostream_kafka.runtime.in_flight import InFlight
@@ -34,6 +34,7 @@ from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
 from aiostream_kafka.runtime.statistics import Statistics
 from aiostream_kafka.runtime.transactions import PartitionTransactions, Transaction
+from aiostream_kafka.runtime.virtual_partitions import Splitter, VirtualExecutor
 
 Invoke = Callable[[Messages[Any]], Awaitable[None]]
 
@@ -48,6 +49,14 @@ class RunningRoute:
     invoke: Invoke
     policy: FailurePolicy
     instance: Consumer | None
+    #: How its batches split into virtual partitions (None: they do not).
+    virtual: Splitter | None = None
+
+    def forget(self, partition: int) -> None:
+        """``partition`` was revoked: whoever gets it next counts its failures afresh."""
+        self.policy.forget(partition)
+        if self.virtual is not None:
+            self.virtual.forget(partition)
 
     @property
     def handler_name(self) -> str:
@@ -88,6 +97,15 @@ class Executor:
         self._failures = failures
         self._statistics = statistics
         self._where: dict[TopicPartition, dict[str, Any]] = {}  # each partition's event tags
+        self._virtual = VirtualExecutor(
+            monitor=monitor,
+            server=server,
+            in_flight=in_flight,
+            offsets=offsets,
+            pauses=pauses,
+            failures=failures,
+            statistics=statistics,
+        )
 
     async def run(
         self,
@@ -154,6 +172,8 @@ class Executor:
         limiter: anyio.CapacityLimiter | None,
     ) -> bool:
         """One batch through the handler; True if the partition goes on with its next one."""
+        if route.virtual is not None:
+            return await self._virtual.run(consumer, tp, route, chunk, live, limiter, self._at(tp))
         messages = batch_of(
             live,
             topic=tp.topic,
@@ -201,7 +221,7 @@ class Executor:
                 transaction = None
             if being_cancelled():
                 raise
-            failure = _not_cancelled_by_us(route, cancelled)
+            failure = not_cancelled_by_us(route.handler_name, cancelled)
             await self._failures.batch_failed(
                 consumer, tp, route.topic, route.policy, messages, failure, where
             )
@@ -259,13 +279,6 @@ class Executor:
                     f"{route.handler_name} took longer than processing_timeout={route.timeout}s on "
                     f"{messages.topic}[{messages.partition}] at offset {messages.first_offset}"
                 )
-
-
-def _not_cancelled_by_us(route: RunningRoute, cancelled: asyncio.CancelledError) -> HandlerCancelledError:
-    """A handler raised CancelledError while nothing cancelled it: a failure, never a silent stop."""
-    failure = HandlerCancelledError(f"{route.handler_name} raised CancelledError, but nothing cancelled it")
-    failure.__cause__ = cancelled
-    return failure
 
 
 def _resume_at(

@@ -114,21 +114,39 @@ class FailureHandler:
                 consumer, tp, topic, policy, culprit, error, decision, first_unprocessed, where
             )
             return
-        if decision.action == "dispatch":
-            try:
-                await self._dead_letter(topic, queue, culprit, error, decision.attempts)
-            except Exception as dispatch_error:
-                self._dispatch_failed(
-                    consumer, tp, policy, decision, first_unprocessed, dispatch_error, where
-                )
-                return
-        self._dispatched(topic, queue, culprit, decision, error, where)
+        if not await self.give_up(topic, culprit, error, decision, where):
+            delay = policy.backoff.delay(decision.attempts)
+            self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=delay)
+            return
         if culprit.offset == first_unprocessed:  # resume right after it
             self._offsets.advance(tp, culprit.offset + 1)
             consumer.seek(tp, culprit.offset + 1)
         else:  # a poison message after unmarked work: that work comes again, without the culprit
             self._offsets.dead_lettered(tp, culprit.offset)
             consumer.seek(tp, first_unprocessed)
+
+    async def give_up(
+        self,
+        topic: RoutedTopic,
+        culprit: Message[Any],
+        error: Exception,
+        decision: Decision,
+        where: dict[str, Any],
+    ) -> bool:
+        """Send ``culprit`` to the route's dead-letter queue (unless it skips) and report it;
+        False if the queue did not take it (reported; the caller waits and tries again)."""
+        queue = topic.route.dead_letter_queue
+        assert queue is not None
+        if decision.action == "dispatch":
+            try:
+                await self._dead_letter(topic, queue, culprit, error, decision.attempts)
+            except Exception as dispatch_error:
+                if is_fatal(dispatch_error):
+                    raise
+                self._monitor.emit("error.occurred", **where, type="dlq.dispatch", error=dispatch_error)
+                return False
+        self._dispatched(topic, queue, culprit, decision, error, where)
+        return True
 
     async def _give_up_in_transaction(
         self,

@@ -41,6 +41,7 @@ from aiostream_kafka.runtime.rebalance import Rebalance
 from aiostream_kafka.runtime.slow_batches import watch_slow_batches
 from aiostream_kafka.runtime.statistics import Statistics
 from aiostream_kafka.runtime.transactions import PartitionTransactions
+from aiostream_kafka.runtime.virtual_partitions import Splitter
 
 #: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0
@@ -211,12 +212,19 @@ class Listener:
         backoff = route.retry.as_backoff() if route.retry is not None else self._context.retry_backoff
         transient = route.retry.transient if route.retry is not None else ()
         policy = FailurePolicy(backoff, route.dead_letter_queue, transient)
+        virtual = None
+        if route.virtual_partitions is not None:
+            virtual = Splitter(
+                route.virtual_partitions,
+                route.label,
+                lambda: FailurePolicy(backoff, route.dead_letter_queue, transient),
+            )
         if route.consumer is None:
             assert route.handler is not None
-            return RunningRoute(topic, route.handler, policy, None)
+            return RunningRoute(topic, route.handler, policy, None, virtual)
         instance = route.consumer()
         instance.bind(self._context.producers, topic.name, topic.cluster, self)
-        return RunningRoute(topic, instance.consume, policy, instance)
+        return RunningRoute(topic, instance.consume, policy, instance, virtual)
 
     def _rebalance(self, consumer: ConsumerClient) -> Rebalance:
         return Rebalance(

@@ -35,7 +35,7 @@ class Offsets:
     def reset(self) -> None:
         """Forget one consumer's state (a listener run); keep what failed to commit."""
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
-        self._dead: dict[TopicPartition, set[int]] = {}  # dead-lettered, not yet committed past
+        self._dead: dict[TopicPartition, set[int]] = {}  # dead-lettered or done ahead, not committed past
         #: Next offset after the last handled batch, per partition: what the lag is counted from.
         self.positions: dict[TopicPartition, int] = {}
         self._handed: dict[TopicPartition, int] = {}  # next offset after the last record polled
@@ -57,6 +57,11 @@ class Offsets:
     def dead_lettered(self, tp: TopicPartition, offset: int) -> None:
         """``offset`` went to the dead-letter queue while the work before it comes again."""
         self._dead.setdefault(tp, set()).add(offset)
+
+    def done_ahead(self, tp: TopicPartition, offsets: Iterable[int]) -> None:
+        """``offsets`` are done, past an offset that is not (another virtual partition's work
+        while one failed): left out when they come again, like dead letters."""
+        self._dead.setdefault(tp, set()).update(offsets)
 
     def dead(self, tp: TopicPartition) -> set[int] | None:
         """Offsets of ``tp`` to leave out when they come again (see ``dead_lettered``)."""

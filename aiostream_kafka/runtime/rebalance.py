@@ -61,7 +61,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._transactions.revoked(revoked)
         self._offsets.forget(revoked)
         for tp in revoked:
-            self._routes[tp.topic].policy.forget(tp.partition)
+            self._routes[tp.topic].forget(tp.partition)
             self._pauses.forget(tp)
             self._failures.forget(tp)
         for name, route in self._routes.items():

@@ -869,3 +869,58 @@ def test_info_shows_which_routes_are_exactly_once(tmp_path: Path, capsys: pytest
         ("orders", True),
         ("clicks", False),
     ]
+
+
+VIRTUAL_PARTITIONS = """
+from aiostream_kafka import App, VirtualPartitions
+
+app = App("svc", kafka={"bootstrap_servers": "127.0.0.1:19092"})
+
+
+def customer(message):
+    return message.payload["customer"]
+
+
+@app.route("orders", virtual_partitions=VirtualPartitions(concurrency=8, key=customer))
+async def on_orders(messages):
+    pass
+
+
+@app.route("clicks", virtual_partitions=VirtualPartitions())
+async def on_clicks(messages):
+    pass
+
+
+@app.route("payments")
+async def on_payments(messages):
+    pass
+"""
+
+
+def test_info_shows_each_routes_virtual_partitions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, VIRTUAL_PARTITIONS)
+
+    _, text, _ = run_cli(capsys, "info", f"{module}:app")
+    _, js, _ = run_cli(capsys, "info", "--json", f"{module}:app")
+
+    table = section(text, "Virtual partitions")
+    assert table["orders"][2:] == ["8", f"{module}:customer"]
+    assert table["clicks"][2:] == ["10", "the message key (keyless: by offset)"]
+    assert "payments" not in table
+    assert [(t["topic"], t["virtual_partitions"]) for t in json.loads(js)["topics"]] == [
+        ("orders", {"concurrency": 8, "key": f"{module}:customer"}),
+        ("clicks", {"concurrency": 10, "key": None}),
+        ("payments", None),
+    ]
+
+
+def test_info_has_no_virtual_partitions_table_when_no_route_has_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = write_module(tmp_path, EXACTLY_ONCE)
+
+    _, text, _ = run_cli(capsys, "info", f"{module}:app")
+
+    assert "Virtual partitions" not in text

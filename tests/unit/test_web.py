@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import pytest
 
-from aiostream_kafka import App, Messages
+from aiostream_kafka import App, Messages, VirtualPartitions
 from aiostream_kafka.cli import main
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.instrumentation.monitor import MonitorEvent
@@ -408,3 +408,25 @@ async def test_the_routing_page_shows_the_exactly_once_topics_of_each_subscripti
     assert page.status_code == 200
     assert "<th>Exactly once</th>" in page.text
     assert "<td>orders, clicks</td>\n      <td>orders</td>" in page.text
+
+
+async def test_the_routing_page_shows_how_many_virtual_partitions_each_topic_splits_into() -> None:
+    app = App("shop", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False)
+
+    @app.route("orders", virtual_partitions=VirtualPartitions(concurrency=8))
+    async def on_orders(messages: Messages[bytes]) -> None:
+        pass
+
+    @app.route("clicks")
+    async def on_clicks(messages: Messages[bytes]) -> None:
+        pass
+
+    ui = app.web.asgi()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://svc") as client:
+        page = await client.get("/routing")
+    await ui.state.ui.aclose()
+
+    assert page.status_code == 200
+    assert ">Virtual partitions</th>" in page.text
+    none = "\N{EN DASH}"  # what a cell with nothing to show holds
+    assert f"<td>orders, clicks</td>\n      <td>{none}</td>\n      <td>orders (8)</td>" in page.text

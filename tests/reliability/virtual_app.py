@@ -1,0 +1,34 @@
+"""The app of the virtual partitions crash scenario: each partition's batch split into ten
+virtual partitions by key, each recording what it handled in the SQLite sink once its I/O
+(a sleep per message) is done."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+
+from aiostream_kafka import App, Messages, VirtualPartitions
+from tests.reliability.scenario import Item, Sink
+
+WORKER = os.environ.get("SINK_WORKER", str(os.getpid()))
+DELAY = float(os.environ.get("SINK_MESSAGE_DELAY", "0.02"))
+sink = Sink(os.environ["SINK_PATH"])
+
+app = App(
+    "reliability-virtual",
+    kafka={"bootstrap_servers": os.environ["SINK_BOOTSTRAP"], "session_timeout_ms": 10000},
+    group_id=os.environ["SINK_GROUP"],
+    concurrency=6,
+)
+
+
+@app.route(
+    os.environ["SINK_TOPIC"],
+    payload=Item,
+    max_messages=int(os.environ.get("SINK_MAX_MESSAGES", "50")),
+    virtual_partitions=VirtualPartitions(concurrency=10),
+)
+async def record(messages: Messages[Item]) -> None:
+    await anyio.sleep(DELAY * len(messages))  # the I/O, one wait a message
+    sink.record([(m.payload.id, m.partition, m.offset, WORKER) for m in messages])
