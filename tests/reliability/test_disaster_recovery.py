@@ -23,6 +23,10 @@ from tests.helpers import committed_offsets, eventually, eventually_true, read_a
 from tests.kafka_clusters import KafkaClusters
 from tests.reliability.scenario import Item, Report, produce_workload
 
+#: MirrorMaker's start, a primary lost and two switches take minutes on a loaded machine: the
+#: suite's 120 s guard against a hung test would cut a slow but sound run short.
+pytestmark = pytest.mark.timeout(600)
+
 COUNT = 10_000
 PARTITIONS = 3
 MIRRORED = "dr-.*"  # the MirrorMaker's topics and groups: this module's only
