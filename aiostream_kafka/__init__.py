@@ -18,6 +18,7 @@ from aiostream_kafka.errors import (
     CrossClusterTransactionError,
     DecodeError,
     EncodeError,
+    FilterError,
     HandlerCancelledError,
     NotRunningError,
     ProcessingTimeoutError,
@@ -31,7 +32,7 @@ from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.instrumentation.output import configure_logging
 from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
-from aiostream_kafka.processing import DeadLetterQueue, Retry
+from aiostream_kafka.processing import DeadLetterQueue, Pause, Retry, Throttle
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
 from aiostream_kafka.replication.failover import FailoverError
 from aiostream_kafka.routing import TopicConfig
@@ -51,6 +52,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "FailoverError",
+    "FilterError",
     "GroupActiveError",
     "HandlerCancelledError",
     "Job",
@@ -63,6 +65,7 @@ __all__ = [
     "MonitorEvent",
     "NotRunningError",
     "OpenTelemetryListener",
+    "Pause",
     "ProcessingTimeoutError",
     "ProduceError",
     "Producer",
@@ -70,6 +73,7 @@ __all__ = [
     "ProducerRegistry",
     "Retry",
     "ShutdownError",
+    "Throttle",
     "TopicConfig",
     "TransactionError",
     "UnknownClusterError",

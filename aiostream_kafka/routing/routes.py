@@ -18,8 +18,9 @@ from aiostream_kafka.contracts.route import (
 )
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.flow import Throttle
 from aiostream_kafka.processing.retry import Retry
-from aiostream_kafka.routing.route import Handler, Route
+from aiostream_kafka.routing.route import Filter, Handler, Route
 from aiostream_kafka.topic_config import TopicConfig
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class RouteOptions(TypedDict, total=False):
     processing_timeout: float
     exactly_once: bool
     config: TopicConfig
+    filter: Filter
+    throttle: Throttle
+    expire_after: float
+    delay: float
 
 
 class Routes:

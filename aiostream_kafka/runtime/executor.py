@@ -23,12 +23,13 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import HandlerCancelledError, ProcessingTimeoutError
 from aiostream_kafka.instrumentation.monitor import Monitor
-from aiostream_kafka.messages import Messages, batch_of
+from aiostream_kafka.messages import Message, Messages, batch_of
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import RoutedTopic
 from aiostream_kafka.runtime.cancellation import being_cancelled
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.failures import FailureHandler
+from aiostream_kafka.runtime.flow import Flow
 from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
@@ -48,6 +49,7 @@ class RunningRoute:
     invoke: Invoke
     policy: FailurePolicy
     instance: Consumer | None
+    flow: Flow | None = None  # what it holds back from the handler (None: nothing)
 
     @property
     def handler_name(self) -> str:
@@ -113,7 +115,10 @@ class Executor:
                 else:
                     self._offsets.advance(tp, chunk[-1].offset + 1)
                 continue
-            if not await self._batch(consumer, tp, route, chunk, live, limiter):
+            if route.flow is not None:
+                if not await self._held_back(consumer, tp, route, route.flow, chunk, live, limiter):
+                    return  # it holds the partition back, or as below
+            elif not await self._batch(consumer, tp, route, chunk, live, limiter):
                 return  # it failed, or the handler asked for a pause or seek: the poll ends here
             if start + size < len(records):
                 await self._offsets.commit(consumer, only=[tp])
@@ -137,6 +142,55 @@ class Executor:
             return False
         return True
 
+    async def _held_back(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        flow: Flow,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        limiter: anyio.CapacityLimiter | None,
+    ) -> bool:
+        """A batch through the route's flow (runtime/flow.py), then its handler: what it skipped
+        is done as the handled records are; from where it stopped, the partition is sought back
+        and paused. True if the partition goes on with its next batch."""
+        admission = flow.admit(tp, live)
+        where = self._at(tp)
+        flow.report(self._monitor, where, live[0].offset, admission)
+        stopped = admission.hold is not None or admission.failed is not None
+        covered = [r for r in chunk if r.offset < admission.end] if stopped else chunk
+        if admission.handed:
+            handed = admission.handed
+            if not await self._batch(consumer, tp, route, covered, handed, limiter, admission.messages):
+                return False
+        elif covered:  # all skipped: done, as dead letters are
+            if route.exactly_once:
+                if not await self._skip_in_transaction(consumer, tp, route, covered):
+                    return False
+            else:
+                self._offsets.advance(tp, covered[-1].offset + 1)
+                self._offsets.positions[tp] = covered[-1].offset + 1
+        if admission.failed is not None:
+            record, error = admission.failed
+            failing = batch_of(
+                [record],
+                topic=tp.topic,
+                partition=tp.partition,
+                cluster=route.topic.cluster,
+                decoder=route.topic.decoder,
+                attempt=route.policy.attempt(tp.partition),
+            )
+            failing.close()
+            await self._failures.batch_failed(consumer, tp, route.topic, route.policy, failing, error, where)
+            return False
+        hold = admission.hold
+        if hold is None:
+            return True
+        self._pauses.pause(consumer, tp, seek_to=admission.end, delay=hold.wait)
+        flow.report_hold(self._monitor, where, hold, admission.end)
+        return False
+
     def _at(self, tp: TopicPartition) -> dict[str, Any]:
         """The tags of ``tp``'s events."""
         where = self._where.get(tp)
@@ -152,8 +206,11 @@ class Executor:
         chunk: Sequence[ConsumerRecord[bytes, bytes]],
         live: Sequence[ConsumerRecord[bytes, bytes]],
         limiter: anyio.CapacityLimiter | None,
+        made: Sequence[Message[Any]] | None = None,
     ) -> bool:
-        """One batch through the handler; True if the partition goes on with its next one."""
+        """One batch through the handler; True if the partition goes on with its next one.
+        ``chunk``: the records the batch accounts for, ``live`` those the handler gets (the rest
+        were dead-lettered or held back by the route's flow); ``made``: their messages, if made."""
         messages = batch_of(
             live,
             topic=tp.topic,
@@ -162,6 +219,7 @@ class Executor:
             decoder=route.topic.decoder,
             attempt=route.policy.attempt(tp.partition),
             is_revoked=lambda: tp in self._in_flight.revoked,
+            messages=made,
         )
         where = self._at(tp)
         self._monitor.emit(
@@ -232,9 +290,14 @@ class Executor:
         route.policy.succeeded(tp.partition)
         self._offsets.positions[tp] = chunk[-1].offset + 1
         self._statistics.processed += len(live)
-        progress = (
-            messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
-        )
+        # The chunk's records that were not handed (dead-lettered, skipped by the flow) are done
+        # once what was handed is: all of it, or with manual offsets once the last is marked.
+        end = chunk[-1].offset + 1
+        progress: int | None = end
+        if route.topic.route.manual_offset_management:
+            progress = messages.marked_offset
+            if progress is not None and progress > live[-1].offset:
+                progress = end
         if progress is not None and not route.exactly_once:  # (those committed in their transaction)
             self._offsets.advance(tp, progress)
         self._monitor.emit(

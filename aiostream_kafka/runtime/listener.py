@@ -31,6 +31,7 @@ from aiostream_kafka.runtime.context import RuntimeContext
 from aiostream_kafka.runtime.executor import Executor, RunningRoute
 from aiostream_kafka.runtime.failures import FailureHandler
 from aiostream_kafka.runtime.fetch_failures import Records, locate
+from aiostream_kafka.runtime.flow import flow_of
 from aiostream_kafka.runtime.hooks import call_hook
 from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.in_hand import InHand
@@ -211,12 +212,13 @@ class Listener:
         backoff = route.retry.as_backoff() if route.retry is not None else self._context.retry_backoff
         transient = route.retry.transient if route.retry is not None else ()
         policy = FailurePolicy(backoff, route.dead_letter_queue, transient)
+        flow = flow_of(route, self._context.clock, cluster=topic.cluster, decoder=topic.decoder)
         if route.consumer is None:
             assert route.handler is not None
-            return RunningRoute(topic, route.handler, policy, None)
+            return RunningRoute(topic, route.handler, policy, None, flow)
         instance = route.consumer()
         instance.bind(self._context.producers, topic.name, topic.cluster, self)
-        return RunningRoute(topic, instance.consume, policy, instance)
+        return RunningRoute(topic, instance.consume, policy, instance, flow)
 
     def _rebalance(self, consumer: ConsumerClient) -> Rebalance:
         return Rebalance(

@@ -1,0 +1,306 @@
+"""Filtering, throttling, expiry and delays under the testing harness: what a route holds back
+from its handler, driven by the harness's virtual clock (no real time passes)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from aiostream_kafka import App, DeadLetterQueue, FilterError, Message, Messages, Pause, Retry, Throttle
+
+
+def shop(**kafka: str) -> App:
+    """A cluster nobody can reach: the harness must never try."""
+    return App("shop", kafka={"bootstrap_servers": "127.0.0.1:1", **kafka}, log_events=False)
+
+
+def even(message: Message[bytes]) -> bool:
+    return int(message.value or b"0") % 2 == 0
+
+
+# --- filtering -------------------------------------------------------------------------------
+
+
+async def test_a_filter_skips_messages_and_their_offsets_are_committed_as_done() -> None:
+    app = shop()
+    seen: list[bytes | None] = []
+
+    @app.route("numbers", filter=even)
+    async def on_numbers(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    async with app.testing() as t:
+        await t.feed("numbers", [b"1", b"2", b"3", b"4", b"5"])
+
+        assert seen == [b"2", b"4"]
+        assert t.committed("numbers") == 5  # the skipped 5 included
+        [filtered] = t.events.named("messages.filtered")
+        assert (filtered["count"], filtered["first_offset"]) == (3, 0)
+
+
+async def test_a_batch_all_filtered_out_never_reaches_the_handler_but_is_committed() -> None:
+    app = shop()
+    batches: list[int] = []
+
+    @app.route("numbers", filter=lambda message: False)
+    async def on_numbers(messages: Messages[bytes]) -> None:
+        batches.append(len(messages))
+
+    async with app.testing() as t:
+        await t.feed("numbers", [b"1", b"3"])
+
+        assert batches == []
+        assert t.committed("numbers") == 2
+
+
+async def test_the_handler_gets_the_messages_the_filter_looked_at_decoded_once() -> None:
+    app = shop()
+    decoded: list[bytes] = []
+
+    def counting(value: bytes) -> dict[str, int]:
+        decoded.append(value)
+        return {"n": int(value)}
+
+    @app.route("numbers", decoder=counting, filter=lambda m: m.payload["n"] > 1)
+    async def on_numbers(messages: Messages[dict[str, int]]) -> None:
+        assert [m.payload["n"] for m in messages] == [2, 3]
+
+    async with app.testing() as t:
+        await t.feed("numbers", [b"1", b"2", b"3"])
+
+    assert decoded == [b"1", b"2", b"3"]
+
+
+async def test_a_filter_pause_holds_the_partition_from_that_message_until_the_time() -> None:
+    app = shop()
+    seen: list[tuple[bytes | None, float]] = []
+    opens_at: list[float] = []
+
+    def closed_until_open(message: Message[bytes]) -> bool | Pause:
+        if message.value == b"after-hours" and not opens_at:
+            opens_at.append(app.clock.now() + 3600)
+            return Pause(until=datetime.fromtimestamp(opens_at[0], tz=timezone.utc))
+        return True
+
+    @app.route("orders", filter=closed_until_open)
+    async def on_orders(messages: Messages[bytes]) -> None:
+        seen.extend((m.value, app.clock.now()) for m in messages)
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"a", b"after-hours", b"b"])
+
+        assert [value for value, _ in seen] == [b"a", b"after-hours", b"b"]
+        assert seen[0][1] < opens_at[0] <= seen[1][1]  # the rest came once the pause was over
+        [paused] = t.events.named("partition.paused")
+        assert (paused["offset"], paused["reason"]) == (1, "filter")
+        assert paused["until"] == pytest.approx(opens_at[0])
+        assert t.committed("orders") == 3
+
+
+async def test_a_filter_that_raises_fails_its_message_which_goes_to_the_dead_letter_queue() -> None:
+    app = shop()
+    seen: list[bytes | None] = []
+
+    def picky(message: Message[bytes]) -> bool:
+        if message.value == b"bad":
+            raise ValueError("cannot judge this one")
+        return True
+
+    @app.route(
+        "numbers",
+        filter=picky,
+        dead_letter_queue=DeadLetterQueue("numbers.dlq", max_retries=1),
+        retry=Retry(initial=5),
+    )
+    async def on_numbers(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    async with app.testing() as t:
+        await t.feed("numbers", [b"1", b"bad", b"2"])
+
+        assert seen == [b"1", b"2"]
+        [letter] = t.dead_lettered("numbers")
+        assert letter.message.value == b"bad"
+        assert letter.error_type.endswith("FilterError")
+        assert "<locals>.picky raised ValueError: cannot judge this one (topic 'numbers', partition 0, offset 1)" in letter.error_message
+        assert t.committed("numbers") == 3
+
+
+async def test_a_filter_returning_something_else_than_a_verdict_names_the_filter() -> None:
+    app = shop()
+
+    def forgot_to_return(message: Message[bytes]) -> bool:
+        return None  # type: ignore[return-value]
+
+    @app.route("numbers", filter=forgot_to_return)
+    async def on_numbers(messages: Messages[bytes]) -> None: ...
+
+    with pytest.raises(FilterError, match=r"forgot_to_return returned None; it must return True"):
+        async with app.testing() as t:
+            await t.feed("numbers", [b"1"])
+
+
+# --- throttling ------------------------------------------------------------------------------
+
+
+async def test_a_throttle_hands_at_most_its_budget_per_interval_pausing_between() -> None:
+    app = shop()
+    handed: list[tuple[float, int]] = []
+
+    @app.route("mails", throttle=Throttle(messages=3, per=60))
+    async def on_mails(messages: Messages[bytes]) -> None:
+        handed.append((app.clock.now(), len(messages)))
+
+    async with app.testing() as t:
+        await t.feed("mails", [b"m"] * 8)
+
+        assert [count for _, count in handed] == [3, 3, 2]
+        starts = [at for at, _ in handed]
+        assert starts[1] - starts[0] >= 60
+        assert starts[2] - starts[1] >= 60
+        throttled = t.events.named("partition.throttled")
+        assert [e["offset"] for e in throttled] == [3, 6]
+        assert (throttled[0]["messages"], throttled[0]["per"], throttled[0]["scope"]) == (3, 60, "route")
+        assert t.committed("mails") == 8
+
+
+async def test_a_route_throttle_is_one_budget_for_all_its_partitions() -> None:
+    app = shop()
+    handed: list[tuple[int, int]] = []
+
+    @app.route("mails", throttle=Throttle(messages=2, per=10))
+    async def on_mails(messages: Messages[bytes]) -> None:
+        handed.append((messages.partition, len(messages)))
+
+    async with app.testing(partitions=2) as t:
+        await t.feed("mails", [b"a", b"b"], partition=0)
+        await t.feed("mails", [b"c", b"d"], partition=1)
+        windows = t.events.named("partition.throttled")
+
+        assert sum(count for _, count in handed) == 4
+        assert windows  # the second partition waited for the first one's budget
+        assert windows[0]["partition"] == 1
+
+
+async def test_a_partition_throttle_gives_each_partition_its_own_budget() -> None:
+    app = shop()
+
+    @app.route("mails", throttle=Throttle(messages=2, per=10, scope="partition"))
+    async def on_mails(messages: Messages[bytes]) -> None: ...
+
+    async with app.testing(partitions=2) as t:
+        await t.feed("mails", [b"a", b"b"], partition=0)
+        await t.feed("mails", [b"c", b"d"], partition=1)
+
+        assert t.events.named("partition.throttled") == []
+
+
+# --- expiry ----------------------------------------------------------------------------------
+
+
+async def test_messages_older_than_expire_after_are_skipped_counted_and_committed() -> None:
+    app = shop()
+    seen: list[bytes | None] = []
+
+    @app.route("alerts", expire_after=300)
+    async def on_alerts(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    async with app.testing() as t:
+        old = int((app.clock.now() - 301) * 1000)
+        await t.feed("alerts", [b"stale-1", b"stale-2"], timestamp_ms=old)
+        await t.feed("alerts", [b"fresh"])
+
+        assert seen == [b"fresh"]
+        [expired] = t.events.named("messages.expired")
+        assert (expired["count"], expired["first_offset"], expired["expire_after"]) == (2, 0, 300)
+        assert t.committed("alerts") == 3
+
+
+# --- delays ----------------------------------------------------------------------------------
+
+
+async def test_a_delayed_route_hands_a_message_on_only_once_it_is_old_enough() -> None:
+    app = shop()
+    seen: list[tuple[bytes | None, float]] = []
+
+    @app.route("grace", delay=600)
+    async def on_grace(messages: Messages[bytes]) -> None:
+        seen.extend((m.value, app.clock.now() - m.timestamp_ms / 1000) for m in messages)
+
+    async with app.testing() as t:
+        due = int((app.clock.now() - 700) * 1000)
+        await t.feed("grace", [b"due"], timestamp_ms=due)
+        await t.feed("grace", [b"young"])
+
+        assert [value for value, _ in seen] == [b"due", b"young"]
+        assert all(age >= 600 for _, age in seen)
+        [delayed] = t.events.named("partition.delayed")
+        assert (delayed["offset"], delayed["delay"]) == (1, 600)
+        assert t.committed("grace") == 2
+
+
+async def test_a_delayed_message_stops_the_batch_and_the_due_ones_before_it_are_processed() -> None:
+    app = shop()
+    batches: list[list[bytes | None]] = []
+
+    @app.route("grace", delay=60, max_messages=10)
+    async def on_grace(messages: Messages[bytes]) -> None:
+        batches.append([m.value for m in messages])
+
+    async with app.testing() as t:
+        now = app.clock.now()
+        memory = t.clusters["primary"]
+        for value, age in ((b"a", 120), (b"b", 90), (b"c", 10), (b"d", 100)):
+            memory.append("grace", value, timestamp_ms=int((now - age) * 1000), partition=0)
+        await t.drain()
+
+        assert batches == [[b"a", b"b"], [b"c", b"d"]]  # d waited behind c: order is kept
+
+
+# --- together --------------------------------------------------------------------------------
+
+
+async def test_expiry_filter_and_throttle_apply_together_in_that_order() -> None:
+    app = shop()
+    seen: list[bytes | None] = []
+
+    @app.route("n", expire_after=60, filter=even, throttle=Throttle(messages=1, per=5))
+    async def on_n(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    async with app.testing() as t:
+        await t.feed("n", [b"0"], timestamp_ms=int((app.clock.now() - 61) * 1000))
+        await t.feed("n", [b"1", b"2", b"3", b"4"])
+
+        assert seen == [b"2", b"4"]
+        assert len(t.events.named("partition.throttled")) == 1
+        assert t.committed("n") == 5
+
+
+async def test_skipped_messages_of_an_exactly_once_route_commit_in_its_transaction() -> None:
+    app = shop(transactional_id="shop")
+    seen: list[bytes | None] = []
+
+    @app.route("orders", exactly_once=True, filter=even)
+    async def on_orders(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+        await app.producer.produce("orders.out", b"x")
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"1", b"2", b"3"])
+        await t.feed("orders", [b"5"])
+
+        assert seen == [b"2"]
+        assert t.committed("orders") == 4
+        committed = t.events.named("offsets.committed")
+        assert all(e.get("transactional") for e in committed)
+        assert [e["offsets"] for e in committed] == [{"orders/0": 3}, {"orders/0": 4}]
+
+
+def test_every_flow_event_is_a_monitor_event() -> None:
+    from aiostream_kafka.instrumentation.monitor import EVENTS
+
+    assert {"messages.filtered", "messages.expired", "partition.throttled", "partition.delayed"} <= EVENTS
+    assert "partition.paused" in EVENTS
