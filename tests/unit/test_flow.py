@@ -7,7 +7,18 @@ from datetime import datetime, timezone
 
 import pytest
 
-from aiostream_kafka import App, DeadLetterQueue, FilterError, Message, Messages, Pause, Retry, Throttle
+from aiostream_kafka import (
+    App,
+    ConfigError,
+    DeadLetterQueue,
+    FilterError,
+    Message,
+    Messages,
+    Pause,
+    Retry,
+    Throttle,
+)
+from aiostream_kafka.runtime.flow import Budget
 
 
 def shop(**kafka: str) -> App:
@@ -123,7 +134,10 @@ async def test_a_filter_that_raises_fails_its_message_which_goes_to_the_dead_let
         [letter] = t.dead_lettered("numbers")
         assert letter.message.value == b"bad"
         assert letter.error_type.endswith("FilterError")
-        assert "<locals>.picky raised ValueError: cannot judge this one (topic 'numbers', partition 0, offset 1)" in letter.error_message
+        assert (
+            "<locals>.picky raised ValueError: cannot judge this one (topic 'numbers', partition 0, offset 1)"
+            in letter.error_message
+        )
         assert t.committed("numbers") == 3
 
 
@@ -304,3 +318,93 @@ def test_every_flow_event_is_a_monitor_event() -> None:
 
     assert {"messages.filtered", "messages.expired", "partition.throttled", "partition.delayed"} <= EVENTS
     assert "partition.paused" in EVENTS
+
+
+# --- declarations ----------------------------------------------------------------------------
+
+
+async def noop(messages: Messages[bytes]) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"filter": "even"}, r"route for topic 'n': filter= takes a function of a Message, not 'even'"),
+        (
+            {"throttle": 5},
+            r"route for topic 'n': throttle= takes aiostream_kafka.Throttle\(messages=, per=\)",
+        ),
+        ({"expire_after": 0}, r"route for topic 'n': expire_after must be positive seconds or None, not 0"),
+        ({"delay": True}, r"route for topic 'n': delay must be positive seconds or None, not True"),
+        ({"delay": float("nan")}, r"route for topic 'n': delay must be positive seconds"),
+        (
+            {"delay": 60, "expire_after": 30},
+            r"expire_after=30 is not longer than delay=60, so every message would expire before it is due",
+        ),
+        ({"filtr": even}, r"route for topic 'n': unknown option 'filtr'; did you mean 'filter'\?"),
+    ],
+)
+def test_flow_options_are_checked_as_the_route_is_declared(options: dict[str, object], error: str) -> None:
+    app = shop()
+
+    with pytest.raises(ConfigError, match=error):
+        app.routes.topic("n", handler=noop, **options)  # type: ignore[arg-type]
+
+
+def test_an_async_filter_is_refused_since_it_runs_before_the_handler() -> None:
+    async def looks_up(message: Message[bytes]) -> bool:
+        return True
+
+    with pytest.raises(ConfigError, match=r"the filter .*looks_up must be a plain def"):
+        shop().routes.topic("n", handler=noop, filter=looks_up)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"messages": 0}, r"Throttle\(messages=...\) must be a whole number >= 1, not 0"),
+        ({"messages": True}, r"Throttle\(messages=...\) must be a whole number >= 1, not True"),
+        ({"messages": 5, "per": 0}, r"Throttle\(per=...\) must be positive seconds, not 0"),
+        ({"messages": 5, "scope": "topic"}, r"Throttle\(scope=...\) must be one of 'route', 'partition'"),
+    ],
+)
+def test_a_throttle_is_checked_when_it_is_made(arguments: dict[str, object], error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        Throttle(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("until", "error"),
+    [
+        (datetime(2030, 1, 1), r"give a timezone-aware datetime"),
+        (-1, r"seconds >= 0 from now"),
+        (True, r"seconds >= 0 from now"),
+        ("soon", r"seconds >= 0 from now"),
+    ],
+)
+def test_a_pause_needs_an_aware_time_or_seconds(until: object, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        Pause(until=until)  # type: ignore[arg-type]
+
+
+def test_a_pause_lasts_from_now_until_its_time_never_less_than_nothing() -> None:
+    now = datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp()
+
+    assert Pause(until=30).seconds_from(now) == 30
+    assert Pause(until=datetime(2030, 1, 1, 0, 1, tzinfo=timezone.utc)).seconds_from(now) == 60
+    assert Pause(until=datetime(2029, 1, 1, tzinfo=timezone.utc)).seconds_from(now) == 0
+
+
+def test_a_throttle_budget_counts_what_was_handed_in_the_last_interval_exactly() -> None:
+    budget = Budget(limit=5, per=10.0)
+
+    budget.spend(0.0, 3)
+    budget.spend(4.0, 2)
+
+    assert budget.available(9.9) == 0
+    assert budget.next_free(9.9) == 10.0  # the 3 of t=0 leave the window then
+    assert budget.available(10.0) == 3
+    budget.spend(10.0, 3)
+    assert budget.available(13.9) == 0
+    assert budget.next_free(13.9) == 14.0
+    assert budget.available(20.0) == 5
