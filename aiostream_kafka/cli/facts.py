@@ -17,6 +17,7 @@ from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import RoutedTopic, Topology
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.flow import flow_settings
 
 
 def describe(
@@ -118,6 +119,7 @@ def _topic(topic: RoutedTopic, subscription_group: str | None, retry_backoff: Ba
         "active": subscription_group is not None,
         "retry": _retry(route.retry, retry_backoff),
         "dead_letter_queue": _dead_letter_queue(topic),
+        "flow": flow_settings(route),
     }
 
 

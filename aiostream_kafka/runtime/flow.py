@@ -219,8 +219,50 @@ class Flow:
             monitor.emit("partition.paused", **where, offset=offset, until=hold.until, reason="filter")
 
 
+def holds_back(route: Route) -> bool:
+    """Whether ``route`` has any of the options that hold messages back from its handler."""
+    return not (
+        route.filter is None and route.throttle is None and route.expire_after is None and route.delay is None
+    )
+
+
 def flow_of(route: Route, clock: Clock, *, cluster: str, decoder: Decoder | None) -> Flow | None:
     """The route's ``Flow``, or None when it holds nothing back (decided once per route)."""
-    if route.filter is None and route.throttle is None and route.expire_after is None and route.delay is None:
+    if not holds_back(route):
         return None
     return Flow(route, clock, cluster=cluster, decoder=decoder)
+
+
+def flow_settings(route: Route) -> dict[str, Any] | None:
+    """What ``route`` holds back from its handler, as plain data (``info``, the Web UI); None
+    when nothing."""
+    if not holds_back(route):
+        return None
+    throttle = route.throttle
+    return {
+        "filter": callable_name(route.filter) if route.filter is not None else None,
+        "throttle": (
+            {"messages": throttle.messages, "per": throttle.per, "scope": throttle.scope}
+            if throttle is not None
+            else None
+        ),
+        "expire_after": route.expire_after,
+        "delay": route.delay,
+    }
+
+
+def describe_flow(settings: dict[str, Any] | None) -> str:
+    """``flow_settings`` in a few words, for a table cell."""
+    if settings is None:
+        return ""
+    parts = []
+    if settings["expire_after"] is not None:
+        parts.append(f"expire after {settings['expire_after']:g}s")
+    if settings["delay"] is not None:
+        parts.append(f"delay {settings['delay']:g}s")
+    if settings["filter"] is not None:
+        parts.append(f"filter {settings['filter']}")
+    throttle = settings["throttle"]
+    if throttle is not None:
+        parts.append(f"at most {throttle['messages']} per {throttle['per']:g}s per {throttle['scope']}")
+    return "; ".join(parts)
