@@ -3,7 +3,11 @@ from its handler, driven by the harness's virtual clock (no real time passes).""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -408,3 +412,29 @@ def test_a_throttle_budget_counts_what_was_handed_in_the_last_interval_exactly()
     assert budget.available(13.9) == 0
     assert budget.next_free(13.9) == 14.0
     assert budget.available(20.0) == 5
+
+
+# --- the guide's examples --------------------------------------------------------------------
+
+
+def guide_examples() -> list[str]:
+    """The Python blocks of docs/processing-patterns.md's section on these options."""
+    text = (Path(__file__).parents[2] / "docs" / "processing-patterns.md").read_text()
+    section = text[text.index("## Filtering, throttling, expiry and delays") :]
+    section = section[: section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+async def test_the_guides_app_and_its_test_run_as_written() -> None:
+    app_code, test_code = guide_examples()
+    namespace: dict[str, Any] = {}
+    exec(compile(app_code, "processing-patterns.md", "exec"), namespace)
+    app = namespace["app"]
+    body = textwrap.indent(test_code, "    ")
+    exec(compile(f"async def run(app):\n{body}", "processing-patterns.md", "exec"), namespace)
+
+    await namespace["run"](app)
+
+    flows = {topic.name: topic.route for topic in app.topology.topics}
+    assert flows["emails"].throttle == Throttle(messages=100, per=60)
+    assert flows["orders.retry"].delay == 300
