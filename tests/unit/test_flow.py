@@ -7,9 +7,11 @@ import re
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 
 from aiostream_kafka import (
     App,
@@ -22,7 +24,9 @@ from aiostream_kafka import (
     Retry,
     Throttle,
 )
-from aiostream_kafka.runtime.flow import Budget
+from aiostream_kafka.routing.route import Route
+from aiostream_kafka.runtime.clock import Clock
+from aiostream_kafka.runtime.flow import Budget, Flow
 
 
 def shop(**kafka: str) -> App:
@@ -438,3 +442,73 @@ async def test_the_guides_app_and_its_test_run_as_written() -> None:
     flows = {topic.name: topic.route for topic in app.topology.topics}
     assert flows["emails"].throttle == Throttle(messages=100, per=60)
     assert flows["orders.retry"].delay == 300
+
+
+async def test_expiry_within_one_batch_keeps_order_and_never_expires_a_record_without_timestamp() -> None:
+    app = shop()
+    seen: list[bytes | None] = []
+
+    @app.route("alerts", expire_after=60, max_messages=10)
+    async def on_alerts(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    async with app.testing() as t:
+        now = app.clock.now()
+        memory = t.clusters["primary"]
+        for value, stamp in ((b"fresh-1", now), (b"stale", now - 61), (b"no-time", None), (b"fresh-2", now)):
+            timestamp_ms = -1 if stamp is None else int(stamp * 1000)
+            memory.append("alerts", value, timestamp_ms=timestamp_ms, partition=0)
+        await t.drain()
+
+        assert seen == [b"fresh-1", b"no-time", b"fresh-2"]
+        assert t.committed("alerts") == 4
+
+
+class FixedClock(Clock):
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+
+def decided_one_by_one(
+    stamps: list[int], now: float, expire_after: float | None, delay: float | None
+) -> tuple[list[int], int]:
+    """The rule, written plainly: the offsets handed, and where the batch stops."""
+    handed: list[int] = []
+    for offset, stamp in enumerate(stamps):
+        if expire_after is not None and 0 <= stamp < (now - expire_after) * 1000:
+            continue
+        if delay is not None and stamp > (now - delay) * 1000:
+            return handed, offset
+        handed.append(offset)
+    return handed, len(stamps)
+
+
+@pytest.mark.parametrize(("expire_after", "delay"), [(60.0, None), (None, 30.0), (60.0, 30.0)])
+def test_a_batch_is_decided_as_the_rule_says_one_record_at_a_time(
+    expire_after: float | None, delay: float | None
+) -> None:
+    random = Random(23)
+    now = 1_000_000.0
+
+    async def noop(messages: Messages[bytes]) -> None: ...
+
+    flow = Flow(
+        Route("t", handler=noop, expire_after=expire_after, delay=delay),
+        FixedClock(now),
+        cluster="primary",
+        decoder=None,
+    )
+    for _ in range(300):
+        stamps = [random.choice([-1, *range(int(now - 90) * 1000, int(now) * 1000, 7_000)]) for _ in range(8)]
+        if random.random() < 0.3:  # batches where everything passes, as most do
+            stamps = [int((now - 40) * 1000)] * 8 if delay else [int(now * 1000)] * 8
+        records = [ConsumerRecord("t", 0, o, s, 0, None, b"", None, 0, 0, []) for o, s in enumerate(stamps)]
+
+        admission = flow.admit(TopicPartition("t", 0), records)
+
+        assert ([r.offset for r in admission.handed], admission.end) == decided_one_by_one(
+            stamps, now, expire_after, delay
+        )
