@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import attrgetter
 from typing import Any, TypeAlias
 
@@ -124,43 +125,45 @@ class Flow:
         kept: list[Message[Any]] | None = [] if messages is not None else None
         admission = Admission(handed, kept, records[-1].offset + 1)
         throttled = False
-        for index, record in enumerate(records):
-            stamp = record.timestamp  # -1 (no timestamp) is never expired nor delayed
-            if expired_before is not None and 0 <= stamp < expired_before:
-                admission.expired += 1
-                continue
-            if due_by is not None and stamp > due_by:
-                until = (stamp + (self._delay_ms or 0)) / 1000
-                admission.hold = Hold("delayed", until, until - now)
-                admission.end = record.offset
-                break
-            if messages is not None:
+        timed = expired_before is not None or due_by is not None
+        pairs = zip(records, messages, strict=True) if messages is not None else zip(records, repeat(None))
+        for record, message in pairs:
+            if timed:
+                stamp = record.timestamp  # -1 (no timestamp) is never expired nor delayed
+                if expired_before is not None and 0 <= stamp < expired_before:
+                    admission.expired += 1
+                    continue
+                if due_by is not None and stamp > due_by:
+                    until = (stamp + (self._delay_ms or 0)) / 1000
+                    admission.hold = Hold("delayed", until, until - now)
+                    admission.end = record.offset
+                    break
+            if message is not None:
                 assert predicate is not None
                 try:
-                    verdict = predicate(messages[index])
+                    verdict = predicate(message)
                 except Exception as error:
                     admission.failed = (record, self._filter_failed(record, error))
                     admission.end = record.offset
                     break
-                if verdict is False:
-                    admission.filtered += 1
-                    continue
-                if isinstance(verdict, Pause):
-                    wait = verdict.seconds_from(now)
-                    admission.hold = Hold("paused", now + wait, wait)
-                    admission.end = record.offset
-                    break
                 if verdict is not True:
-                    admission.failed = (record, self._not_a_verdict(record, verdict))
+                    if verdict is False:
+                        admission.filtered += 1
+                        continue
                     admission.end = record.offset
+                    if isinstance(verdict, Pause):
+                        wait = verdict.seconds_from(now)
+                        admission.hold = Hold("paused", now + wait, wait)
+                    else:
+                        admission.failed = (record, self._not_a_verdict(record, verdict))
                     break
             if len(handed) >= allowed:
                 throttled = True
                 admission.end = record.offset
                 break
             handed.append(record)
-            if kept is not None and messages is not None:
-                kept.append(messages[index])
+            if kept is not None and message is not None:
+                kept.append(message)
         if budget is not None:
             budget.spend(now, len(handed))
             if throttled:
