@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiostream_kafka import (
     App,
     ConfigError,
+    Consumer,
     DeadLetterQueue,
     FilterError,
     Message,
@@ -512,3 +513,38 @@ def test_a_batch_is_decided_as_the_rule_says_one_record_at_a_time(
         assert ([r.offset for r in admission.handed], admission.end) == decided_one_by_one(
             stamps, now, expire_after, delay
         )
+
+
+async def test_a_consumer_class_route_holds_back_as_a_function_route_does() -> None:
+    app = shop()
+    seen: list[bytes | None] = []
+
+    class Evens(Consumer):
+        async def consume(self, messages: Messages[bytes]) -> None:
+            seen.extend(m.value for m in messages)
+
+    app.routes.topic("numbers", consumer=Evens, filter=even, throttle=Throttle(messages=1, per=1))
+    async with app.testing() as t:
+        await t.feed("numbers", [b"1", b"2", b"3", b"4"])
+
+        assert seen == [b"2", b"4"]
+        assert len(t.events.named("partition.throttled")) == 1
+        assert t.committed("numbers") == 4
+
+
+async def test_with_manual_offsets_skipped_messages_are_done_once_the_last_handed_one_is_marked() -> None:
+    app = shop()
+
+    @app.route("numbers", filter=even, manual_offset_management=True, max_messages=10)
+    async def marks_all(messages: Messages[bytes]) -> None:
+        messages.mark_as_consumed(messages[-1])
+
+    @app.route("unmarked", filter=even, manual_offset_management=True, max_messages=10)
+    async def marks_nothing(messages: Messages[bytes]) -> None: ...
+
+    async with app.testing() as t:
+        await t.feed("numbers", [b"2", b"3", b"5"])
+        await t.feed("unmarked", [b"2", b"3", b"5"])
+
+        assert t.committed("numbers") == 3  # past the skipped 3 and 5
+        assert t.committed("unmarked") is None  # nothing marked: nothing done
