@@ -23,7 +23,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.contracts.checks import callable_name
-from aiostream_kafka.errors import FilterError
+from aiostream_kafka.errors import DecodeError, FilterError
 from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import Message, from_records
 from aiostream_kafka.processing.flow import Pause, Throttle
@@ -52,7 +52,7 @@ class Admission:
     expired: int = 0
     filtered: int = 0
     hold: Hold | None = None
-    failed: tuple[Record, FilterError] | None = None  # the filter raised on this record
+    failed: tuple[Record, Exception] | None = None  # the filter raised on this record
 
 
 @dataclass
@@ -142,6 +142,10 @@ class Flow:
                 assert predicate is not None
                 try:
                     verdict = predicate(message)
+                except DecodeError as error:  # the payload is poison: the route's DLQ takes it at once
+                    admission.failed = (record, error)
+                    admission.end = record.offset
+                    break
                 except Exception as error:
                     admission.failed = (record, self._filter_failed(record, error))
                     admission.end = record.offset

@@ -548,3 +548,28 @@ async def test_with_manual_offsets_skipped_messages_are_done_once_the_last_hande
 
         assert t.committed("numbers") == 3  # past the skipped 3 and 5
         assert t.committed("unmarked") is None  # nothing marked: nothing done
+
+
+async def test_a_payload_the_filter_cannot_decode_goes_to_the_dead_letter_queue_at_once() -> None:
+    app = shop()
+    seen: list[int] = []
+
+    @app.route(
+        "numbers",
+        payload=int,
+        filter=lambda message: message.payload > 0,
+        dead_letter_queue=DeadLetterQueue("numbers.dlq", max_retries=5),
+    )
+    async def on_numbers(messages: Messages[int]) -> None:
+        seen.extend(m.payload for m in messages)
+
+    async with app.testing() as t:
+        await t.feed("numbers", [b"1", b"not json", b"2"])
+
+        assert seen == [1, 2]
+        [letter] = t.dead_lettered("numbers")
+        assert (letter.value, letter.attempts, letter.error_type) == (
+            b"not json",
+            1,
+            "aiostream_kafka.errors.DecodeError",
+        )
