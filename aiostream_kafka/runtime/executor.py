@@ -161,8 +161,8 @@ class Executor:
         stopped = admission.hold is not None or admission.failed is not None
         covered = [r for r in chunk if r.offset < admission.end] if stopped else chunk
         if admission.handed:
-            handed = admission.handed
-            if not await self._batch(consumer, tp, route, covered, handed, limiter, admission.messages):
+            made = admission.messages
+            if not await self._batch(consumer, tp, route, covered, admission.handed, limiter, made):
                 return False
         elif covered:  # all skipped: done, as dead letters are
             if route.exactly_once:
@@ -172,17 +172,7 @@ class Executor:
                 self._offsets.advance(tp, covered[-1].offset + 1)
                 self._offsets.positions[tp] = covered[-1].offset + 1
         if admission.failed is not None:
-            record, error = admission.failed
-            failing = batch_of(
-                [record],
-                topic=tp.topic,
-                partition=tp.partition,
-                cluster=route.topic.cluster,
-                decoder=route.topic.decoder,
-                attempt=route.policy.attempt(tp.partition),
-            )
-            failing.close()
-            await self._failures.batch_failed(consumer, tp, route.topic, route.policy, failing, error, where)
+            await self._filter_failed(consumer, tp, route, *admission.failed)
             return False
         hold = admission.hold
         if hold is None:
@@ -190,6 +180,27 @@ class Executor:
         self._pauses.pause(consumer, tp, seek_to=admission.end, delay=hold.wait)
         flow.report_hold(self._monitor, where, hold, admission.end)
         return False
+
+    async def _filter_failed(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        record: ConsumerRecord[bytes, bytes],
+        error: Exception,
+    ) -> None:
+        """The route's filter failed on ``record``: a failure of that message, as a handler's."""
+        failing = batch_of(
+            [record],
+            topic=tp.topic,
+            partition=tp.partition,
+            cluster=route.topic.cluster,
+            decoder=route.topic.decoder,
+            attempt=route.policy.attempt(tp.partition),
+        )
+        failing.close()
+        where = self._at(tp)
+        await self._failures.batch_failed(consumer, tp, route.topic, route.policy, failing, error, where)
 
     def _at(self, tp: TopicPartition) -> dict[str, Any]:
         """The tags of ``tp``'s events."""
