@@ -108,6 +108,31 @@ async def test_a_throttle_never_hands_more_than_its_budget_in_any_interval(
     assert [e["offset"] for e in throttled][:2] == [5, 10]
 
 
+async def test_a_partition_throttle_budgets_each_partition_and_a_route_throttle_shares_one(
+    primary: str, topic_name: str
+) -> None:
+    for topic in (f"{topic_name}-p", f"{topic_name}-r"):
+        await create_topic(primary, topic, partitions=2)
+        for partition in (0, 1):
+            await produce(primary, topic, b"a", b"b", partition=partition)
+    app = app_on(primary)
+    events = Events(app)
+    handled: dict[str, int] = {}
+
+    async def count(messages: Messages[bytes]) -> None:
+        handled[messages.topic] = handled.get(messages.topic, 0) + len(messages)
+
+    app.routes.topic(f"{topic_name}-p", handler=count, throttle=Throttle(2, per=3600, scope="partition"))
+    app.routes.topic(f"{topic_name}-r", handler=count, throttle=Throttle(2, per=3600))
+
+    async with app.running():
+        await eventually(lambda: handled.get(f"{topic_name}-p") == 4, what="both partitions' budgets used")
+        await eventually(lambda: bool(events.named("partition.throttled")), what="the shared budget spent")
+
+    assert handled[f"{topic_name}-r"] == 2  # the other partition waits an hour for the route's budget
+    assert {e["topic"] for e in events.named("partition.throttled")} == {f"{topic_name}-r"}
+
+
 async def test_a_partition_paused_by_a_throttle_loses_nothing_when_its_app_stops(
     primary: str, topic_name: str
 ) -> None:
