@@ -18,6 +18,7 @@ from aiostream_kafka.errors import (
     CrossClusterTransactionError,
     DecodeError,
     EncodeError,
+    FilterError,
     HandlerCancelledError,
     NotRunningError,
     ProcessingTimeoutError,
@@ -32,7 +33,7 @@ from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
 from aiostream_kafka.instrumentation.output import configure_logging
 from aiostream_kafka.jobs import Job, JobEnvelope, Jobs, UnknownJobError
 from aiostream_kafka.messages import Message, Messages
-from aiostream_kafka.processing import DeadLetterQueue, Retry, VirtualPartitions
+from aiostream_kafka.processing import DeadLetterQueue, Pause, Retry, Throttle, VirtualPartitions
 from aiostream_kafka.producing import Producer, ProducerRecord, ProducerRegistry
 from aiostream_kafka.replication.failover import FailoverError
 from aiostream_kafka.routing import TopicConfig
@@ -52,6 +53,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "FailoverError",
+    "FilterError",
     "GroupActiveError",
     "HandlerCancelledError",
     "Job",
@@ -64,6 +66,7 @@ __all__ = [
     "MonitorEvent",
     "NotRunningError",
     "OpenTelemetryListener",
+    "Pause",
     "ProcessingTimeoutError",
     "ProduceError",
     "Producer",
@@ -71,6 +74,7 @@ __all__ = [
     "ProducerRegistry",
     "Retry",
     "ShutdownError",
+    "Throttle",
     "TopicConfig",
     "TransactionError",
     "UnknownClusterError",

@@ -114,6 +114,17 @@ class DecodeError(AiostreamKafkaError, ValueError):
         self.offset = offset
 
 
+class FilterError(AiostreamKafkaError):
+    """A route's filter raised, or returned something other than True, False or a ``Pause``:
+    a failure of that message, retried and dead-lettered as a handler's would be."""
+
+    def __init__(self, message: str, *, topic: str, partition: int, offset: int) -> None:
+        super().__init__(f"{message} (topic {topic!r}, partition {partition}, offset {offset})")
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
 class EncodeError(AiostreamKafkaError, TypeError):
     """A value the producer cannot serialise."""
 

@@ -274,11 +274,14 @@ def batch_of(
     decoder: Decoder | None = None,
     attempt: int = 1,
     is_revoked: Callable[[], bool] | None = None,
+    messages: Sequence[Message[Any]] | None = None,
 ) -> Messages[Any]:
     """The batch a handler gets for ``records`` (one partition's, in offset order): its
-    messages are made only if the handler looks at them one by one. This is the hot path."""
+    messages are made only if the handler looks at them one by one. This is the hot path.
+    ``messages``: the records' ``Message`` objects, when something before the handler (a
+    route's filter) made them already."""
     batch: Messages[Any] = Messages((), topic=topic, partition=partition, cluster=cluster, attempt=attempt)
-    batch._messages = None
+    batch._messages = messages
     batch._records = records
     batch._decoder = decoder
     batch._is_revoked = is_revoked

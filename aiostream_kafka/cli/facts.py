@@ -19,6 +19,7 @@ from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.routing.route import Route
 from aiostream_kafka.routing.topology import RoutedTopic, Topology
 from aiostream_kafka.runtime.backoff import Backoff
+from aiostream_kafka.runtime.flow import flow_settings
 
 
 def describe(
@@ -121,6 +122,7 @@ def _topic(topic: RoutedTopic, subscription_group: str | None, retry_backoff: Ba
         "active": subscription_group is not None,
         "retry": _retry(route.retry, retry_backoff),
         "dead_letter_queue": _dead_letter_queue(topic),
+        "flow": flow_settings(route),
     }
 
 

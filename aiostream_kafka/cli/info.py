@@ -9,6 +9,7 @@ from typing import Any
 
 from aiostream_kafka.cli.facts import describe, replica_facts, web_facts
 from aiostream_kafka.cli.loading import load_app
+from aiostream_kafka.runtime.flow import describe_flow
 
 
 def command(args: argparse.Namespace) -> int:
@@ -115,6 +116,13 @@ def render_info(app_name: str, facts: dict[str, Any]) -> str:
         "Producers (one per cluster)",
         render_table(["CLUSTER", "BOOTSTRAP SERVERS", "ROLE", "COMPRESSION", "USE AS"], producers),
     ]
+    held_back = [[t["topic"], t["cluster"], describe_flow(t["flow"])] for t in facts["topics"] if t["flow"]]
+    if held_back:
+        sections += [
+            "",
+            "Held back from handlers (skipped messages are committed; a held partition pauses)",
+            render_table(["TOPIC", "CLUSTER", "EXPIRY, DELAY, FILTER, THROTTLE"], held_back),
+        ]
     if facts["declared_topics"]:
         declared = [
             [

@@ -17,8 +17,10 @@ from aiostream_kafka.contracts.checks import (
 )
 from aiostream_kafka.contracts.cluster import check_known_cluster, may_be_inline
 from aiostream_kafka.contracts.codecs import check_decoder, check_format
+from aiostream_kafka.contracts.flow import check_flow
 from aiostream_kafka.errors import ConfigError, UnknownClusterError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.flow import Throttle
 from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.routing.route import INITIAL_OFFSETS, ISOLATION_LEVELS, Route
@@ -69,6 +71,11 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
     if route.retry is not None and not isinstance(route.retry, Retry):
         raise ConfigError(f"{where}: retry= takes aiostream_kafka.Retry(...), not {route.retry!r}")
     _check_dead_letter_queue(route, clusters)
+    if route.throttle is not None and not isinstance(route.throttle, Throttle):
+        raise ConfigError(
+            f"{where}: throttle= takes aiostream_kafka.Throttle(messages=, per=), not {route.throttle!r}"
+        )
+    check_flow(route)
     timeout = route.processing_timeout
     if timeout is not None and not is_seconds(timeout):
         raise ConfigError(f"{where}: processing_timeout must be positive seconds or None, not {timeout!r}")

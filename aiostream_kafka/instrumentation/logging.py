@@ -39,6 +39,7 @@ _LEVELS = {
     "schedule.assigned": logging.INFO,
     "schedule.revoked": logging.INFO,
     "schedule.tick": logging.INFO,
+    "messages.expired": logging.INFO,  # stale messages dropped: notable, once per batch
 }
 
 #: One of these per message produced: far too many for a log, whatever the level; the hook

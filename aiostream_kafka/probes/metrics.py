@@ -77,6 +77,8 @@ class AppMetrics:
         self._dead_lettered: dict[_Consumer, int] = {}
         self._sent: dict[_Sent, int] = {}
         self._send_failed: dict[_Sent, int] = {}
+        self._skipped: dict[tuple[str, str, str, str], int] = {}  # (*consumer, reason): messages
+        self._holds: dict[tuple[str, str, str, str], int] = {}  # (*consumer, reason): partition pauses
         self._errors: dict[tuple[str, str], int] = {}
         self._loop_blocks: dict[str, int] = {}
         self._lag: dict[tuple[str, str], dict[str, int]] = {}  # (cluster, group) -> {"topic/n": lag}
@@ -92,6 +94,11 @@ class AppMetrics:
             "dlq.dispatched": self._on_dlq_dispatched,
             "records.sent": self._on_records_sent,
             "loop.blocked": self._on_loop_blocked,
+            "messages.expired": self._on_skipped,
+            "messages.filtered": self._on_skipped,
+            "partition.throttled": self._on_held,
+            "partition.delayed": self._on_held,
+            "partition.paused": self._on_held,
             "statistics.emitted": self._on_statistics_emitted,
         }
         for name, subscriber in subscriptions.items():
@@ -128,6 +135,16 @@ class AppMetrics:
         with self._lock:
             tally[key] = tally.get(key, 0) + event["count"]
 
+    def _on_skipped(self, event: MonitorEvent) -> None:
+        key = (event["cluster"], event["group"], event["topic"], event.name.partition(".")[2])
+        with self._lock:
+            self._skipped[key] = self._skipped.get(key, 0) + event["count"]
+
+    def _on_held(self, event: MonitorEvent) -> None:
+        key = (event["cluster"], event["group"], event["topic"], event.name.partition(".")[2])
+        with self._lock:
+            self._holds[key] = self._holds.get(key, 0) + 1
+
     def _on_error(self, event: MonitorEvent) -> None:
         key = (event["cluster"], _error_type(event))
         with self._lock:
@@ -154,6 +171,7 @@ class AppMetrics:
             sent, send_failed = dict(self._sent), dict(self._send_failed)
             durations = {k: (list(d.buckets), d.sum) for k, d in self._durations.items()}
             errors, loop_blocks, lag = dict(self._errors), dict(self._loop_blocks), dict(self._lag)
+            skipped, holds = dict(self._skipped), dict(self._holds)
         consumer = ["cluster", "group", "topic"]
         family = CounterMetricFamily(
             f"{PREFIX}_consumed_messages", "Messages handed to handlers that returned", labels=consumer
@@ -190,6 +208,22 @@ class AppMetrics:
         )
         for (cluster, topic), value in send_failed.items():
             family.add_metric([cluster, topic], value)
+        yield family
+        family = CounterMetricFamily(
+            f"{PREFIX}_skipped_messages",
+            "Messages a route's flow options skipped before the handler (reason: expired, filtered)",
+            labels=[*consumer, "reason"],
+        )
+        for reasoned, value in skipped.items():
+            family.add_metric(reasoned, value)
+        yield family
+        family = CounterMetricFamily(
+            f"{PREFIX}_partition_holds",
+            "Times a route's flow options paused a partition (reason: throttled, delayed, paused)",
+            labels=[*consumer, "reason"],
+        )
+        for reasoned, value in holds.items():
+            family.add_metric(reasoned, value)
         yield family
         family = CounterMetricFamily(
             f"{PREFIX}_errors", "Failures, by the error's type", labels=["cluster", "error_type"]

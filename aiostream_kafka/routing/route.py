@@ -10,13 +10,17 @@ from aiostream_kafka import deprecation
 from aiostream_kafka.codecs import Decoder
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.contracts.checks import callable_name
-from aiostream_kafka.messages import Messages
+from aiostream_kafka.messages import Message, Messages
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.flow import Pause, Throttle
 from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.topic_config import TopicConfig
 
 Handler = Callable[[Messages[Any]], Awaitable[None]]
+#: A route's ``filter=``: True hands the message on, False skips it (its offset is still
+#: committed), a ``Pause`` holds the partition back from this message on.
+Filter = Callable[[Message[Any]], "bool | Pause"]
 
 
 INITIAL_OFFSETS = ("earliest", "latest")
@@ -58,6 +62,11 @@ class Route:
     #: Each partition's batch split by key and handled concurrently (docs/processing-patterns.md).
     virtual_partitions: VirtualPartitions | None = None
     config: TopicConfig | None = None  # declare the topic (see TopicConfig)
+    # What is held back from the handler (runtime/flow.py; docs/processing-patterns.md):
+    filter: Filter | None = None  # skip messages, or pause the partition until a time
+    throttle: Throttle | None = None  # at most N messages per interval (pausing, never sleeping)
+    expire_after: float | None = None  # skip messages whose record timestamp is older (seconds)
+    delay: float | None = None  # hand a message on only once its record timestamp is this old (seconds)
 
     @property
     def label(self) -> str:

@@ -18,9 +18,10 @@ from aiostream_kafka.contracts.route import (
 )
 from aiostream_kafka.errors import ConfigError
 from aiostream_kafka.processing.dead_letter import DeadLetterQueue
+from aiostream_kafka.processing.flow import Throttle
 from aiostream_kafka.processing.retry import Retry
 from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
-from aiostream_kafka.routing.route import Handler, Route
+from aiostream_kafka.routing.route import Filter, Handler, Route
 from aiostream_kafka.topic_config import TopicConfig
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class RouteOptions(TypedDict, total=False):
     exactly_once: bool
     virtual_partitions: VirtualPartitions | None
     config: TopicConfig
+    filter: Filter
+    throttle: Throttle
+    expire_after: float
+    delay: float
 
 
 class Routes:

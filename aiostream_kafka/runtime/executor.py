@@ -23,12 +23,13 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiostream_kafka.consumer import Consumer
 from aiostream_kafka.errors import ProcessingTimeoutError
 from aiostream_kafka.instrumentation.monitor import Monitor
-from aiostream_kafka.messages import Messages, batch_of
+from aiostream_kafka.messages import Message, Messages, batch_of
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import RoutedTopic
 from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.failures import FailureHandler
+from aiostream_kafka.runtime.flow import Flow
 from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
@@ -51,6 +52,7 @@ class RunningRoute:
     instance: Consumer | None
     #: How its batches split into virtual partitions (None: they do not).
     virtual: Splitter | None = None
+    flow: Flow | None = None  # what it holds back from the handler (None: nothing)
 
     def forget(self, partition: int) -> None:
         """``partition`` was revoked: whoever gets it next counts its failures afresh."""
@@ -131,7 +133,10 @@ class Executor:
                 else:
                     self._offsets.advance(tp, chunk[-1].offset + 1)
                 continue
-            if not await self._batch(consumer, tp, route, chunk, live, limiter):
+            if route.flow is not None:
+                if not await self._held_back(consumer, tp, route, route.flow, chunk, live, limiter):
+                    return  # it holds the partition back, or as below
+            elif not await self._batch(consumer, tp, route, chunk, live, limiter):
                 return  # it failed, or the handler asked for a pause or seek: the poll ends here
             if start + size < len(records):
                 await self._offsets.commit(consumer, only=[tp])
@@ -155,6 +160,66 @@ class Executor:
             return False
         return True
 
+    async def _held_back(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        flow: Flow,
+        chunk: Sequence[ConsumerRecord[bytes, bytes]],
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        limiter: anyio.CapacityLimiter | None,
+    ) -> bool:
+        """A batch through the route's flow (runtime/flow.py), then its handler: what it skipped
+        is done as the handled records are; from where it stopped, the partition is sought back
+        and paused. True if the partition goes on with its next batch."""
+        admission = flow.admit(tp, live)
+        where = self._at(tp)
+        flow.report(self._monitor, where, live[0].offset, admission)
+        stopped = admission.hold is not None or admission.failed is not None
+        covered = [r for r in chunk if r.offset < admission.end] if stopped else chunk
+        if admission.handed:
+            made = admission.messages
+            if not await self._batch(consumer, tp, route, covered, admission.handed, limiter, made):
+                return False
+        elif covered:  # all skipped: done, as dead letters are
+            if route.exactly_once:
+                if not await self._skip_in_transaction(consumer, tp, route, covered):
+                    return False
+            else:
+                self._offsets.advance(tp, covered[-1].offset + 1)
+                self._offsets.positions[tp] = covered[-1].offset + 1
+        if admission.failed is not None:
+            await self._filter_failed(consumer, tp, route, *admission.failed)
+            return False
+        hold = admission.hold
+        if hold is None:
+            return True
+        self._pauses.pause(consumer, tp, seek_to=admission.end, delay=hold.wait)
+        flow.report_hold(self._monitor, where, hold, admission.end)
+        return False
+
+    async def _filter_failed(
+        self,
+        consumer: ConsumerClient,
+        tp: TopicPartition,
+        route: RunningRoute,
+        record: ConsumerRecord[bytes, bytes],
+        error: Exception,
+    ) -> None:
+        """The route's filter failed on ``record``: a failure of that message, as a handler's."""
+        failing = batch_of(
+            [record],
+            topic=tp.topic,
+            partition=tp.partition,
+            cluster=route.topic.cluster,
+            decoder=route.topic.decoder,
+            attempt=route.policy.attempt(tp.partition),
+        )
+        failing.close()
+        where = self._at(tp)
+        await self._failures.batch_failed(consumer, tp, route.topic, route.policy, failing, error, where)
+
     def _at(self, tp: TopicPartition) -> dict[str, Any]:
         """The tags of ``tp``'s events."""
         where = self._where.get(tp)
@@ -170,8 +235,11 @@ class Executor:
         chunk: Sequence[ConsumerRecord[bytes, bytes]],
         live: Sequence[ConsumerRecord[bytes, bytes]],
         limiter: anyio.CapacityLimiter | None,
+        made: Sequence[Message[Any]] | None = None,
     ) -> bool:
-        """One batch through the handler; True if the partition goes on with its next one."""
+        """One batch through the handler; True if the partition goes on with its next one.
+        ``chunk``: the records the batch accounts for, ``live`` those the handler gets (the rest
+        were dead-lettered or held back by the route's flow); ``made``: their messages, if made."""
         if route.virtual is not None:
             return await self._virtual.run(consumer, tp, route, chunk, live, limiter, self._at(tp))
         messages = batch_of(
@@ -182,6 +250,7 @@ class Executor:
             decoder=route.topic.decoder,
             attempt=route.policy.attempt(tp.partition),
             is_revoked=lambda: tp in self._in_flight.revoked,
+            messages=made,
         )
         where = self._at(tp)
         self._monitor.emit(
@@ -252,9 +321,14 @@ class Executor:
         route.policy.succeeded(tp.partition)
         self._offsets.positions[tp] = chunk[-1].offset + 1
         self._statistics.processed += len(live)
-        progress = (
-            messages.marked_offset if route.topic.route.manual_offset_management else live[-1].offset + 1
-        )
+        # The chunk's records that were not handed (dead-lettered, skipped by the flow) are done
+        # once what was handed is: all of it, or with manual offsets once the last is marked.
+        end = chunk[-1].offset + 1
+        progress: int | None = end
+        if route.topic.route.manual_offset_management:
+            progress = messages.marked_offset
+            if progress is not None and progress > live[-1].offset:
+                progress = end
         if progress is not None and not route.exactly_once:  # (those committed in their transaction)
             self._offsets.advance(tp, progress)
         self._monitor.emit(

@@ -31,6 +31,7 @@ from aiostream_kafka.runtime.context import RuntimeContext
 from aiostream_kafka.runtime.executor import Executor, RunningRoute
 from aiostream_kafka.runtime.failures import FailureHandler
 from aiostream_kafka.runtime.fetch_failures import Records, locate
+from aiostream_kafka.runtime.flow import flow_of
 from aiostream_kafka.runtime.hooks import call_hook
 from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.in_hand import InHand
@@ -219,12 +220,13 @@ class Listener:
                 route.label,
                 lambda: FailurePolicy(backoff, route.dead_letter_queue, transient),
             )
+        flow = flow_of(route, self._context.clock, cluster=topic.cluster, decoder=topic.decoder)
         if route.consumer is None:
             assert route.handler is not None
-            return RunningRoute(topic, route.handler, policy, None, virtual)
+            return RunningRoute(topic, route.handler, policy, None, virtual=virtual, flow=flow)
         instance = route.consumer()
         instance.bind(self._context.producers, topic.name, topic.cluster, self)
-        return RunningRoute(topic, instance.consume, policy, instance, virtual)
+        return RunningRoute(topic, instance.consume, policy, instance, virtual=virtual, flow=flow)
 
     def _rebalance(self, consumer: ConsumerClient) -> Rebalance:
         return Rebalance(

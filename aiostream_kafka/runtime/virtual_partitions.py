@@ -312,7 +312,12 @@ class VirtualExecutor:
             virtual_partitions=len(parts),
         )
         began = time.perf_counter()
-        completion = Completion(chunk, self._offsets.dead(tp))
+        # What the batch accounts for but the handler does not get (dead letters, what the
+        # route's flow skipped) is done already.
+        left_out = None
+        if len(live) < len(chunk):
+            left_out = {r.offset for r in chunk}.difference(r.offset for r in live)
+        completion = Completion(chunk, left_out)
         self._in_flight.hold(tp, whole)
         try:
             async with limiter if limiter is not None else _NO_LIMIT:

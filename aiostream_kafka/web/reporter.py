@@ -16,6 +16,7 @@ import socket
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from aiostream_kafka.web.reports import (
     SCHEMA,
     ClusterStatus,
     ErrorReport,
+    HeldBack,
     ListenerStatus,
     PartitionStatus,
     ProcessReport,
@@ -47,6 +49,14 @@ REPORT_FAILED = "web.report"
 PENDING_ERRORS = 1_000
 #: The events that put an entry in the Web UI's errors (when they carry an error).
 ERROR_EVENTS = frozenset({"batch.failed", "fetch.failed", "listener.crashed", "error.occurred"})
+#: What a route's flow options report (runtime/flow.py), and the count each adds to.
+HELD_BACK_EVENTS = {
+    "messages.expired": "expired",
+    "messages.filtered": "filtered",
+    "partition.throttled": "throttled",
+    "partition.delayed": "delayed",
+    "partition.paused": "paused",
+}
 
 
 @dataclass
@@ -70,6 +80,7 @@ class _Tally:
     committed: dict[str, int] = field(default_factory=dict)
     exactly_once: list[str] = field(default_factory=list)
     aborted: int = 0
+    held_back: dict[str, Counter[str]] = field(default_factory=dict)  # per topic, by HeldBack's fields
 
 
 class Reporter:
@@ -142,6 +153,9 @@ class Reporter:
             elif name == "offsets.committed":
                 tally.committed.update(event["offsets"])
                 tally.last_commit = event.time
+            elif name in HELD_BACK_EVENTS:
+                held = tally.held_back.setdefault(event["topic"], Counter())
+                held[HELD_BACK_EVENTS[name]] += event.get("count", 1)  # messages skipped, or one pause
             elif name == "statistics.emitted":
                 tally.rate = event["messages_per_second"]
                 tally.lag = dict(event["lag"])
@@ -287,6 +301,7 @@ def _status(listener_id: str, tally: _Tally) -> ListenerStatus:
         partitions=[_partition(name, tally) for name in partitions],
         exactly_once=tally.exactly_once,
         transactions_aborted=tally.aborted,
+        held_back={topic: HeldBack(**held) for topic, held in tally.held_back.items()},
     )
 
 

@@ -20,6 +20,17 @@ class PartitionStatus(msgspec.Struct, frozen=True):
     paused: bool = False
 
 
+class HeldBack(msgspec.Struct):
+    """What one topic's route held back from its handler in one process (runtime/flow.py):
+    messages skipped, and how often its partitions were held."""
+
+    expired: int = 0
+    filtered: int = 0
+    throttled: int = 0  # pauses: the throttle's budget was spent
+    delayed: int = 0  # pauses: a message was not due yet
+    paused: int = 0  # pauses: the filter returned a Pause
+
+
 class ListenerStatus(msgspec.Struct, frozen=True):
     """One subscription group's consumer in one process."""
 
@@ -38,6 +49,7 @@ class ListenerStatus(msgspec.Struct, frozen=True):
     partitions: list[PartitionStatus] = []
     exactly_once: list[str] = []  # its exactly-once topics (each batch one transaction)
     transactions_aborted: int = 0
+    held_back: dict[str, HeldBack] = {}  # per topic whose route has flow options
 
 
 class ClusterStatus(msgspec.Struct, frozen=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aiostream_kafka.probes.server import PATHS, AppProbes, answer
 from aiostream_kafka.probes.verdict import Verdict
+from aiostream_kafka.runtime.flow import describe_flow, flow_settings
 from aiostream_kafka.web import payloads
 from aiostream_kafka.web.auth import HostGuard, TokenGuard
 from aiostream_kafka.web.board import StatusBoard
@@ -179,7 +182,26 @@ class WebUI:
             schedules=self.board.schedules(),
             topology=self.app.topology,
             replicas=self.app.replicas.described(),
+            held_back=self._held_back(),
         )
+
+    def _held_back(self) -> list[dict[str, Any]]:
+        """Each route with flow options: its settings, and what the live processes held back."""
+        found = []
+        for topic in self.app.topology.topics:
+            settings = flow_settings(topic.route)
+            if settings is None:
+                continue
+            counts: Counter[str] = Counter()
+            for process in self.board.live():
+                for listener in process.listeners:
+                    held = listener.held_back.get(topic.name)
+                    if listener.cluster == topic.cluster and held is not None:
+                        counts.update(msgspec.structs.asdict(held))
+            found.append(
+                {"cluster": topic.cluster, "topic": topic.name, "settings": describe_flow(settings), **counts}
+            )
+        return found
 
     async def errors(self, request: Request) -> Response:
         await self.ensure_running()

@@ -29,6 +29,7 @@ def test_every_error_the_framework_raises_at_users_is_exported() -> None:
         "DecodeError",
         "EncodeError",
         "FailoverError",
+        "FilterError",
         "GroupActiveError",
         "HandlerCancelledError",
         "NotRunningError",

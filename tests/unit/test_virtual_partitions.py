@@ -387,3 +387,22 @@ async def test_a_key_that_cannot_be_hashed_fails_its_message_saying_what_a_key_m
     assert "must return something hashable, or None" in str(failed["error"])
     assert isinstance(failed["error"].__cause__, TypeError)
     assert [letter.source_offset for letter in t.dead_lettered("orders")] == [0]
+
+
+async def test_what_a_routes_filter_skips_counts_as_done_in_the_virtual_partitions_prefix() -> None:
+    app = shop()
+    handled: list[int] = []
+
+    def even(message: Message[Any]) -> bool:
+        return message.offset % 2 == 0
+
+    @app.route("orders", filter=even, virtual_partitions=VirtualPartitions(concurrency=3))
+    async def handle(messages: Messages[bytes]) -> None:
+        handled.extend(m.offset for m in messages)
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"x"] * 10)
+
+    assert sorted(handled) == [0, 2, 4, 6, 8]
+    assert t.committed("orders") == 10  # past the skipped odd ones too
+    assert [e["count"] for e in t.events.named("messages.filtered")] == [5]

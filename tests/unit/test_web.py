@@ -370,6 +370,8 @@ async def test_the_routing_page_shows_replicas_and_whether_the_app_runs_on_one()
     assert "Replicas (MirrorMaker 2)" in page.text
     assert "<td>analytics</td><td>primary</td><td>identity</td><td>&lt;topic&gt;</td>" in page.text
     assert "yes: runs on analytics" in page.text
+    assert page.text.count("Replicas (MirrorMaker 2)") == 1  # in the page, not in its title too
+    assert "<title>Routing · aiostream-kafka</title>" in page.text
 
 
 def exactly_once_app() -> App:
