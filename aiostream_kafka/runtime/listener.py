@@ -134,6 +134,7 @@ class Listener:
             failures=self._failures,
             statistics=self._statistics,
             transactions=self._transactions,
+            clock=context.clock,
         )
         self._routes: dict[str, RunningRoute] = {}
         self._handlers: dict[str, str] = {}  # each topic's handler name, for in_hand
@@ -319,12 +320,14 @@ class Listener:
         return records
 
     async def _poll_spread(self, consumer: ConsumerClient) -> Records:
-        """One batch of each partition that has records at hand, up to ``concurrency`` of them:
-        the poll of a group with exactly-once topics. aiokafka hands a backlog over partition
-        by partition (one partition's fetched records all first), and a partition's batches
-        run one after another, each waiting for its transaction's commit; so without this a
-        backlog is worked through one partition, one transaction, at a time."""
-        size = self.group.max_messages
+        """Up to ``poll_size`` records of each partition that has records at hand, up to
+        ``concurrency`` partitions: the poll of a group with exactly-once topics. aiokafka
+        hands a backlog over partition by partition (one partition's fetched records all
+        first), and a partition's transactions run one after another, each waiting for its
+        commit; so without this a backlog is worked through one partition, one transaction,
+        at a time. (A partition's share of a poll is what one of its transactions may cover:
+        runtime/exactly_once.py.)"""
+        size = self.poll_size
         records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=size)
         if not records:
             return records
