@@ -4,8 +4,9 @@ A transaction's fixed cost (adding its partitions and its offsets, committing, a
 broker's markers before the producer's next one may begin) is paid per transaction, not
 per batch: so the transaction a partition's first batch opens stays open for the batches
 after it, and commits with the offset past the last one when this poll's records of the
-partition end, the handler pauses or seeks, the partition is revoked, or it has been open
-for ``TRANSACTION_SPAN``. A failure aborts it, and every batch it covered comes again:
+partition end, the handler pauses or seeks, the partition is revoked, the listener is
+stopping, it covers ``TRANSACTION_BATCHES`` batches, or it has been open for
+``TRANSACTION_SPAN``. A failure aborts it, and every batch it covered comes again:
 ``FailureHandler.batch_failed`` rewinds the partition to the transaction's first offset.
 Until it commits, nothing of it is done: its batches are reported processed, and their
 attempts counted as succeeded, only then.
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
 #: the producer's transaction timeout (60 s), and a bound on what a failure repeats; a
 #: batch that takes this long has a transaction to itself.
 TRANSACTION_SPAN = 1.0
+#: How many batches a transaction covers at most; also how many of a partition's batches an
+#: exactly-once poll takes (``Listener._poll_spread``), unless the route's max_poll_records
+#: says otherwise. Past a few, a transaction's fixed cost is small; more would only make a
+#: poll longer to decode at once and a failure longer to repeat.
+TRANSACTION_BATCHES = 16
 
 
 @dataclass
@@ -137,12 +143,20 @@ class TransactionalBatches:
                 if messages is None:
                     return  # it failed (its transaction aborted), or is read again from its committed offset
                 after_batch = messages.after_batch
-                if after_batch is not None or self._clock.now() - span.opened >= TRANSACTION_SPAN:
+                stopping = self._in_flight.stopping
+                if (
+                    after_batch is not None
+                    or stopping
+                    or len(span.covered) >= TRANSACTION_BATCHES
+                    or self._clock.now() - span.opened >= TRANSACTION_SPAN
+                ):
                     if not await self._commit(consumer, tp, route, span):
                         return
                     if after_batch is not None:
                         await self._pauses.apply(consumer, tp, after_batch, next_offset=chunk[-1].offset + 1)
                         return
+                    if stopping:
+                        return  # the rest is not committed: read again by whoever reads on
             if span.transaction is not None:
                 await self._commit(consumer, tp, route, span)
         finally:

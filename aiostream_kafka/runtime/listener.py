@@ -28,6 +28,7 @@ from aiostream_kafka.processing.policy import FailurePolicy
 from aiostream_kafka.routing.topology import RoutedTopic, SubscriptionGroup
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.context import RuntimeContext
+from aiostream_kafka.runtime.exactly_once import TRANSACTION_BATCHES
 from aiostream_kafka.runtime.executor import Executor, RunningRoute
 from aiostream_kafka.runtime.failures import FailureHandler
 from aiostream_kafka.runtime.fetch_failures import Records, locate
@@ -149,7 +150,7 @@ class Listener:
 
     def request_stop(self) -> None:
         """Stop after the batches in hand; a listener waiting on Kafka stops at once."""
-        self._stopping = True
+        self._stopping = self._in_flight.stopping = True
         if self._polling is not None:
             self._polling.cancel()
         elif self._scope is not None and self._in_flight.idle:
@@ -320,15 +321,17 @@ class Listener:
         return records
 
     async def _poll_spread(self, consumer: ConsumerClient) -> Records:
-        """Up to ``poll_size`` records of each partition that has records at hand, up to
-        ``concurrency`` partitions: the poll of a group with exactly-once topics. aiokafka
+        """A share of each partition that has records at hand, up to ``concurrency``
+        partitions: the poll of a group with exactly-once topics. aiokafka
         hands a backlog over partition by partition (one partition's fetched records all
         first), and a partition's transactions run one after another, each waiting for its
         commit; so without this a backlog is worked through one partition, one transaction,
-        at a time. (A partition's share of a poll is what one of its transactions may cover:
-        runtime/exactly_once.py.)"""
-        size = self.poll_size
-        records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=size)
+        at a time. A partition's share is what one of its transactions may cover
+        (runtime/exactly_once.py): up to ``TRANSACTION_BATCHES`` batches, or the route's
+        ``max_poll_records``."""
+        group = self.group
+        size = group.max_poll_records or group.max_messages * TRANSACTION_BATCHES
+        records = await consumer.getmany(timeout_ms=group.max_wait_ms, max_records=size)
         if not records:
             return records
         for tp in consumer.assignment() - records.keys() - consumer.paused():

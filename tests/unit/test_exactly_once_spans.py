@@ -5,8 +5,12 @@ abort sends every batch it covered round again, and attempts count until it comm
 
 from __future__ import annotations
 
+import asyncio
+
+import anyio
+
 from aiostream_kafka import App, DeadLetterQueue, Messages, Retry
-from aiostream_kafka.runtime.exactly_once import TRANSACTION_SPAN
+from aiostream_kafka.runtime.exactly_once import TRANSACTION_BATCHES, TRANSACTION_SPAN
 from aiostream_kafka.testing.harness import TestApp
 
 
@@ -143,3 +147,41 @@ async def test_a_batch_that_keeps_failing_after_an_earlier_one_dead_letters_its_
         assert [m.value for m in t.produced("invoices")] == [b"ok-0", b"ok-1", b"ok-3"]
         assert committed_offsets(t) == [4]
         assert t.committed("orders") == 4
+
+
+async def test_a_transaction_covers_at_most_transaction_batches_batches() -> None:
+    app = shop()
+
+    @app.route("orders", exactly_once=True, max_messages=1, max_poll_records=TRANSACTION_BATCHES + 4)
+    async def invoice(messages: Messages[bytes]) -> None:
+        await app.producer.produce("invoices", messages[0].value)
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"%d" % i for i in range(TRANSACTION_BATCHES + 4)])
+
+        assert committed_offsets(t) == [TRANSACTION_BATCHES, TRANSACTION_BATCHES + 4]
+
+
+async def test_a_stop_commits_the_batches_done_and_leaves_the_rest_of_the_poll_uncommitted() -> None:
+    app = shop()
+    seen: list[int] = []
+    stopping: list[asyncio.Future[None]] = []
+    asked = anyio.Event()
+    app.monitor.subscribe("app.stopping", lambda event: asked.set())
+
+    @app.route("orders", exactly_once=True, max_messages=2)
+    async def invoice(messages: Messages[bytes]) -> None:
+        seen.append(messages.first_offset)
+        await app.producer.produce("invoices", messages[0].value)
+        if messages.first_offset == 2:
+            stopping.append(asyncio.ensure_future(app.stop()))  # as a SIGTERM would, mid-poll
+            await asked.wait()
+
+    async with app.testing() as t:
+        await t.feed("orders", [b"%d" % i for i in range(10)])
+        await stopping[0]
+
+        assert seen == [0, 2]  # the batch in hand finished; the poll's others were left
+        assert committed_offsets(t) == [4]
+        assert t.committed("orders") == 4
+        assert [m.value for m in t.produced("invoices")] == [b"0", b"2"]
