@@ -185,3 +185,21 @@ async def test_a_stop_commits_the_batches_done_and_leaves_the_rest_of_the_poll_u
         assert committed_offsets(t) == [4]
         assert t.committed("orders") == 4
         assert [m.value for m in t.produced("invoices")] == [b"0", b"2"]
+
+
+async def test_a_backlog_s_partitions_take_turns_in_the_polls_of_an_exactly_once_group() -> None:
+    app = App("shop", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, concurrency=2)
+    polls: list[list[int]] = []  # the partitions of each poll, in the order their batches began
+
+    @app.route("orders", exactly_once=True, max_messages=1, max_poll_records=1)
+    async def invoice(messages: Messages[bytes]) -> None:
+        if not polls or len(polls[-1]) == 2:
+            polls.append([])
+        polls[-1].append(messages.partition)
+
+    async with app.testing(partitions=6) as t:
+        await t.feed("orders", [b"x"] * 18)  # round robin: 3 a partition, all there before the first poll
+
+    # Each poll takes the partitions that waited longest: all 6 have begun within 3 polls
+    # (of 2 slots each), none waiting for another's backlog to end.
+    assert {partition for poll in polls[:3] for partition in poll} == set(range(6))
