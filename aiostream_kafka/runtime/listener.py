@@ -281,7 +281,8 @@ class Listener:
         ``max_messages`` x ``concurrency``, shared among the process's listeners. Alone, a
         listener has CPU to spare and big polls cost nothing; when several saturate one
         core, each big poll drained keeps the others' fetchers waiting (docs/performance.md,
-        "Multi-cluster")."""
+        "Multi-cluster"). (A group with exactly-once topics polls by partition instead:
+        ``_poll_spread``.)"""
         group, context = self.group, self._context
         if group.max_poll_records is not None:
             return group.max_poll_records
