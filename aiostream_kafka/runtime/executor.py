@@ -28,6 +28,8 @@ from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.routing.topology import RoutedTopic
 from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
 from aiostream_kafka.runtime.clients import ConsumerClient
+from aiostream_kafka.runtime.clock import Clock
+from aiostream_kafka.runtime.exactly_once import TransactionalBatches
 from aiostream_kafka.runtime.failures import FailureHandler
 from aiostream_kafka.runtime.flow import Flow
 from aiostream_kafka.runtime.in_flight import InFlight
@@ -87,6 +89,7 @@ class Executor:
         failures: FailureHandler,
         statistics: Statistics,
         transactions: PartitionTransactions,
+        clock: Clock,
     ) -> None:
         self._size = max_messages
         self._transactions = transactions
@@ -99,6 +102,17 @@ class Executor:
         self._failures = failures
         self._statistics = statistics
         self._where: dict[TopicPartition, dict[str, Any]] = {}  # each partition's event tags
+        self._transactional = TransactionalBatches(
+            self,
+            max_messages=max_messages,
+            monitor=monitor,
+            clock=clock,
+            in_flight=in_flight,
+            offsets=offsets,
+            pauses=pauses,
+            failures=failures,
+            transactions=transactions,
+        )
         self._virtual = VirtualExecutor(
             monitor=monitor,
             server=server,
@@ -118,6 +132,9 @@ class Executor:
         limiter: anyio.CapacityLimiter | None,
     ) -> None:
         """Hand ``tp``'s ``records`` to its handler in batches (under ``limiter``, if given)."""
+        if route.exactly_once and route.flow is None:  # several batches to a transaction
+            await self._transactional.run(consumer, tp, route, records, limiter)
+            return
         size = self._size
         revoked = self._in_flight.revoked
         for start in range(0, len(records), size):
@@ -220,6 +237,56 @@ class Executor:
         where = self._at(tp)
         await self._failures.batch_failed(consumer, tp, route.topic, route.policy, failing, error, where)
 
+    def received(
+        self, tp: TopicPartition, route: RunningRoute, live: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> Messages[Any]:
+        """The batch of ``live`` records, reported received and held (``InFlight``) until
+        released: for ``TransactionalBatches``."""
+        messages = batch_of(
+            live,
+            topic=tp.topic,
+            partition=tp.partition,
+            cluster=route.topic.cluster,
+            decoder=route.topic.decoder,
+            attempt=route.policy.attempt(tp.partition),
+            is_revoked=lambda: tp in self._in_flight.revoked,
+        )
+        self._monitor.emit(
+            "batch.received",
+            **self._at(tp),
+            count=len(live),
+            first_offset=live[0].offset,
+            server=self._server,
+            messages=messages,
+        )
+        self._in_flight.hold(tp, messages)
+        return messages
+
+    def processed(
+        self,
+        tp: TopicPartition,
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        position: int,
+        attempt: int,
+        began: float,
+    ) -> None:
+        """A batch of ``live`` records committed in its transaction (``TransactionalBatches``);
+        ``position``: the offset past its chunk."""
+        self._offsets.positions[tp] = position
+        self._statistics.processed += len(live)
+        self._monitor.emit(
+            "batch.processed",
+            **self._at(tp),
+            count=len(live),
+            first_offset=live[0].offset,
+            last_offset=live[-1].offset,
+            attempt=attempt,
+            duration=time.perf_counter() - began,
+        )
+
+    def at(self, tp: TopicPartition) -> dict[str, Any]:
+        return self._at(tp)
+
     def _at(self, tp: TopicPartition) -> dict[str, Any]:
         """The tags of ``tp``'s events."""
         where = self._where.get(tp)
@@ -272,7 +339,7 @@ class Executor:
             if limiter is None and route.timeout is None:
                 await route.invoke(messages)
             else:
-                await self._invoke_bounded(route, messages, limiter)
+                await self.invoke_bounded(route, messages, limiter)
             if transaction is not None:
                 await transaction.commit(chunk[-1].offset + 1)
                 transaction = None
@@ -341,7 +408,7 @@ class Executor:
             duration=time.perf_counter() - began,
         )
 
-    async def _invoke_bounded(
+    async def invoke_bounded(
         self, route: RunningRoute, messages: Messages[Any], limiter: anyio.CapacityLimiter | None
     ) -> None:
         """The handler, after its turn under the limiter, within the route's processing_timeout."""

@@ -68,12 +68,15 @@ class FailureHandler:
         messages: Messages[Any],
         error: Exception,
         where: dict[str, Any],
+        *,
+        rewind_to: int | None = None,
     ) -> None:
         """Keep what the handler marked, then retry later or give the culprit up, per the route.
 
         An exactly-once batch's transaction was aborted: nothing of it counts, marks included,
-        and a message given up goes to the dead-letter queue with the offset past it in one
-        transaction."""
+        the partition comes again from ``rewind_to`` (the transaction's first offset: its
+        earlier batches were in it too), and a message given up goes to the dead-letter queue
+        with the offset past it in one transaction."""
         exactly_once = topic.route.exactly_once
         marked = None if exactly_once else messages.marked_offset
         if marked is not None:
@@ -87,6 +90,7 @@ class FailureHandler:
             tp.partition, first_unprocessed, error, poison_offset=_poison(error, messages)
         )
         transient = decision.action == "wait"
+        resume = first_unprocessed if rewind_to is None else rewind_to
         self._monitor.emit(
             "batch.failed",
             **where,
@@ -96,11 +100,11 @@ class FailureHandler:
             error=error,
         )
         if decision.action in ("retry", "wait"):
-            self._pauses.pause(consumer, tp, seek_to=first_unprocessed, delay=decision.delay)
+            self._pauses.pause(consumer, tp, seek_to=resume, delay=decision.delay)
             self._monitor.emit(
                 "retry.scheduled",
                 **where,
-                offset=first_unprocessed,
+                offset=resume,
                 attempt=decision.attempts if transient else decision.attempts + 1,
                 delay=decision.delay,
                 transient=transient,
@@ -111,7 +115,7 @@ class FailureHandler:
         assert queue is not None
         if exactly_once:
             await self._give_up_in_transaction(
-                consumer, tp, topic, policy, culprit, error, decision, first_unprocessed, where
+                consumer, tp, topic, policy, culprit, error, decision, resume, where
             )
             return
         if not await self.give_up(topic, culprit, error, decision, where):
@@ -157,12 +161,12 @@ class FailureHandler:
         culprit: Message[Any],
         error: Exception,
         decision: Decision,
-        first_unprocessed: int,
+        resume: int,
         where: dict[str, Any],
     ) -> None:
         """An exactly-once route gives ``culprit`` up: its dead-letter record and the offset past
-        it commit in one transaction; a culprit after work that comes again is written in the
-        transaction of that work's batch."""
+        it commit in one transaction; a culprit after work that comes again (from ``resume``)
+        is written in the transaction of that work's batch."""
         queue = topic.route.dead_letter_queue
         assert queue is not None
         letter = (
@@ -170,18 +174,16 @@ class FailureHandler:
             if decision.action == "dispatch" and queue.topic is not None
             else None
         )
-        if culprit.offset != first_unprocessed:
+        if culprit.offset != resume:
             if letter is not None:
                 self._transactions.defer_dead_letter(tp, letter)
             self._offsets.dead_lettered(tp, culprit.offset)
-            consumer.seek(tp, first_unprocessed)
+            consumer.seek(tp, resume)
         else:
             try:
                 await self._transactions.dead_letter(consumer, tp, letter, culprit.offset + 1, where)
             except Exception as dispatch_error:
-                self._dispatch_failed(
-                    consumer, tp, policy, decision, first_unprocessed, dispatch_error, where
-                )
+                self._dispatch_failed(consumer, tp, policy, decision, resume, dispatch_error, where)
                 return
             consumer.seek(tp, culprit.offset + 1)
         self._dispatched(topic, queue, culprit, decision, error, where)

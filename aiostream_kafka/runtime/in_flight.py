@@ -26,6 +26,8 @@ class InFlight:
         self.started: dict[TopicPartition, float] = {}  # when it began (monotonic)
         self.slow: set[TopicPartition] = set()  # batches in hand already reported slow
         self.revoked: set[TopicPartition] = set()  # being taken away by a rebalance
+        #: The listener is stopping: exactly-once work ends at its next batch (committed).
+        self.stopping = False
 
     def begin(self, partitions: Iterable[TopicPartition]) -> None:
         """A poll's partitions go to their handlers."""

@@ -28,6 +28,7 @@ from aiostream_kafka.processing.policy import FailurePolicy
 from aiostream_kafka.routing.topology import RoutedTopic, SubscriptionGroup
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.context import RuntimeContext
+from aiostream_kafka.runtime.exactly_once import TRANSACTION_BATCHES
 from aiostream_kafka.runtime.executor import Executor, RunningRoute
 from aiostream_kafka.runtime.failures import FailureHandler
 from aiostream_kafka.runtime.fetch_failures import Records, locate
@@ -134,6 +135,7 @@ class Listener:
             failures=self._failures,
             statistics=self._statistics,
             transactions=self._transactions,
+            clock=context.clock,
         )
         self._routes: dict[str, RunningRoute] = {}
         self._handlers: dict[str, str] = {}  # each topic's handler name, for in_hand
@@ -145,10 +147,13 @@ class Listener:
         self._loops = 0
         self._loops_ended = anyio.Event()
         self._limiter = anyio.CapacityLimiter(context.concurrency)
+        # For _poll_spread: in which of its polls each partition was last taken.
+        self._spread_taken: dict[TopicPartition, int] = {}
+        self._spread_polls = 0
 
     def request_stop(self) -> None:
         """Stop after the batches in hand; a listener waiting on Kafka stops at once."""
-        self._stopping = True
+        self._stopping = self._in_flight.stopping = True
         if self._polling is not None:
             self._polling.cancel()
         elif self._scope is not None and self._in_flight.idle:
@@ -276,7 +281,8 @@ class Listener:
         ``max_messages`` x ``concurrency``, shared among the process's listeners. Alone, a
         listener has CPU to spare and big polls cost nothing; when several saturate one
         core, each big poll drained keeps the others' fetchers waiting (docs/performance.md,
-        "Multi-cluster")."""
+        "Multi-cluster"). (A group with exactly-once topics polls by partition instead:
+        ``_poll_spread``.)"""
         group, context = self.group, self._context
         if group.max_poll_records is not None:
             return group.max_poll_records
@@ -319,19 +325,38 @@ class Listener:
         return records
 
     async def _poll_spread(self, consumer: ConsumerClient) -> Records:
-        """One batch of each partition that has records at hand, up to ``concurrency`` of them:
-        the poll of a group with exactly-once topics. aiokafka hands a backlog over partition
-        by partition (one partition's fetched records all first), and a partition's batches
-        run one after another, each waiting for its transaction's commit; so without this a
-        backlog is worked through one partition, one transaction, at a time."""
-        size = self.group.max_messages
-        records = await consumer.getmany(timeout_ms=self.group.max_wait_ms, max_records=size)
+        """A share of each partition that has records at hand, up to ``concurrency``
+        partitions: the poll of a group with exactly-once topics. aiokafka hands a backlog
+        over partition by partition (one partition's fetched records all first), and a
+        partition's transactions run one after another, each waiting for its commit; so
+        without this a backlog is worked through one partition, one transaction, at a time.
+        Partitions are taken longest-waiting first, so that a backlog's partitions progress
+        together rather than some waiting until the others are done; only when none has
+        records at hand does the poll wait for the consumer. A partition's share is what one
+        of its transactions may cover (runtime/exactly_once.py): up to ``TRANSACTION_BATCHES``
+        batches, or the route's ``max_poll_records``."""
+        group = self.group
+        size = group.max_poll_records or group.max_messages * TRANSACTION_BATCHES
+        records = await self._at_hand(consumer, {}, size)
         if not records:
-            return records
-        for tp in consumer.assignment() - records.keys() - consumer.paused():
+            records = await consumer.getmany(timeout_ms=group.max_wait_ms, max_records=size)
+            if not records:
+                return records
+            records = await self._at_hand(consumer, records, size)  # the others join what came
+        self._spread_polls += 1
+        for tp in records:
+            self._spread_taken[tp] = self._spread_polls
+        return records
+
+    async def _at_hand(self, consumer: ConsumerClient, records: Records, size: int) -> Records:
+        """``records`` and up to ``size`` records of each partition that has them at hand,
+        longest-waiting first, until ``concurrency`` partitions have some."""
+        taken = self._spread_taken
+        for tp in sorted(consumer.assignment() - consumer.paused(), key=lambda tp: taken.get(tp, 0)):
             if len(records) >= self._context.concurrency:
                 break
-            records.update(await consumer.getmany(tp, timeout_ms=0, max_records=size))
+            if tp not in records:
+                records.update(await consumer.getmany(tp, timeout_ms=0, max_records=size))
         return records
 
     async def _process(self, consumer: ConsumerClient, records: Records) -> None:

@@ -62,15 +62,39 @@ async def test_a_batch_s_produces_and_offsets_commit_together(primary: str, topi
             await app.producer.produce(out, bytes(message.value or b"") + b"!")  # as in any route
 
     async with app.running():
-        await eventually(lambda: events.count("transaction.committed") == 3, what="three batches committed")
+        await eventually(lambda: events.count("batch.processed") == 3, what="three batches committed")
 
     assert await values(primary, out) == [b"%d!" % i for i in range(10)]
     assert (await committed_offsets(primary, app.group_id))[TopicPartition(topic_name, 0)] == 10
-    committed = events.named("transaction.committed", topic=topic_name, partition=0)
-    assert [e["offset"] for e in committed] == [4, 8, 10]
-    assert committed[0]["transactional_id"] == f"{app.name}.{app.group_id}.{topic_name}.0"
-    assert [e["first_offset"] for e in events.named("transaction.begun")] == [0, 4, 8]
+    # The three batches of the poll in one transaction (docs/exactly-once.md):
+    [committed] = events.named("transaction.committed", topic=topic_name, partition=0)
+    assert committed["offset"] == 10
+    assert committed["transactional_id"] == f"{app.name}.{app.group_id}.{topic_name}.0"
+    assert [e["first_offset"] for e in events.named("transaction.begun")] == [0]
+    assert [e["first_offset"] for e in events.named("batch.processed")] == [0, 4, 8]
     assert all(e["transactional"] for e in events.named("offsets.committed"))
+
+
+async def test_with_max_poll_records_of_one_batch_each_batch_commits_in_its_own_transaction(
+    primary: str, topic_name: str
+) -> None:
+    out = f"{topic_name}.out"
+    await create_topic(primary, topic_name)
+    await create_topic(primary, out)
+    await produce(primary, topic_name, *(b"%d" % i for i in range(10)), partition=0)
+    app = app_on(primary)
+    events = Events(app)
+
+    @app.route(topic_name, exactly_once=True, max_messages=4, max_poll_records=4)
+    async def forward(messages: Messages[bytes]) -> None:
+        await app.producer.produce_many(ProducerRecord(out, m.value) for m in messages)
+
+    async with app.running():
+        await eventually(lambda: events.count("transaction.committed") == 3, what="three batches committed")
+
+    assert await values(primary, out) == [b"%d" % i for i in range(10)]
+    assert [e["offset"] for e in events.named("transaction.committed")] == [4, 8, 10]
+    assert [e["first_offset"] for e in events.named("transaction.begun")] == [0, 4, 8]
 
 
 async def test_a_failing_handler_aborts_its_batch_and_the_retry_commits_it_once(
@@ -139,13 +163,15 @@ async def test_a_message_given_up_goes_to_the_dead_letter_queue_with_its_offset_
                 raise ValueError("bad input")
 
     async with app.running():
-        await eventually(lambda: events.count("transaction.committed") == 3, what="all three offsets")
+        await eventually(lambda: events.count("batch.processed") == 2, what="both good messages committed")
 
     assert await values(primary, out) == [b"ok-1", b"ok-2"]
     assert await values(primary, dlq) == [b"bad"]
     assert (await committed_offsets(primary, app.group_id))[TopicPartition(topic_name, 0)] == 3
-    assert [e["offset"] for e in events.named("transaction.committed")] == [1, 2, 3]
-    assert len(events.named("transaction.aborted")) == 2  # 1 + max_retries attempts
+    # ok-1 and bad in one transaction, aborted 1 + max_retries times; then ok-1, the dead
+    # letter and ok-2 in one, committed with the offset past all three.
+    assert [e["offset"] for e in events.named("transaction.committed")] == [3]
+    assert len(events.named("transaction.aborted")) == 2
 
 
 async def test_a_produce_to_another_cluster_inside_an_exactly_once_batch_is_refused_naming_both(
