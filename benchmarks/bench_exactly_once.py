@@ -28,20 +28,21 @@ worst 10% slower than its at-least-once).
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import anyio
 from aiokafka import AIOKafkaProducer
 
-from aiostream_kafka import App, Messages, MonitorEvent, ProducerRecord
+from aiostream_kafka import App, Messages, ProducerRecord
 from benchmarks.common import (
     PRIMARY,
+    Processed,
     alternate,
     c_extensions,
     load_average,
     median,
-    spread,
+    print_rates,
+    rates,
     unique,
     versions,
     write_results,
@@ -93,19 +94,11 @@ async def pipeline(
         kafka={"bootstrap_servers": PRIMARY, **fetch},
         statistics_interval=None,
     )
-    processed, began, ended, done = 0, 0.0, 0.0, anyio.Event()
+    processed = Processed(MESSAGES)
 
     async def forward(messages: Messages[bytes]) -> None:
-        nonlocal began
-        began = began or time.perf_counter()
+        processed.start()
         await app.producer.produce_many(ProducerRecord(sink, m.value, key=m.key) for m in messages)
-
-    def counted(event: MonitorEvent) -> None:
-        nonlocal processed, ended
-        processed += event["count"]
-        if processed >= MESSAGES:
-            ended = time.perf_counter()
-            done.set()
 
     app.routes.topic(
         source,
@@ -114,11 +107,10 @@ async def pipeline(
         max_poll_records=max_poll_records,
         exactly_once=exactly_once,
     )
-    app.monitor.subscribe("batch.processed", counted)
+    app.monitor.subscribe("batch.processed", processed.counted)
     async with app.running():
         with anyio.fail_after(600):
-            await done.wait()
-    return MESSAGES / (ended - began)
+            return await processed.rate()
 
 
 async def run() -> dict[str, Any]:
@@ -126,7 +118,7 @@ async def run() -> dict[str, Any]:
     source, sink = unique("bench-eos-source"), unique("bench-eos-sink")
     await preload(source)
     await create_topic(PRIMARY, sink, PARTITIONS)
-    rates = await alternate(
+    runs = await alternate(
         {
             AT_LEAST_ONCE: lambda: pipeline(source, sink, exactly_once=False),
             EXACTLY_ONCE: lambda: pipeline(source, sink, exactly_once=True),
@@ -140,7 +132,7 @@ async def run() -> dict[str, Any]:
     )
 
     def ratio_of(variant: str, baseline: str) -> float:
-        return round(median(rates[variant]) / median(rates[baseline]), 3)
+        return round(median(runs[variant]) / median(runs[baseline]), 3)
 
     ratio = ratio_of(EXACTLY_ONCE, AT_LEAST_ONCE)
     return {
@@ -152,14 +144,7 @@ async def run() -> dict[str, Any]:
         "target_ratio": TARGET,
         "aiokafka_c_extensions": c_extensions(),
         "versions": versions("msgspec"),
-        "variants": {
-            name: {
-                "median_msgs_per_s": round(median(values)),
-                "spread_msgs_per_s": [round(v) for v in spread(values)],
-                "runs_msgs_per_s": [round(v) for v in values],
-            }
-            for name, values in rates.items()
-        },
+        "variants": {name: rates(values) for name, values in runs.items()},
         "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
         "exactly_once_ratio": ratio,
         "exactly_once_ratio_at_defaults": ratio_of(EXACTLY_ONCE_DEFAULTS, AT_LEAST_ONCE_DEFAULTS),
@@ -176,8 +161,7 @@ def main() -> None:
         f"exactly once vs at least once: {MESSAGES} messages of {len(PAYLOAD)} bytes forwarded, "
         f"{PARTITIONS} partitions, batches of {BATCH}, median of {RUNS} runs"
     )
-    for name, variant in figures["variants"].items():
-        print(f"  {name:<58} {variant['median_msgs_per_s']:>7} msg/s  runs {variant['runs_msgs_per_s']}")
+    print_rates(figures["variants"], 58, 7)
     verdict = "meets" if figures["meets_target"] else "MISSES"
     print(
         f"  exactly once / at least once, fetch_max_wait_ms={FETCH_MAX_WAIT_MS}: "

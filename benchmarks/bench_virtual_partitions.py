@@ -18,19 +18,20 @@ Target: virtual partitions with concurrency 10 at least 8 x the throughput witho
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import anyio
 from aiokafka import AIOKafkaProducer
 
-from aiostream_kafka import App, Messages, MonitorEvent, VirtualPartitions
+from aiostream_kafka import App, Messages, VirtualPartitions
 from benchmarks.common import (
     PRIMARY,
+    Processed,
     alternate,
     load_average,
     median,
-    spread,
+    print_rates,
+    rates,
     unique,
     versions,
     write_results,
@@ -67,30 +68,18 @@ async def preload(topic: str, *, keyed: bool) -> None:
 async def consume(topic: str, virtual: VirtualPartitions | None, batch: int = BATCH) -> float:
     """Messages per second through the handler, a fresh group reading ``topic`` from the start."""
     app = App(unique("bench-vp"), kafka={"bootstrap_servers": PRIMARY}, statistics_interval=None)
-    processed, began, ended, done = 0, 0.0, 0.0, anyio.Event()
+    processed = Processed(MESSAGES)
 
     async def handle(messages: Messages[bytes]) -> None:
         for _ in messages:
             await anyio.sleep(WAIT)
 
-    def received(event: MonitorEvent) -> None:
-        nonlocal began
-        began = began or time.perf_counter()
-
-    def counted(event: MonitorEvent) -> None:
-        nonlocal processed, ended
-        processed += event["count"]
-        if processed >= MESSAGES:
-            ended = time.perf_counter()
-            done.set()
-
     app.routes.topic(topic, handler=handle, max_messages=batch, virtual_partitions=virtual)
-    app.monitor.subscribe("batch.received", received)
-    app.monitor.subscribe("batch.processed", counted)
+    app.monitor.subscribe("batch.received", processed.start)
+    app.monitor.subscribe("batch.processed", processed.counted)
     async with app.running():
         with anyio.fail_after(900):
-            await done.wait()
-    return MESSAGES / (ended - began)
+            return await processed.rate()
 
 
 async def run() -> dict[str, Any]:
@@ -99,7 +88,7 @@ async def run() -> dict[str, Any]:
     await preload(keyless, keyed=False)
     await preload(keyed, keyed=True)
     virtual = VirtualPartitions(concurrency=CONCURRENCY)
-    rates = await alternate(
+    runs = await alternate(
         {
             NONE: lambda: consume(keyless, None),
             VIRTUAL: lambda: consume(keyless, virtual),
@@ -108,8 +97,8 @@ async def run() -> dict[str, Any]:
         },
         RUNS,
     )
-    baseline = median(rates[NONE])
-    ratio = median(rates[VIRTUAL]) / baseline
+    baseline = median(runs[NONE])
+    ratio = median(runs[VIRTUAL]) / baseline
     return {
         "messages": MESSAGES,
         "handler_wait_per_message_s": WAIT,
@@ -118,17 +107,10 @@ async def run() -> dict[str, Any]:
         "runs": RUNS,
         "target_ratio": TARGET,
         "versions": versions("anyio"),
-        "variants": {
-            name: {
-                "median_msgs_per_s": round(median(values), 1),
-                "spread_msgs_per_s": [round(v, 1) for v in spread(values)],
-                "runs_msgs_per_s": [round(v, 1) for v in values],
-            }
-            for name, values in rates.items()
-        },
+        "variants": {name: rates(values, 1) for name, values in runs.items()},
         "virtual_partitions_ratio": round(ratio, 2),
-        "virtual_partitions_keyed_ratio": round(median(rates[VIRTUAL_KEYED]) / baseline, 2),
-        "virtual_partitions_keyed_large_batch_ratio": round(median(rates[VIRTUAL_KEYED_LARGE]) / baseline, 2),
+        "virtual_partitions_keyed_ratio": round(median(runs[VIRTUAL_KEYED]) / baseline, 2),
+        "virtual_partitions_keyed_large_batch_ratio": round(median(runs[VIRTUAL_KEYED_LARGE]) / baseline, 2),
         "load_average_at_start": start_load,
         "meets_target": ratio >= TARGET,
     }
@@ -141,8 +123,7 @@ def main() -> None:
         f"virtual partitions: {MESSAGES} messages on one partition, a handler awaiting "
         f"{WAIT * 1000:.0f} ms a message, batches of {BATCH}, median of {RUNS} runs"
     )
-    for name, variant in figures["variants"].items():
-        print(f"  {name:<62} {variant['median_msgs_per_s']:>8} msg/s  runs {variant['runs_msgs_per_s']}")
+    print_rates(figures["variants"], 62, 8)
     verdict = "meets" if figures["meets_target"] else "MISSES"
     print(
         f"  virtual partitions / none: {figures['virtual_partitions_ratio']} ({verdict} the target {TARGET})"

@@ -12,10 +12,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from importlib import metadata, util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from aiokafka import AIOKafkaConsumer
+
+if TYPE_CHECKING:
+    from aiostream_kafka import MonitorEvent
 
 PRIMARY = os.environ.get("AIOSTREAM_KAFKA_PRIMARY", "127.0.0.1:19092")
 SECONDARY = os.environ.get("AIOSTREAM_KAFKA_SECONDARY", "127.0.0.1:29092")
@@ -51,6 +54,49 @@ async def alternate(variants: dict[str, Callable[[], Awaitable[float]]], runs: i
             await anyio.to_thread.run_sync(os.sync)
             figures[name].append(await variants[name]())
     return figures
+
+
+def rates(values: list[float], digits: int | None = None) -> dict[str, Any]:
+    """A variant's runs in messages a second, as the results file gives them: the median,
+    the spread and every run, rounded to ``digits`` (None: whole numbers)."""
+    return {
+        "median_msgs_per_s": round(median(values), digits),
+        "spread_msgs_per_s": [round(v, digits) for v in spread(values)],
+        "runs_msgs_per_s": [round(v, digits) for v in values],
+    }
+
+
+def print_rates(variants: dict[str, Any], width: int, rate_width: int) -> None:
+    """One line a variant, from what ``rates`` made: its median and its runs."""
+    for name, variant in variants.items():
+        median_rate, runs = variant["median_msgs_per_s"], variant["runs_msgs_per_s"]
+        print(f"  {name:<{width}} {median_rate:>{rate_width}} msg/s  runs {runs}")
+
+
+class Processed:
+    """Counts the messages of processed batches (``batch.processed``) up to ``expected``,
+    timed from the first batch (``start``) to the one that completes them: one app's rate."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count, self.began, self.ended = 0, 0.0, 0.0
+        self.done = anyio.Event()
+
+    def start(self, event: MonitorEvent | None = None) -> None:
+        """Marks the first batch (later calls keep it): a subscriber, or a call from a handler."""
+        self.began = self.began or time.perf_counter()
+
+    def counted(self, event: MonitorEvent) -> None:
+        """The ``batch.processed`` subscriber."""
+        self.count += event["count"]
+        if self.count >= self.expected:
+            self.ended = time.perf_counter()
+            self.done.set()
+
+    async def rate(self) -> float:
+        """Messages a second, once all are processed."""
+        await self.done.wait()
+        return self.expected / (self.ended - self.began)
 
 
 def c_extensions() -> bool:

@@ -68,19 +68,14 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
         raise ConfigError(
             f"{where}: max_poll_records must be a positive integer or None, not {route.max_poll_records!r}"
         )
-    if route.retry is not None and not isinstance(route.retry, Retry):
-        raise ConfigError(f"{where}: retry= takes aiostream_kafka.Retry(...), not {route.retry!r}")
+    _check_takes(route, "retry", route.retry, Retry)
     _check_dead_letter_queue(route, clusters)
-    if route.throttle is not None and not isinstance(route.throttle, Throttle):
-        raise ConfigError(
-            f"{where}: throttle= takes aiostream_kafka.Throttle(messages=, per=), not {route.throttle!r}"
-        )
+    _check_takes(route, "throttle", route.throttle, Throttle, "messages=, per=")
     check_flow(route)
     timeout = route.processing_timeout
     if timeout is not None and not is_seconds(timeout):
         raise ConfigError(f"{where}: processing_timeout must be positive seconds or None, not {timeout!r}")
-    if route.config is not None and not isinstance(route.config, TopicConfig):
-        raise ConfigError(f"{where}: config= takes aiostream_kafka.TopicConfig(...), not {route.config!r}")
+    _check_takes(route, "config", route.config, TopicConfig)
     if route.initial_offset is not None and route.initial_offset not in INITIAL_OFFSETS:
         raise ConfigError(
             f"{where}: initial_offset must be 'earliest' or 'latest', not {route.initial_offset!r}"
@@ -99,13 +94,9 @@ def check_route(route: Route, clusters: Collection[str] | None) -> None:
 def _check_virtual_partitions(route: Route) -> None:
     """Virtual partitions commit and retry parts of a batch on their own, which one
     transaction per batch cannot: an exactly-once route is refused them."""
-    spec = route.virtual_partitions
-    if spec is None:
+    if route.virtual_partitions is None:
         return
-    if not isinstance(spec, VirtualPartitions):
-        raise ConfigError(
-            f"{route.label}: virtual_partitions= takes aiostream_kafka.VirtualPartitions(...), not {spec!r}"
-        )
+    _check_takes(route, "virtual_partitions", route.virtual_partitions, VirtualPartitions)
     if route.exactly_once is True:
         raise ConfigError(
             f"{route.label}: exactly_once=True commits each batch whole in one transaction, while "
@@ -156,6 +147,15 @@ def unknown_dead_letter_cluster(route: Route, clusters: Collection[str]) -> Unkn
     )
 
 
+def _check_takes(route: Route, option: str, value: object, kind: type, arguments: str = "...") -> None:
+    """An option that takes one of our classes (or None), refused alike whichever it is: the
+    error names the class to build, since a dict or a Backoff is the usual slip."""
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(
+            f"{route.label}: {option}= takes aiostream_kafka.{kind.__name__}({arguments}), not {value!r}"
+        )
+
+
 def _check_handler(route: Route) -> None:
     where = route.label
     if (route.handler is None) == (route.consumer is None):
@@ -181,10 +181,7 @@ def _check_dead_letter_queue(route: Route, clusters: Collection[str] | None) -> 
     queue = route.dead_letter_queue
     if queue is None:
         return
-    if not isinstance(queue, DeadLetterQueue):
-        raise ConfigError(
-            f"{route.label}: dead_letter_queue= takes aiostream_kafka.DeadLetterQueue(...), not {queue!r}"
-        )
+    _check_takes(route, "dead_letter_queue", queue, DeadLetterQueue)
     named = queue.cluster
     if clusters is not None and named is not None and named not in clusters and not may_be_inline(named):
         raise unknown_dead_letter_cluster(route, clusters)

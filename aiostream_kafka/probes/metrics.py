@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiostream_kafka.errors import ConfigError, ProduceError
 from aiostream_kafka.instrumentation.monitor import Monitor, MonitorEvent
@@ -47,6 +47,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
 
 _Consumer = tuple[str, str, str]  # cluster, group, topic
 _Sent = tuple[str, str]  # cluster, topic
+_Key = TypeVar("_Key", bound=tuple[str, ...])  # a tally's label values
 
 
 class _Durations:
@@ -164,7 +165,7 @@ class AppMetrics:
     # --- rendering (the scrape's thread) ---------------------------------------------------
 
     def collect(self) -> Iterable[Metric]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
         with self._lock:
             consumed, dead_lettered = dict(self._consumed), dict(self._dead_lettered)
@@ -173,12 +174,7 @@ class AppMetrics:
             errors, loop_blocks, lag = dict(self._errors), dict(self._loop_blocks), dict(self._lag)
             skipped, holds = dict(self._skipped), dict(self._holds)
         consumer = ["cluster", "group", "topic"]
-        family = CounterMetricFamily(
-            f"{PREFIX}_consumed_messages", "Messages handed to handlers that returned", labels=consumer
-        )
-        for key, value in consumed.items():
-            family.add_metric(key, value)
-        yield family
+        yield _counter("consumed_messages", "Messages handed to handlers that returned", consumer, consumed)
         histogram = HistogramMetricFamily(
             f"{PREFIX}_process_duration_seconds", "Time a handler took for one batch", labels=consumer
         )
@@ -186,57 +182,39 @@ class AppMetrics:
         for key, (buckets, total) in durations.items():
             histogram.add_metric(key, list(zip(bounds, accumulate(buckets), strict=True)), total)
         yield histogram
-        family = CounterMetricFamily(
-            f"{PREFIX}_dlq_dispatched_messages",
+        yield _counter(
+            "dlq_dispatched_messages",
             "Messages given up on (sent to the dead-letter queue, or skipped)",
-            labels=consumer,
+            consumer,
+            dead_lettered,
         )
-        for key, value in dead_lettered.items():
-            family.add_metric(key, value)
-        yield family
         producer = ["cluster", "topic"]
-        family = CounterMetricFamily(
-            f"{PREFIX}_sent_messages", "Messages the cluster's brokers accepted", labels=producer
-        )
-        for (cluster, topic), value in sent.items():
-            family.add_metric([cluster, topic], value)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_send_failed_messages",
+        yield _counter("sent_messages", "Messages the cluster's brokers accepted", producer, sent)
+        yield _counter(
+            "send_failed_messages",
             "Messages the cluster's brokers did not take (the send's error says why)",
-            labels=producer,
+            producer,
+            send_failed,
         )
-        for (cluster, topic), value in send_failed.items():
-            family.add_metric([cluster, topic], value)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_skipped_messages",
+        yield _counter(
+            "skipped_messages",
             "Messages a route's flow options skipped before the handler (reason: expired, filtered)",
-            labels=[*consumer, "reason"],
+            [*consumer, "reason"],
+            skipped,
         )
-        for reasoned, value in skipped.items():
-            family.add_metric(reasoned, value)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_partition_holds",
+        yield _counter(
+            "partition_holds",
             "Times a route's flow options paused a partition (reason: throttled, delayed, paused)",
-            labels=[*consumer, "reason"],
+            [*consumer, "reason"],
+            holds,
         )
-        for reasoned, value in holds.items():
-            family.add_metric(reasoned, value)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_errors", "Failures, by the error's type", labels=["cluster", "error_type"]
+        yield _counter("errors", "Failures, by the error's type", ["cluster", "error_type"], errors)
+        yield _counter(
+            "loop_blocks",
+            "Times the event loop was blocked past the threshold",
+            ["cluster"],
+            {(cluster,): value for cluster, value in loop_blocks.items()},
         )
-        for (cluster, error_type), value in errors.items():
-            family.add_metric([cluster, error_type], value)
-        yield family
-        family = CounterMetricFamily(
-            f"{PREFIX}_loop_blocks", "Times the event loop was blocked past the threshold", labels=["cluster"]
-        )
-        for cluster, value in loop_blocks.items():
-            family.add_metric([cluster], value)
-        yield family
         gauge = GaugeMetricFamily(
             f"{PREFIX}_consumer_lag",
             "Messages behind the partition's end (from statistics.emitted)",
@@ -278,6 +256,16 @@ class _HealthCollector:
             labels = [listener["cluster"], listener["subscription_group"], listener["group"]]
             joined.add_metric(labels, 1.0 if listener["state"] == "joined" else 0.0)
         yield joined
+
+
+def _counter(name: str, documentation: str, labels: list[str], tallies: Mapping[_Key, int]) -> Metric:
+    """One counter family from a tally keyed by its label values: every counter renders alike."""
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=labels)
+    for key, value in tallies.items():
+        family.add_metric(key, value)
+    return family
 
 
 def _error_type(event: MonitorEvent) -> str:
