@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -82,6 +83,15 @@ class Events:
 
     def count(self, name: str, **match: Any) -> int:
         return len(self.named(name, **match))
+
+
+async def web_page(ui: Any, path: str) -> httpx.Response:
+    """GET ``path`` from the Web UI's ASGI app ``ui``, then close the UI, as its lifespan would:
+    a page test asks for one page and has no server to shut it down."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
+        page = await client.get(path)
+    await ui.state.ui.aclose()
+    return page
 
 
 async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import msgspec
 import pytest
 
@@ -17,6 +16,7 @@ from aiostream_kafka.jobs.schedule import ScheduleRecord
 from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.reports import ProcessReport, ScheduleStatus, decode_process, encode
 from tests.asyncapi_schema import problems
+from tests.helpers import web_page
 
 
 def shop() -> App:
@@ -220,9 +220,7 @@ async def test_the_routing_page_lists_schedules_as_their_scheduler_reports_them(
     board._take(True, encode(process("host:42:scheduler", knows)))
 
     assert [s["scheduler"] for s in board.schedules()] == ["host:42:scheduler"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
-        page = await client.get("/routing")
-    await ui.state.ui.aclose()
+    page = await web_page(ui, "/routing")
 
     assert page.status_code == 200
     assert "Recurring jobs (cron, UTC)" in page.text
