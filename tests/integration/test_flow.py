@@ -34,6 +34,20 @@ def even(message: Message[bytes]) -> bool:
     return int(message.value or b"0") % 2 == 0
 
 
+def expiring_after_a_minute(primary: str, topic: str) -> tuple[App, Events, list[bytes | None]]:
+    """An app whose route on ``topic`` skips messages over a minute old; its events, and the
+    values its handler was given."""
+    app = app_on(primary)
+    events = Events(app)
+    seen: list[bytes | None] = []
+
+    @app.route(topic, expire_after=60)
+    async def on_alerts(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    return app, events, seen
+
+
 async def test_filtered_messages_are_skipped_and_committed_so_a_restart_does_not_see_them(
     primary: str, topic_name: str
 ) -> None:
@@ -171,13 +185,7 @@ async def test_messages_older_than_expire_after_by_create_time_are_skipped_and_c
     an_hour_ago = int((time.time() - 3600) * 1000)
     await produce(primary, topic_name, b"stale-1", b"stale-2", partition=0, timestamp_ms=an_hour_ago)
     await produce(primary, topic_name, b"fresh", partition=0)
-    app = app_on(primary)
-    events = Events(app)
-    seen: list[bytes | None] = []
-
-    @app.route(topic_name, expire_after=60)
-    async def on_alerts(messages: Messages[bytes]) -> None:
-        seen.extend(m.value for m in messages)
+    app, events, seen = expiring_after_a_minute(primary, topic_name)
 
     async with app.running():
         await eventually(lambda: committed_to(events, topic_name, 3), what="offsets committed past all 3")
@@ -198,13 +206,7 @@ async def test_on_a_log_append_time_topic_expiry_goes_by_the_brokers_time(
         await admin.close()
     an_hour_ago = int((time.time() - 3600) * 1000)
     await produce(primary, topic_name, b"written-now", partition=0, timestamp_ms=an_hour_ago)
-    app = app_on(primary)
-    events = Events(app)
-    seen: list[bytes | None] = []
-
-    @app.route(topic_name, expire_after=60)
-    async def on_alerts(messages: Messages[bytes]) -> None:
-        seen.extend(m.value for m in messages)
+    app, events, seen = expiring_after_a_minute(primary, topic_name)
 
     async with app.running():
         await eventually(lambda: len(seen) == 1, what="the record the broker stamped as it arrived")
