@@ -113,6 +113,16 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
         await admin.close()
 
 
+async def forwarding_topics(bootstrap: str, topic: str, *values: bytes) -> str:
+    """Create ``topic``, holding ``values`` on its partition 0, and ``<topic>.out`` for a route
+    to forward them to; the out topic's name."""
+    out = f"{topic}.out"
+    await create_topic(bootstrap, topic)
+    await create_topic(bootstrap, out)
+    await produce(bootstrap, topic, *values, partition=0)
+    return out
+
+
 async def committed_offsets(bootstrap: str, group_id: str) -> dict[TopicPartition, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

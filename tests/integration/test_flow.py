@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aiostream_kafka import App, Backoff, Message, Messages, Pause, Throttle
-from tests.helpers import Events, committed_offsets, create_topic, eventually, produce
+from tests.helpers import Events, committed_offsets, create_topic, eventually, forwarding_topics, produce
 
 
 def app_on(primary: str, **settings: object) -> App:
@@ -242,10 +242,7 @@ async def test_a_delayed_route_processes_a_message_only_once_it_is_old_enough(
 async def test_skipped_messages_of_an_exactly_once_route_commit_in_its_transactions(
     primary: str, topic_name: str
 ) -> None:
-    out = f"{topic_name}.out"
-    await create_topic(primary, topic_name)
-    await create_topic(primary, out)
-    await produce(primary, topic_name, b"1", b"3", b"4", b"5", partition=0)
+    out = await forwarding_topics(primary, topic_name, b"1", b"3", b"4", b"5")
     app = app_on(primary)
     events = Events(app)
 
