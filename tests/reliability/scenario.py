@@ -13,11 +13,13 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from aiostream_kafka import App, Message
 from tests.helpers import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +67,10 @@ class Sink:
         with self._connect() as db:
             db.executemany("INSERT INTO processed (id, partition, offset, worker) VALUES (?, ?, ?, ?)", rows)
 
+    def record_handled(self, messages: Iterable[Message[Item]], worker: str) -> None:
+        """Record a handled batch of items as done by ``worker``."""
+        self.record([(m.payload.id, m.partition, m.offset, worker) for m in messages])
+
     def rows(self) -> list[tuple[int, int, int, str]]:
         with self._connect() as db:
             return list(db.execute("SELECT id, partition, offset, worker FROM processed ORDER BY seq"))
@@ -72,6 +78,18 @@ class Sink:
     def count(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(DISTINCT id) FROM processed").fetchone()[0])
+
+
+def app_from_env(name: str, **options: Any) -> App:
+    """The app a scenario's child process runs, on the broker and group the scenario hands it
+    in ``SINK_BOOTSTRAP`` and ``SINK_GROUP``; ``options`` for what only that app sets."""
+    return App(
+        name,
+        kafka={"bootstrap_servers": os.environ["SINK_BOOTSTRAP"], "session_timeout_ms": 10000},
+        group_id=os.environ["SINK_GROUP"],
+        concurrency=6,
+        **options,
+    )
 
 
 @dataclass(frozen=True)
