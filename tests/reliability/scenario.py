@@ -10,7 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from aiostream_kafka import App, Message
+from aiostream_kafka import App, Message, Messages
 from tests.helpers import create_topic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +90,25 @@ def app_from_env(name: str, **options: Any) -> App:
         concurrency=6,
         **options,
     )
+
+
+def failing_on(failing: set[int], sink: Sink) -> Callable[[Messages[Item]], Awaitable[None]]:
+    """The handler of the failures scenarios: a batch fails at its first item in ``failing``,
+    and the items it marked before that are recorded (as worker ``app``) all the same, so a
+    retry that repeated any of them would show as a duplicate."""
+
+    async def handle(messages: Messages[Item]) -> None:
+        done = []
+        try:
+            for message in messages:
+                if message.payload.id in failing:
+                    raise RuntimeError(f"item {message.payload.id} cannot be handled")
+                done.append((message.payload.id, message.partition, message.offset, "app"))
+                messages.mark_as_consumed(message)
+        finally:
+            sink.record(done)
+
+    return handle
 
 
 @dataclass(frozen=True)

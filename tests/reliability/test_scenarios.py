@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from aiostream_kafka import App, DeadLetterQueue, Messages, Retry
 from tests.helpers import Events, committed_offsets, create_topic, eventually, read_records
 from tests.kafka_clusters import KafkaClusters
-from tests.reliability.scenario import Item, Report, Sink, produce_workload, start_worker
+from tests.reliability.scenario import Item, Report, Sink, failing_on, produce_workload, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -194,18 +194,8 @@ async def test_failures_5_percent_of_messages_always_fail(
         "failures", kafka={"bootstrap_servers": primary}, group_id=f"g-{uuid.uuid4().hex[:8]}", concurrency=6
     )
 
-    @app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
-               dead_letter_queue=DeadLetterQueue(dlq, max_retries=1))  # fmt: skip
-    async def handle(messages: Messages[Item]) -> None:
-        done = []
-        try:
-            for message in messages:
-                if message.payload.id in failing:
-                    raise RuntimeError(f"item {message.payload.id} cannot be handled")
-                done.append((message.payload.id, message.partition, message.offset, "app"))
-                messages.mark_as_consumed(message)
-        finally:
-            sink.record(done)
+    app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
+              dead_letter_queue=DeadLetterQueue(dlq, max_retries=1))(failing_on(failing, sink))  # fmt: skip
 
     async with app.running():
         await eventually(lambda: sink.count() == COUNT - len(failing), within=120, what="every good item")

@@ -13,9 +13,9 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from aiostream_kafka import App, DeadLetterQueue, Messages, Retry, VirtualPartitions
+from aiostream_kafka import App, DeadLetterQueue, Retry, VirtualPartitions
 from tests.helpers import Events, create_topic, eventually, read_records
-from tests.reliability.scenario import Item, Report, Sink, start_worker
+from tests.reliability.scenario import Item, Report, Sink, failing_on, start_worker
 
 pytestmark = pytest.mark.slow
 
@@ -104,19 +104,9 @@ async def test_failures_5_percent_of_messages_always_fail_in_their_virtual_parti
         concurrency=6,
     )
 
-    @app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
-               dead_letter_queue=DeadLetterQueue(dlq, max_retries=1),
-               virtual_partitions=VirtualPartitions(concurrency=10))  # fmt: skip
-    async def handle(messages: Messages[Item]) -> None:
-        done = []
-        try:
-            for message in messages:
-                if message.payload.id in failing:
-                    raise RuntimeError(f"item {message.payload.id} cannot be handled")
-                done.append((message.payload.id, message.partition, message.offset, "app"))
-                messages.mark_as_consumed(message)
-        finally:
-            sink.record(done)
+    app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
+              dead_letter_queue=DeadLetterQueue(dlq, max_retries=1),
+              virtual_partitions=VirtualPartitions(concurrency=10))(failing_on(failing, sink))  # fmt: skip
 
     events = Events(app)
     async with app.running():
