@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from aiostream_kafka import App, Message, Messages
-from tests.helpers import create_topic
+from tests.helpers import create_topic, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "reliability" / "results.jsonl"
@@ -223,3 +223,24 @@ def is_worker(pid: int) -> bool:
     except OSError:
         return False
     return b"aiostream_kafka" in command and b"--heartbeat-fd" in command
+
+
+async def crash_then_restart(
+    env: dict[str, str], sink: Sink, count: int, logs: Path, app: str = "tests.reliability.sink_app:app"
+) -> None:
+    """The two lives of a crash scenario: a worker killed with ``kill -9`` a third of the way
+    through the ``count`` items, then a second one that finishes them from the committed offsets."""
+    first = start_worker({**env, "SINK_WORKER": "first"}, logs / "first.log", app)
+    try:
+        await eventually(lambda: sink.count() >= count // 3, within=60, what="a third of the workload")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert sink.count() < count, "the crash came too late to be mid-stream"
+
+    second = start_worker({**env, "SINK_WORKER": "second"}, logs / "second.log", app)
+    try:
+        await eventually(lambda: sink.count() == count, within=90, what="the restart to finish the workload")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)

@@ -17,7 +17,15 @@ from aiokafka import TopicPartition
 from aiostream_kafka import App, DeadLetterQueue, Messages, Retry
 from tests.helpers import Events, committed_offsets, create_topic, eventually, read_records
 from tests.kafka_clusters import KafkaClusters
-from tests.reliability.scenario import Item, Report, Sink, failing_on, produce_workload, start_worker
+from tests.reliability.scenario import (
+    Item,
+    Report,
+    Sink,
+    crash_then_restart,
+    failing_on,
+    produce_workload,
+    start_worker,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,20 +64,7 @@ async def test_crash_kill_9_mid_stream_then_restart(
     sink = Sink(tmp_path / "sink.db")
     env = worker_env(primary, topic_name, f"g-{uuid.uuid4().hex[:8]}", sink)
 
-    first = start_worker({**env, "SINK_WORKER": "first"}, tmp_path / "first.log")
-    try:
-        await eventually(lambda: sink.count() >= COUNT // 3, within=60, what="a third of the workload")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert sink.count() < COUNT, "the crash came too late to be mid-stream"
-
-    second = start_worker({**env, "SINK_WORKER": "second"}, tmp_path / "second.log")
-    try:
-        await eventually(lambda: sink.count() == COUNT, within=90, what="the restart to finish the workload")
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+    await crash_then_restart(env, sink, COUNT, tmp_path)
 
     report = Report.of("crash", produced, sink)
     report.write(capsys)
