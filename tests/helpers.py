@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -84,6 +85,15 @@ class Events:
         return len(self.named(name, **match))
 
 
+async def web_page(ui: Any, path: str) -> httpx.Response:
+    """GET ``path`` from the Web UI's ASGI app ``ui``, then close the UI, as its lifespan would:
+    a page test asks for one page and has no server to shut it down."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
+        page = await client.get(path)
+    await ui.state.ui.aclose()
+    return page
+
+
 async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
     """Create ``topic``; return once the broker's metadata shows every partition with a leader
     (the controller acknowledges first, and a loaded broker learns of it a little later: a
@@ -101,6 +111,16 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
         await eventually_true(led, what=f"topic {topic!r} in the metadata")
     finally:
         await admin.close()
+
+
+async def forwarding_topics(bootstrap: str, topic: str, *values: bytes) -> str:
+    """Create ``topic``, holding ``values`` on its partition 0, and ``<topic>.out`` for a route
+    to forward them to; the out topic's name."""
+    out = f"{topic}.out"
+    await create_topic(bootstrap, topic)
+    await create_topic(bootstrap, out)
+    await produce(bootstrap, topic, *values, partition=0)
+    return out
 
 
 async def committed_offsets(bootstrap: str, group_id: str) -> dict[TopicPartition, int]:

@@ -25,7 +25,15 @@ from aiostream_kafka import (
     TransactionError,
 )
 from aiostream_kafka.producing.producer import Producer
-from tests.helpers import Events, committed_offsets, create_topic, eventually, produce, read_committed
+from tests.helpers import (
+    Events,
+    committed_offsets,
+    create_topic,
+    eventually,
+    forwarding_topics,
+    produce,
+    read_committed,
+)
 
 
 def app_on(
@@ -49,10 +57,7 @@ async def values(bootstrap: str, topic: str, isolation_level: str = "read_commit
 
 
 async def test_a_batch_s_produces_and_offsets_commit_together(primary: str, topic_name: str) -> None:
-    out = f"{topic_name}.out"
-    await create_topic(primary, topic_name)
-    await create_topic(primary, out)
-    await produce(primary, topic_name, *(b"%d" % i for i in range(10)), partition=0)
+    out = await forwarding_topics(primary, topic_name, *(b"%d" % i for i in range(10)))
     app = app_on(primary)
     events = Events(app)
 
@@ -78,10 +83,7 @@ async def test_a_batch_s_produces_and_offsets_commit_together(primary: str, topi
 async def test_with_max_poll_records_of_one_batch_each_batch_commits_in_its_own_transaction(
     primary: str, topic_name: str
 ) -> None:
-    out = f"{topic_name}.out"
-    await create_topic(primary, topic_name)
-    await create_topic(primary, out)
-    await produce(primary, topic_name, *(b"%d" % i for i in range(10)), partition=0)
+    out = await forwarding_topics(primary, topic_name, *(b"%d" % i for i in range(10)))
     app = app_on(primary)
     events = Events(app)
 
@@ -100,10 +102,7 @@ async def test_with_max_poll_records_of_one_batch_each_batch_commits_in_its_own_
 async def test_a_failing_handler_aborts_its_batch_and_the_retry_commits_it_once(
     primary: str, topic_name: str
 ) -> None:
-    out = f"{topic_name}.out"
-    await create_topic(primary, topic_name)
-    await create_topic(primary, out)
-    await produce(primary, topic_name, b"a", b"b", b"c", partition=0)
+    out = await forwarding_topics(primary, topic_name, b"a", b"b", b"c")
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

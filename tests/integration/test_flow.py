@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from aiostream_kafka import App, Backoff, Message, Messages, Pause, Throttle
-from tests.helpers import Events, committed_offsets, create_topic, eventually, produce
+from tests.helpers import Events, committed_offsets, create_topic, eventually, forwarding_topics, produce
 
 
 def app_on(primary: str, **settings: object) -> App:
@@ -32,6 +32,20 @@ def committed_to(events: Events, topic: str, offset: int) -> bool:
 
 def even(message: Message[bytes]) -> bool:
     return int(message.value or b"0") % 2 == 0
+
+
+def expiring_after_a_minute(primary: str, topic: str) -> tuple[App, Events, list[bytes | None]]:
+    """An app whose route on ``topic`` skips messages over a minute old; its events, and the
+    values its handler was given."""
+    app = app_on(primary)
+    events = Events(app)
+    seen: list[bytes | None] = []
+
+    @app.route(topic, expire_after=60)
+    async def on_alerts(messages: Messages[bytes]) -> None:
+        seen.extend(m.value for m in messages)
+
+    return app, events, seen
 
 
 async def test_filtered_messages_are_skipped_and_committed_so_a_restart_does_not_see_them(
@@ -171,13 +185,7 @@ async def test_messages_older_than_expire_after_by_create_time_are_skipped_and_c
     an_hour_ago = int((time.time() - 3600) * 1000)
     await produce(primary, topic_name, b"stale-1", b"stale-2", partition=0, timestamp_ms=an_hour_ago)
     await produce(primary, topic_name, b"fresh", partition=0)
-    app = app_on(primary)
-    events = Events(app)
-    seen: list[bytes | None] = []
-
-    @app.route(topic_name, expire_after=60)
-    async def on_alerts(messages: Messages[bytes]) -> None:
-        seen.extend(m.value for m in messages)
+    app, events, seen = expiring_after_a_minute(primary, topic_name)
 
     async with app.running():
         await eventually(lambda: committed_to(events, topic_name, 3), what="offsets committed past all 3")
@@ -198,13 +206,7 @@ async def test_on_a_log_append_time_topic_expiry_goes_by_the_brokers_time(
         await admin.close()
     an_hour_ago = int((time.time() - 3600) * 1000)
     await produce(primary, topic_name, b"written-now", partition=0, timestamp_ms=an_hour_ago)
-    app = app_on(primary)
-    events = Events(app)
-    seen: list[bytes | None] = []
-
-    @app.route(topic_name, expire_after=60)
-    async def on_alerts(messages: Messages[bytes]) -> None:
-        seen.extend(m.value for m in messages)
+    app, events, seen = expiring_after_a_minute(primary, topic_name)
 
     async with app.running():
         await eventually(lambda: len(seen) == 1, what="the record the broker stamped as it arrived")
@@ -240,10 +242,7 @@ async def test_a_delayed_route_processes_a_message_only_once_it_is_old_enough(
 async def test_skipped_messages_of_an_exactly_once_route_commit_in_its_transactions(
     primary: str, topic_name: str
 ) -> None:
-    out = f"{topic_name}.out"
-    await create_topic(primary, topic_name)
-    await create_topic(primary, out)
-    await produce(primary, topic_name, b"1", b"3", b"4", b"5", partition=0)
+    out = await forwarding_topics(primary, topic_name, b"1", b"3", b"4", b"5")
     app = app_on(primary)
     events = Events(app)
 

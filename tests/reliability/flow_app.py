@@ -7,20 +7,15 @@ import os
 
 import anyio
 
-from aiostream_kafka import App, Message, Messages, Throttle
-from tests.reliability.scenario import Item, Sink
+from aiostream_kafka import Message, Messages, Throttle
+from tests.reliability.scenario import Item, Sink, app_from_env
 
 WORKER = os.environ.get("SINK_WORKER", str(os.getpid()))
 #: Every n-th item is filtered out: never handled, its offset committed.
 SKIPPED_EVERY = int(os.environ["SINK_SKIP_EVERY"])
 sink = Sink(os.environ["SINK_PATH"])
 
-app = App(
-    "reliability-flow",
-    kafka={"bootstrap_servers": os.environ["SINK_BOOTSTRAP"], "session_timeout_ms": 10000},
-    group_id=os.environ["SINK_GROUP"],
-    concurrency=6,
-)
+app = app_from_env("reliability-flow")
 
 
 def not_tenth(message: Message[Item]) -> bool:
@@ -37,4 +32,4 @@ def not_tenth(message: Message[Item]) -> bool:
 )
 async def record(messages: Messages[Item]) -> None:
     await anyio.sleep(0.01)  # the work
-    sink.record([(m.payload.id, m.partition, m.offset, WORKER) for m in messages])
+    sink.record_handled(messages, WORKER)

@@ -10,15 +10,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.helpers import create_topic
+from aiostream_kafka import App, Message, Messages
+from tests.helpers import create_topic, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "reliability" / "results.jsonl"
@@ -65,6 +67,10 @@ class Sink:
         with self._connect() as db:
             db.executemany("INSERT INTO processed (id, partition, offset, worker) VALUES (?, ?, ?, ?)", rows)
 
+    def record_handled(self, messages: Iterable[Message[Item]], worker: str) -> None:
+        """Record a handled batch of items as done by ``worker``."""
+        self.record([(m.payload.id, m.partition, m.offset, worker) for m in messages])
+
     def rows(self) -> list[tuple[int, int, int, str]]:
         with self._connect() as db:
             return list(db.execute("SELECT id, partition, offset, worker FROM processed ORDER BY seq"))
@@ -72,6 +78,37 @@ class Sink:
     def count(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(DISTINCT id) FROM processed").fetchone()[0])
+
+
+def app_from_env(name: str, **options: Any) -> App:
+    """The app a scenario's child process runs, on the broker and group the scenario hands it
+    in ``SINK_BOOTSTRAP`` and ``SINK_GROUP``; ``options`` for what only that app sets."""
+    return App(
+        name,
+        kafka={"bootstrap_servers": os.environ["SINK_BOOTSTRAP"], "session_timeout_ms": 10000},
+        group_id=os.environ["SINK_GROUP"],
+        concurrency=6,
+        **options,
+    )
+
+
+def failing_on(failing: set[int], sink: Sink) -> Callable[[Messages[Item]], Awaitable[None]]:
+    """The handler of the failures scenarios: a batch fails at its first item in ``failing``,
+    and the items it marked before that are recorded (as worker ``app``) all the same, so a
+    retry that repeated any of them would show as a duplicate."""
+
+    async def handle(messages: Messages[Item]) -> None:
+        done = []
+        try:
+            for message in messages:
+                if message.payload.id in failing:
+                    raise RuntimeError(f"item {message.payload.id} cannot be handled")
+                done.append((message.payload.id, message.partition, message.offset, "app"))
+                messages.mark_as_consumed(message)
+        finally:
+            sink.record(done)
+
+    return handle
 
 
 @dataclass(frozen=True)
@@ -186,3 +223,24 @@ def is_worker(pid: int) -> bool:
     except OSError:
         return False
     return b"aiostream_kafka" in command and b"--heartbeat-fd" in command
+
+
+async def crash_then_restart(
+    env: dict[str, str], sink: Sink, count: int, logs: Path, app: str = "tests.reliability.sink_app:app"
+) -> None:
+    """The two lives of a crash scenario: a worker killed with ``kill -9`` a third of the way
+    through the ``count`` items, then a second one that finishes them from the committed offsets."""
+    first = start_worker({**env, "SINK_WORKER": "first"}, logs / "first.log", app)
+    try:
+        await eventually(lambda: sink.count() >= count // 3, within=60, what="a third of the workload")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert sink.count() < count, "the crash came too late to be mid-stream"
+
+    second = start_worker({**env, "SINK_WORKER": "second"}, logs / "second.log", app)
+    try:
+        await eventually(lambda: sink.count() == count, within=90, what="the restart to finish the workload")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)

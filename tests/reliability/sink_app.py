@@ -7,20 +7,14 @@ import os
 
 import anyio
 
-from aiostream_kafka import App, Messages
-from tests.reliability.scenario import Item, Sink
+from aiostream_kafka import Messages
+from tests.reliability.scenario import Item, Sink, app_from_env
 
 WORKER = os.environ.get("SINK_WORKER", str(os.getpid()))
 DELAY = float(os.environ.get("SINK_BATCH_DELAY", "0.05"))
 sink = Sink(os.environ["SINK_PATH"])
 
-app = App(
-    "reliability",
-    kafka={"bootstrap_servers": os.environ["SINK_BOOTSTRAP"], "session_timeout_ms": 10000},
-    group_id=os.environ["SINK_GROUP"],
-    concurrency=6,
-    shutdown_timeout=float(os.environ.get("SINK_SHUTDOWN_TIMEOUT", "20")),
-)
+app = app_from_env("reliability", shutdown_timeout=float(os.environ.get("SINK_SHUTDOWN_TIMEOUT", "20")))
 
 
 @app.route(
@@ -28,4 +22,4 @@ app = App(
 )
 async def record(messages: Messages[Item]) -> None:
     await anyio.sleep(DELAY)  # the work
-    sink.record([(m.payload.id, m.partition, m.offset, WORKER) for m in messages])
+    sink.record_handled(messages, WORKER)

@@ -17,7 +17,15 @@ from aiokafka import TopicPartition
 from aiostream_kafka import App, DeadLetterQueue, Messages, Retry
 from tests.helpers import Events, committed_offsets, create_topic, eventually, read_records
 from tests.kafka_clusters import KafkaClusters
-from tests.reliability.scenario import Item, Report, Sink, produce_workload, start_worker
+from tests.reliability.scenario import (
+    Item,
+    Report,
+    Sink,
+    crash_then_restart,
+    failing_on,
+    produce_workload,
+    start_worker,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,20 +64,7 @@ async def test_crash_kill_9_mid_stream_then_restart(
     sink = Sink(tmp_path / "sink.db")
     env = worker_env(primary, topic_name, f"g-{uuid.uuid4().hex[:8]}", sink)
 
-    first = start_worker({**env, "SINK_WORKER": "first"}, tmp_path / "first.log")
-    try:
-        await eventually(lambda: sink.count() >= COUNT // 3, within=60, what="a third of the workload")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert sink.count() < COUNT, "the crash came too late to be mid-stream"
-
-    second = start_worker({**env, "SINK_WORKER": "second"}, tmp_path / "second.log")
-    try:
-        await eventually(lambda: sink.count() == COUNT, within=90, what="the restart to finish the workload")
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+    await crash_then_restart(env, sink, COUNT, tmp_path)
 
     report = Report.of("crash", produced, sink)
     report.write(capsys)
@@ -194,18 +189,8 @@ async def test_failures_5_percent_of_messages_always_fail(
         "failures", kafka={"bootstrap_servers": primary}, group_id=f"g-{uuid.uuid4().hex[:8]}", concurrency=6
     )
 
-    @app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
-               dead_letter_queue=DeadLetterQueue(dlq, max_retries=1))  # fmt: skip
-    async def handle(messages: Messages[Item]) -> None:
-        done = []
-        try:
-            for message in messages:
-                if message.payload.id in failing:
-                    raise RuntimeError(f"item {message.payload.id} cannot be handled")
-                done.append((message.payload.id, message.partition, message.offset, "app"))
-                messages.mark_as_consumed(message)
-        finally:
-            sink.record(done)
+    app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
+              dead_letter_queue=DeadLetterQueue(dlq, max_retries=1))(failing_on(failing, sink))  # fmt: skip
 
     async with app.running():
         await eventually(lambda: sink.count() == COUNT - len(failing), within=120, what="every good item")

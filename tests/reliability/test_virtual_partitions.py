@@ -4,7 +4,6 @@ item accounted for, each key's items in order, duplicates within what could be i
 from __future__ import annotations
 
 import random
-import signal
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -13,9 +12,9 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from aiostream_kafka import App, DeadLetterQueue, Messages, Retry, VirtualPartitions
+from aiostream_kafka import App, DeadLetterQueue, Retry, VirtualPartitions
 from tests.helpers import Events, create_topic, eventually, read_records
-from tests.reliability.scenario import Item, Report, Sink, start_worker
+from tests.reliability.scenario import Item, Report, Sink, crash_then_restart, failing_on
 
 pytestmark = pytest.mark.slow
 
@@ -64,22 +63,7 @@ async def test_crash_kill_9_mid_stream_with_virtual_partitions_then_restart(
         "SINK_PATH": sink.path,
         "SINK_MAX_MESSAGES": str(MAX_MESSAGES),
     }
-    app = "tests.reliability.virtual_app:app"
-
-    first = start_worker({**env, "SINK_WORKER": "first"}, tmp_path / "first.log", app)
-    try:
-        await eventually(lambda: sink.count() >= COUNT // 3, within=60, what="a third of the workload")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert sink.count() < COUNT, "the crash came too late to be mid-stream"
-
-    second = start_worker({**env, "SINK_WORKER": "second"}, tmp_path / "second.log", app)
-    try:
-        await eventually(lambda: sink.count() == COUNT, within=90, what="the restart to finish the workload")
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=30)
+    await crash_then_restart(env, sink, COUNT, tmp_path, "tests.reliability.virtual_app:app")
 
     report = Report.of("crash-virtual-partitions", produced, sink)
     report.write(capsys)
@@ -104,19 +88,9 @@ async def test_failures_5_percent_of_messages_always_fail_in_their_virtual_parti
         concurrency=6,
     )
 
-    @app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
-               dead_letter_queue=DeadLetterQueue(dlq, max_retries=1),
-               virtual_partitions=VirtualPartitions(concurrency=10))  # fmt: skip
-    async def handle(messages: Messages[Item]) -> None:
-        done = []
-        try:
-            for message in messages:
-                if message.payload.id in failing:
-                    raise RuntimeError(f"item {message.payload.id} cannot be handled")
-                done.append((message.payload.id, message.partition, message.offset, "app"))
-                messages.mark_as_consumed(message)
-        finally:
-            sink.record(done)
+    app.route(topic_name, payload=Item, max_messages=MAX_MESSAGES, retry=FAST_RETRY,
+              dead_letter_queue=DeadLetterQueue(dlq, max_retries=1),
+              virtual_partitions=VirtualPartitions(concurrency=10))(failing_on(failing, sink))  # fmt: skip
 
     events = Events(app)
     async with app.running():

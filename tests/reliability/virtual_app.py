@@ -8,19 +8,14 @@ import os
 
 import anyio
 
-from aiostream_kafka import App, Messages, VirtualPartitions
-from tests.reliability.scenario import Item, Sink
+from aiostream_kafka import Messages, VirtualPartitions
+from tests.reliability.scenario import Item, Sink, app_from_env
 
 WORKER = os.environ.get("SINK_WORKER", str(os.getpid()))
 DELAY = float(os.environ.get("SINK_MESSAGE_DELAY", "0.02"))
 sink = Sink(os.environ["SINK_PATH"])
 
-app = App(
-    "reliability-virtual",
-    kafka={"bootstrap_servers": os.environ["SINK_BOOTSTRAP"], "session_timeout_ms": 10000},
-    group_id=os.environ["SINK_GROUP"],
-    concurrency=6,
-)
+app = app_from_env("reliability-virtual")
 
 
 @app.route(
@@ -31,4 +26,4 @@ app = App(
 )
 async def record(messages: Messages[Item]) -> None:
     await anyio.sleep(DELAY * len(messages))  # the I/O, one wait a message
-    sink.record([(m.payload.id, m.partition, m.offset, WORKER) for m in messages])
+    sink.record_handled(messages, WORKER)

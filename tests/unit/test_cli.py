@@ -83,6 +83,17 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return status, out, err
 
 
+def info_of(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str, *options: str
+) -> tuple[str, str]:
+    """Run ``info`` (with ``options``) on the ``app`` of a module written from ``source``; the
+    module's name and what ``info`` printed, once it has said it succeeded."""
+    module = write_module(tmp_path, source)
+    status, out, _ = run_cli(capsys, "info", f"{module}:app", *options)
+    assert status == 0
+    return module, out
+
+
 def section(out: str, title: str) -> dict[str, list[str]]:
     """The rows of one ``info`` table, split into cells and keyed by their first cell."""
     lines = out.split("\n")
@@ -181,11 +192,7 @@ def test_info_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_info_json_has_the_same_facts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = write_module(tmp_path, EXAMPLE)
-
-    status, out, _ = run_cli(capsys, "info", f"{module}:app", "--json")
-
-    assert status == 0
+    module, out = info_of(capsys, tmp_path, EXAMPLE, "--json")
     facts: dict[str, Any] = json.loads(out)
     assert facts["app"] == "svc"
     assert [(c["name"], c["bootstrap_servers"], c["primary"], c["inline"]) for c in facts["clusters"]] == [
@@ -269,11 +276,7 @@ app.routes.topic("plain", handler=handle)
 def test_info_shows_each_routes_retry_backoff_and_dead_letter_queue(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = write_module(tmp_path, FAILURES)
-
-    status, out, _ = run_cli(capsys, "info", f"{module}:app")
-
-    assert status == 0
+    _, out = info_of(capsys, tmp_path, FAILURES)
     rows = section(out, "Failures")
     assert rows["orders"][2:] == [
         "2s x2 up to 60s, jitter 0.1 (Retry); transient: TimeoutError",
@@ -290,11 +293,7 @@ def test_info_shows_each_routes_retry_backoff_and_dead_letter_queue(
 def test_info_json_has_each_routes_retry_and_dead_letter_queue(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = write_module(tmp_path, FAILURES)
-
-    status, out, _ = run_cli(capsys, "info", f"{module}:app", "--json")
-
-    assert status == 0
+    _, out = info_of(capsys, tmp_path, FAILURES, "--json")
     orders, clicks, plain = json.loads(out)["topics"]
     assert orders["retry"] == {
         "initial": 2,
@@ -809,9 +808,7 @@ async def on_orders(messages: Messages[bytes]) -> None: ...
 def test_info_shows_a_replica_and_what_it_runs_failed_over(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = write_module(tmp_path, REPLICATED)
-    status, out, _ = run_cli(capsys, "info", f"{module}:app")
-    assert status == 0
+    module, out = info_of(capsys, tmp_path, REPLICATED)
     replicas = section(out, "Replicas")
     assert replicas["dr"] == [
         "dr",
@@ -824,7 +821,7 @@ def test_info_shows_a_replica_and_what_it_runs_failed_over(
 
     monkeypatch.setenv("AIOSTREAM_KAFKA_FAILED_OVER", "primary")
     del sys.modules[module]
-    status, out, _ = run_cli(capsys, "info", f"{module}:app")
+    _, out, _ = run_cli(capsys, "info", f"{module}:app")
     assert section(out, "Replicas")["dr"][-1] == "yes: runs on dr"
     assert section(out, "Topics")["primary.orders"][:2] == ["primary.orders", "dr"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_cli import isolated_imports, run_cli, section, write_module
+from tests.unit.test_cli import info_of, isolated_imports, section
 
 __all__ = ["isolated_imports"]  # the autouse fixture, for these tests too
 
@@ -35,11 +35,7 @@ app.routes.topic("plain", handler=handle)
 def test_info_lists_each_routes_expiry_delay_filter_and_throttle(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = write_module(tmp_path, FLOW)
-
-    status, out, _ = run_cli(capsys, "info", f"{module}:app")
-
-    assert status == 0
+    module, out = info_of(capsys, tmp_path, FLOW)
     rows = section(out, "Held back from handlers")
     assert rows["alerts"][2] == f"expire after 300s; filter {module}:fresh_only"
     assert rows["mails"][2] == "at most 10 per 60s per partition"
@@ -48,11 +44,7 @@ def test_info_lists_each_routes_expiry_delay_filter_and_throttle(
 
 
 def test_info_json_has_each_routes_flow_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = write_module(tmp_path, FLOW)
-
-    status, out, _ = run_cli(capsys, "info", f"{module}:app", "--json")
-
-    assert status == 0
+    module, out = info_of(capsys, tmp_path, FLOW, "--json")
     flows = {t["topic"]: t["flow"] for t in json.loads(out)["topics"]}
     assert flows["alerts"] == {
         "filter": f"{module}:fresh_only",

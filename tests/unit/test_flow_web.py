@@ -3,12 +3,11 @@ the processes report (messages expired and filtered, partitions throttled, delay
 
 from __future__ import annotations
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiostream_kafka import App, Message, Messages, Throttle
 from aiostream_kafka.web.reports import HeldBack, ProcessReport, decode_process
-from tests.helpers import eventually
+from tests.helpers import eventually, web_page
 
 
 def not_spam(message: Message[bytes]) -> bool:
@@ -58,9 +57,7 @@ async def test_reports_count_what_each_route_held_back_and_the_routing_page_show
 
     ui = app.web.asgi()
     ui.state.ui.board.processes[latest.id] = latest
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://svc") as client:
-        page = await client.get("/routing")
-    await ui.state.ui.aclose()
+    page = await web_page(ui, "/routing")
 
     assert page.status_code == 200
     assert "<h2>Held back from handlers</h2>" in page.text

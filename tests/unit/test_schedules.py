@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import msgspec
 import pytest
 
@@ -14,9 +13,11 @@ from aiostream_kafka import App, ConfigError, JobEnvelope
 from aiostream_kafka.asyncapi import asyncapi_document
 from aiostream_kafka.jobs.cron import Cron
 from aiostream_kafka.jobs.schedule import ScheduleRecord
+from aiostream_kafka.testing.harness import TestApp
 from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.reports import ProcessReport, ScheduleStatus, decode_process, encode
 from tests.asyncapi_schema import problems
+from tests.helpers import web_page
 
 
 def shop() -> App:
@@ -30,6 +31,15 @@ def every_five_minutes(app: App, ran: list[str]) -> None:
         ran.append(title)
 
     app.jobs.consume("reports")
+
+
+async def advance_to_next_tick(t: TestApp) -> float:
+    """Move the virtual clock onto the next five-minute tick and let what it enqueued run; the
+    tick, for the assertions to name."""
+    tick = Cron.parse("*/5 * * * *").next_after(t.clock.now())
+    t.clock.advance(tick - t.clock.now())
+    await t.drain()
+    return tick
 
 
 async def test_advancing_past_a_tick_enqueues_the_job_once_and_runs_it() -> None:
@@ -59,12 +69,9 @@ async def test_advancing_past_a_tick_enqueues_the_job_once_and_runs_it() -> None
 async def test_each_tick_is_recorded_on_the_schedule_topic_in_the_same_transaction() -> None:
     app, ran = shop(), list[str]()
     every_five_minutes(app, ran)
-    cron = Cron.parse("*/5 * * * *")
 
     async with app.testing() as t:
-        tick = cron.next_after(t.clock.now())
-        t.clock.advance(tick - t.clock.now())
-        await t.drain()
+        tick = await advance_to_next_tick(t)
 
         records = [
             msgspec.json.decode(m.value or b"", type=ScheduleRecord)
@@ -184,12 +191,9 @@ async def test_the_scheduler_reports_each_recurring_job_with_its_next_and_last_t
     app, ran = shop(), list[str]()
     every_five_minutes(app, ran)
     app.web.enable(interval=600)
-    cron = Cron.parse("*/5 * * * *")
 
     async with app.testing() as t:
-        tick = cron.next_after(t.clock.now())
-        t.clock.advance(tick - t.clock.now())
-        await t.drain()
+        tick = await advance_to_next_tick(t)
         assert app.web.reporter is not None
         [status] = decode_process(encode(app.web.reporter.snapshot())).schedules
 
@@ -220,9 +224,7 @@ async def test_the_routing_page_lists_schedules_as_their_scheduler_reports_them(
     board._take(True, encode(process("host:42:scheduler", knows)))
 
     assert [s["scheduler"] for s in board.schedules()] == ["host:42:scheduler"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
-        page = await client.get("/routing")
-    await ui.state.ui.aclose()
+    page = await web_page(ui, "/routing")
 
     assert page.status_code == 200
     assert "Recurring jobs (cron, UTC)" in page.text

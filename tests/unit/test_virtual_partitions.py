@@ -38,6 +38,12 @@ def shop(**options: Any) -> App:
     return App("shop", kafka={"bootstrap_servers": "127.0.0.1:1"}, log_events=False, **options)
 
 
+def parity(message: Message[Any]) -> int:
+    """A key putting even offsets in one virtual partition and odd in the other, so a test can
+    tell from an offset which partition its message went to."""
+    return message.offset % 2
+
+
 async def test_a_batch_is_split_by_key_into_virtual_partitions_handled_at_once() -> None:
     app = shop()
     started: list[list[bytes | None]] = []
@@ -123,9 +129,6 @@ async def test_a_failing_virtual_partition_is_retried_alone_and_the_commit_stops
     attempts: list[int] = []
     broken = {"on": True}
 
-    def parity(message: Message[Any]) -> int:
-        return message.offset % 2
-
     @app.route("orders", retry=FAST, virtual_partitions=VirtualPartitions(concurrency=2, key=parity))
     async def handle(messages: Messages[bytes]) -> None:
         for message in messages:
@@ -157,9 +160,6 @@ async def test_a_failing_virtual_partition_is_retried_alone_and_the_commit_stops
 async def test_after_its_retries_a_virtual_partitions_first_unprocessed_message_goes_to_the_dlq() -> None:
     app = shop()
     handled: list[int] = []
-
-    def parity(message: Message[Any]) -> int:
-        return message.offset % 2
 
     @app.route(
         "orders",
@@ -225,9 +225,6 @@ async def test_marks_count_for_their_own_virtual_partition_only() -> None:
     app = shop()
     refused: list[str] = []
     rounds: list[list[int]] = []
-
-    def parity(message: Message[Any]) -> int:
-        return message.offset % 2
 
     @app.route(
         "orders",
@@ -339,9 +336,6 @@ def test_the_route_option_takes_only_a_virtual_partitions() -> None:
 async def test_processing_timeout_bounds_each_virtual_partitions_call() -> None:
     app = shop()
     handled: list[int] = []
-
-    def parity(message: Message[Any]) -> int:
-        return message.offset % 2
 
     @app.route(
         "orders",

@@ -19,7 +19,7 @@ from aiostream_kafka.web.board import StatusBoard
 from aiostream_kafka.web.payloads import show
 from aiostream_kafka.web.reporter import Reporter
 from aiostream_kafka.web.reports import ErrorReport, ProcessReport, decode_process, encode
-from tests.helpers import eventually
+from tests.helpers import eventually, web_page
 
 
 def two_clusters(**options: Any) -> App:
@@ -362,9 +362,7 @@ async def test_the_routing_page_shows_replicas_and_whether_the_app_runs_on_one()
     app.replicas.declare("analytics", of="primary", policy="identity")
     app.replicas.fail_over("primary")
     ui = app.web.asgi()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://ui") as client:
-        page = await client.get("/routing")
-    await ui.state.ui.aclose()
+    page = await web_page(ui, "/routing")
 
     assert page.status_code == 200
     assert "Replicas (MirrorMaker 2)" in page.text
@@ -403,9 +401,7 @@ def test_the_report_says_which_topics_are_exactly_once_and_counts_aborted_transa
 
 async def test_the_routing_page_shows_the_exactly_once_topics_of_each_subscription_group() -> None:
     ui = exactly_once_app().web.asgi()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://svc") as client:
-        page = await client.get("/routing")
-    await ui.state.ui.aclose()
+    page = await web_page(ui, "/routing")
 
     assert page.status_code == 200
     assert "<th>Exactly once</th>" in page.text
@@ -424,9 +420,7 @@ async def test_the_routing_page_shows_how_many_virtual_partitions_each_topic_spl
         pass
 
     ui = app.web.asgi()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui), base_url="http://svc") as client:
-        page = await client.get("/routing")
-    await ui.state.ui.aclose()
+    page = await web_page(ui, "/routing")
 
     assert page.status_code == 200
     assert ">Virtual partitions</th>" in page.text
