@@ -105,7 +105,6 @@ class Executor:
         self._transactional = TransactionalBatches(
             self,
             max_messages=max_messages,
-            monitor=monitor,
             clock=clock,
             in_flight=in_flight,
             offsets=offsets,
@@ -145,7 +144,7 @@ class Executor:
             live = [r for r in chunk if r.offset not in dead] if dead else chunk
             if not live:
                 if route.exactly_once:  # its dead letters, and the offset past them, in a transaction
-                    if not await self._skip_in_transaction(consumer, tp, route, chunk):
+                    if not await self.skip_in_transaction(consumer, tp, route, chunk):
                         return
                 else:
                     self._offsets.advance(tp, chunk[-1].offset + 1)
@@ -158,7 +157,7 @@ class Executor:
             if start + size < len(records):
                 await self._offsets.commit(consumer, only=[tp])
 
-    async def _skip_in_transaction(
+    async def skip_in_transaction(
         self,
         consumer: ConsumerClient,
         tp: TopicPartition,
@@ -166,7 +165,8 @@ class Executor:
         chunk: Sequence[ConsumerRecord[bytes, bytes]],
     ) -> bool:
         """Commit past a chunk of dead-lettered records (with their dead letters) in a
-        transaction; if that fails, the partition waits and comes again from the chunk."""
+        transaction; if that fails, the partition waits and comes again from the chunk. (Also
+        ``TransactionalBatches``', between its transactions.)"""
         try:
             await self._transactions.dead_letter(consumer, tp, None, chunk[-1].offset + 1, self._at(tp))
         except Exception as error:
@@ -201,7 +201,7 @@ class Executor:
                 return False
         elif covered:  # all skipped: done, as dead letters are
             if route.exactly_once:
-                if not await self._skip_in_transaction(consumer, tp, route, covered):
+                if not await self.skip_in_transaction(consumer, tp, route, covered):
                     return False
             else:
                 self._offsets.advance(tp, covered[-1].offset + 1)
