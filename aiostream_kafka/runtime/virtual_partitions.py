@@ -40,7 +40,7 @@ from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
 from aiostream_kafka.runtime.clients import ConsumerClient
-from aiostream_kafka.runtime.failures import FailureHandler
+from aiostream_kafka.runtime.failures import FailureHandler, report_failed, report_retry
 from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
@@ -495,25 +495,10 @@ class VirtualExecutor:
                 completion.finish(part.done(whole=True))
                 continue
             decision = policy.failed(tp.partition, first_unprocessed, error, poison_offset=outcome.poison)
-            transient = decision.action == "wait"
-            self._monitor.emit(
-                "batch.failed",
-                **at,
-                offset=first_unprocessed,
-                attempt=decision.attempts,
-                transient=transient,
-                error=error,
-            )
+            report_failed(self._monitor, at, first_unprocessed, decision, error)
             if decision.action in ("retry", "wait"):
                 delays.append(decision.delay)
-                self._monitor.emit(
-                    "retry.scheduled",
-                    **at,
-                    offset=first_unprocessed,
-                    attempt=decision.attempts if transient else decision.attempts + 1,
-                    delay=decision.delay,
-                    transient=transient,
-                )
+                report_retry(self._monitor, at, first_unprocessed, decision)
                 continue
             culprit = part.as_received(decision.offset)
             if await self._failures.give_up(route.topic, culprit, error, decision, at):
