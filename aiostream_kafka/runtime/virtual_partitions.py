@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -433,13 +433,7 @@ class VirtualExecutor:
                     self._offsets.advance(tp, committed)
                     await self._offsets.commit(consumer, only=[tp])
         except BaseException:
-            for task in tasks:
-                task.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait(tasks)
-            for task in tasks:  # retrieved, so that asyncio does not report them as lost
-                if not task.cancelled():
-                    task.exception()
+            await cancel_and_wait(tasks)
             raise
         outcomes.sort(key=lambda outcome: outcome.part.virtual_partition)
         return outcomes
@@ -516,6 +510,19 @@ class VirtualExecutor:
         else:  # each failure was given up, but what followed it in its virtual partition comes again
             consumer.seek(tp, next_offset)
         return False
+
+
+async def cancel_and_wait(tasks: Collection[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them all, shielded (the caller is usually being cancelled
+    itself); their errors are retrieved, so that asyncio does not report them as lost. Here
+    and in the listener's ``_together``."""
+    for task in tasks:
+        task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def _poison(error: Exception | None, part: VirtualPartition) -> int | None:
