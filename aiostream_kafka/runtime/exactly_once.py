@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from aiokafka import ConsumerRecord, TopicPartition
 
-from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import Messages
 from aiostream_kafka.processing.policy import is_fatal
 from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
@@ -96,7 +95,6 @@ class TransactionalBatches:
         executor: Executor,
         *,
         max_messages: int,
-        monitor: Monitor,
         clock: Clock,
         in_flight: InFlight,
         offsets: Offsets,
@@ -106,7 +104,6 @@ class TransactionalBatches:
     ) -> None:
         self._executor = executor
         self._size = max_messages
-        self._monitor = monitor
         self._clock = clock  # the span's (the harness's runs on virtual time)
         self._in_flight = in_flight
         self._offsets = offsets
@@ -136,7 +133,7 @@ class TransactionalBatches:
                 if not live:  # dead-lettered: the commit moves past them
                     if span.transaction is not None:
                         span.next_offset = chunk[-1].offset + 1
-                    elif not await self._skip(consumer, tp, route, chunk):
+                    elif not await self._executor.skip_in_transaction(consumer, tp, route, chunk):
                         return
                     continue
                 messages = await self._batch(consumer, tp, route, span, chunk, live, limiter)
@@ -162,26 +159,6 @@ class TransactionalBatches:
         finally:
             if span.transaction is not None:  # cancelled or a fatal error: nothing of it may commit
                 await span.abort(RuntimeError("the listener is stopping"))
-
-    async def _skip(
-        self,
-        consumer: ConsumerClient,
-        tp: TopicPartition,
-        route: RunningRoute,
-        chunk: Sequence[ConsumerRecord[bytes, bytes]],
-    ) -> bool:
-        """Commit past a chunk of dead-lettered records (with their dead letters) in a
-        transaction; if that fails, the partition waits and comes again from the chunk."""
-        executor = self._executor
-        try:
-            await self._transactions.dead_letter(consumer, tp, None, chunk[-1].offset + 1, executor.at(tp))
-        except Exception as error:
-            if is_fatal(error):
-                raise
-            self._monitor.emit("error.occurred", **executor.at(tp), type="dlq.dispatch", error=error)
-            self._pauses.pause(consumer, tp, seek_to=chunk[0].offset, delay=route.policy.backoff.delay(1))
-            return False
-        return True
 
     async def _batch(
         self,

@@ -105,7 +105,6 @@ class Executor:
         self._transactional = TransactionalBatches(
             self,
             max_messages=max_messages,
-            monitor=monitor,
             clock=clock,
             in_flight=in_flight,
             offsets=offsets,
@@ -145,7 +144,7 @@ class Executor:
             live = [r for r in chunk if r.offset not in dead] if dead else chunk
             if not live:
                 if route.exactly_once:  # its dead letters, and the offset past them, in a transaction
-                    if not await self._skip_in_transaction(consumer, tp, route, chunk):
+                    if not await self.skip_in_transaction(consumer, tp, route, chunk):
                         return
                 else:
                     self._offsets.advance(tp, chunk[-1].offset + 1)
@@ -158,7 +157,7 @@ class Executor:
             if start + size < len(records):
                 await self._offsets.commit(consumer, only=[tp])
 
-    async def _skip_in_transaction(
+    async def skip_in_transaction(
         self,
         consumer: ConsumerClient,
         tp: TopicPartition,
@@ -166,7 +165,8 @@ class Executor:
         chunk: Sequence[ConsumerRecord[bytes, bytes]],
     ) -> bool:
         """Commit past a chunk of dead-lettered records (with their dead letters) in a
-        transaction; if that fails, the partition waits and comes again from the chunk."""
+        transaction; if that fails, the partition waits and comes again from the chunk. (Also
+        ``TransactionalBatches``', between its transactions.)"""
         try:
             await self._transactions.dead_letter(consumer, tp, None, chunk[-1].offset + 1, self._at(tp))
         except Exception as error:
@@ -201,7 +201,7 @@ class Executor:
                 return False
         elif covered:  # all skipped: done, as dead letters are
             if route.exactly_once:
-                if not await self._skip_in_transaction(consumer, tp, route, covered):
+                if not await self.skip_in_transaction(consumer, tp, route, covered):
                     return False
             else:
                 self._offsets.advance(tp, covered[-1].offset + 1)
@@ -238,10 +238,14 @@ class Executor:
         await self._failures.batch_failed(consumer, tp, route.topic, route.policy, failing, error, where)
 
     def received(
-        self, tp: TopicPartition, route: RunningRoute, live: Sequence[ConsumerRecord[bytes, bytes]]
+        self,
+        tp: TopicPartition,
+        route: RunningRoute,
+        live: Sequence[ConsumerRecord[bytes, bytes]],
+        made: Sequence[Message[Any]] | None = None,
     ) -> Messages[Any]:
-        """The batch of ``live`` records, reported received and held (``InFlight``) until
-        released: for ``TransactionalBatches``."""
+        """The batch of ``live`` records (of ``made``, their messages, if made), reported
+        received and held (``InFlight``) until released: for this and ``TransactionalBatches``."""
         messages = batch_of(
             live,
             topic=tp.topic,
@@ -250,6 +254,7 @@ class Executor:
             decoder=route.topic.decoder,
             attempt=route.policy.attempt(tp.partition),
             is_revoked=lambda: tp in self._in_flight.revoked,
+            messages=made,
         )
         self._monitor.emit(
             "batch.received",
@@ -270,8 +275,9 @@ class Executor:
         attempt: int,
         began: float,
     ) -> None:
-        """A batch of ``live`` records committed in its transaction (``TransactionalBatches``);
-        ``position``: the offset past its chunk."""
+        """A batch of ``live`` records done: its handler returned (``_succeeded``), or it
+        committed in its transaction (``TransactionalBatches``); ``position``: the offset past
+        its chunk."""
         self._offsets.positions[tp] = position
         self._statistics.processed += len(live)
         self._monitor.emit(
@@ -309,27 +315,9 @@ class Executor:
         were dead-lettered or held back by the route's flow); ``made``: their messages, if made."""
         if route.virtual is not None:
             return await self._virtual.run(consumer, tp, route, chunk, live, limiter, self._at(tp))
-        messages = batch_of(
-            live,
-            topic=tp.topic,
-            partition=tp.partition,
-            cluster=route.topic.cluster,
-            decoder=route.topic.decoder,
-            attempt=route.policy.attempt(tp.partition),
-            is_revoked=lambda: tp in self._in_flight.revoked,
-            messages=made,
-        )
+        messages = self.received(tp, route, live, made)
         where = self._at(tp)
-        self._monitor.emit(
-            "batch.received",
-            **where,
-            count=len(live),
-            first_offset=live[0].offset,
-            server=self._server,
-            messages=messages,
-        )
         began = time.perf_counter()
-        self._in_flight.hold(tp, messages)
         transaction: Transaction | None = None
         try:
             if route.exactly_once:
@@ -367,7 +355,7 @@ class Executor:
                 await transaction.abort(RuntimeError("the listener is stopping on a fatal error"))
             messages.close()
             self._in_flight.release(tp)
-        self._succeeded(tp, route, chunk, live, messages, where, began)
+        self._succeeded(tp, route, chunk, live, messages, began)
         if messages.after_batch is None:
             return True
         resume_at = _resume_at(route, chunk, messages)
@@ -381,13 +369,10 @@ class Executor:
         chunk: Sequence[ConsumerRecord[bytes, bytes]],
         live: Sequence[ConsumerRecord[bytes, bytes]],
         messages: Messages[Any],
-        where: dict[str, Any],
         began: float,
     ) -> None:
         """The handler returned: what it finished (or marked) is done."""
         route.policy.succeeded(tp.partition)
-        self._offsets.positions[tp] = chunk[-1].offset + 1
-        self._statistics.processed += len(live)
         # The chunk's records that were not handed (dead-lettered, skipped by the flow) are done
         # once what was handed is: all of it, or with manual offsets once the last is marked.
         end = chunk[-1].offset + 1
@@ -398,15 +383,7 @@ class Executor:
                 progress = end
         if progress is not None and not route.exactly_once:  # (those committed in their transaction)
             self._offsets.advance(tp, progress)
-        self._monitor.emit(
-            "batch.processed",
-            **where,
-            count=len(live),
-            first_offset=live[0].offset,
-            last_offset=live[-1].offset,
-            attempt=messages.attempt,
-            duration=time.perf_counter() - began,
-        )
+        self.processed(tp, live, end, messages.attempt, began)
 
     async def invoke_bounded(
         self, route: RunningRoute, messages: Messages[Any], limiter: anyio.CapacityLimiter | None

@@ -31,6 +31,25 @@ from aiostream_kafka.runtime.pauses import Pauses
 from aiostream_kafka.runtime.transactions import DeadLetter, PartitionTransactions
 
 
+def report_failed(
+    monitor: Monitor, where: dict[str, Any], offset: int, decision: Decision, error: Exception
+) -> None:
+    """``batch.failed`` for a batch failed at ``offset``: here and for a virtual partition."""
+    transient = decision.action == "wait"
+    monitor.emit(
+        "batch.failed", **where, offset=offset, attempt=decision.attempts, transient=transient, error=error
+    )
+
+
+def report_retry(monitor: Monitor, where: dict[str, Any], offset: int, decision: Decision) -> None:
+    """``retry.scheduled`` from ``offset``; a transient failure's wait is not a new attempt."""
+    transient = decision.action == "wait"
+    attempt = decision.attempts if transient else decision.attempts + 1
+    monitor.emit(
+        "retry.scheduled", **where, offset=offset, attempt=attempt, delay=decision.delay, transient=transient
+    )
+
+
 class FailureHandler:
     def __init__(
         self,
@@ -89,26 +108,11 @@ class FailureHandler:
         decision = policy.failed(
             tp.partition, first_unprocessed, error, poison_offset=_poison(error, messages)
         )
-        transient = decision.action == "wait"
         resume = first_unprocessed if rewind_to is None else rewind_to
-        self._monitor.emit(
-            "batch.failed",
-            **where,
-            offset=first_unprocessed,
-            attempt=decision.attempts,
-            transient=transient,
-            error=error,
-        )
+        report_failed(self._monitor, where, first_unprocessed, decision, error)
         if decision.action in ("retry", "wait"):
             self._pauses.pause(consumer, tp, seek_to=resume, delay=decision.delay)
-            self._monitor.emit(
-                "retry.scheduled",
-                **where,
-                offset=resume,
-                attempt=decision.attempts if transient else decision.attempts + 1,
-                delay=decision.delay,
-                transient=transient,
-            )
+            report_retry(self._monitor, where, resume, decision)
             return
         culprit = messages.as_received(decision.offset)
         queue = topic.route.dead_letter_queue

@@ -43,7 +43,7 @@ from aiostream_kafka.runtime.rebalance import Rebalance
 from aiostream_kafka.runtime.slow_batches import watch_slow_batches
 from aiostream_kafka.runtime.statistics import Statistics
 from aiostream_kafka.runtime.transactions import PartitionTransactions
-from aiostream_kafka.runtime.virtual_partitions import Splitter
+from aiostream_kafka.runtime.virtual_partitions import Splitter, cancel_and_wait
 
 #: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0
@@ -78,13 +78,7 @@ async def _together(here: Awaitable[None], beside: list[Coroutine[Any, Any, None
         for task in tasks:
             await task
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        with anyio.CancelScope(shield=True):
-            await asyncio.wait(tasks)
-        for task in tasks:  # retrieved, so that asyncio does not report them as lost
-            if not task.cancelled():
-                task.exception()
+        await cancel_and_wait(tasks)
         raise
 
 

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -40,7 +40,7 @@ from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
 from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
 from aiostream_kafka.runtime.clients import ConsumerClient
-from aiostream_kafka.runtime.failures import FailureHandler
+from aiostream_kafka.runtime.failures import FailureHandler, report_failed, report_retry
 from aiostream_kafka.runtime.in_flight import InFlight
 from aiostream_kafka.runtime.offsets import Offsets
 from aiostream_kafka.runtime.pauses import Pauses
@@ -433,13 +433,7 @@ class VirtualExecutor:
                     self._offsets.advance(tp, committed)
                     await self._offsets.commit(consumer, only=[tp])
         except BaseException:
-            for task in tasks:
-                task.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.wait(tasks)
-            for task in tasks:  # retrieved, so that asyncio does not report them as lost
-                if not task.cancelled():
-                    task.exception()
+            await cancel_and_wait(tasks)
             raise
         outcomes.sort(key=lambda outcome: outcome.part.virtual_partition)
         return outcomes
@@ -495,25 +489,10 @@ class VirtualExecutor:
                 completion.finish(part.done(whole=True))
                 continue
             decision = policy.failed(tp.partition, first_unprocessed, error, poison_offset=outcome.poison)
-            transient = decision.action == "wait"
-            self._monitor.emit(
-                "batch.failed",
-                **at,
-                offset=first_unprocessed,
-                attempt=decision.attempts,
-                transient=transient,
-                error=error,
-            )
+            report_failed(self._monitor, at, first_unprocessed, decision, error)
             if decision.action in ("retry", "wait"):
                 delays.append(decision.delay)
-                self._monitor.emit(
-                    "retry.scheduled",
-                    **at,
-                    offset=first_unprocessed,
-                    attempt=decision.attempts if transient else decision.attempts + 1,
-                    delay=decision.delay,
-                    transient=transient,
-                )
+                report_retry(self._monitor, at, first_unprocessed, decision)
                 continue
             culprit = part.as_received(decision.offset)
             if await self._failures.give_up(route.topic, culprit, error, decision, at):
@@ -531,6 +510,19 @@ class VirtualExecutor:
         else:  # each failure was given up, but what followed it in its virtual partition comes again
             consumer.seek(tp, next_offset)
         return False
+
+
+async def cancel_and_wait(tasks: Collection[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them all, shielded (the caller is usually being cancelled
+    itself); their errors are retrieved, so that asyncio does not report them as lost. Here
+    and in the listener's ``_together``."""
+    for task in tasks:
+        task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def _poison(error: Exception | None, part: VirtualPartition) -> int | None:
