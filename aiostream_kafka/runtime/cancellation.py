@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Collection
+from typing import Any
 
 import anyio
 
@@ -31,3 +33,16 @@ def not_cancelled_by_us(handler_name: str, cancelled: asyncio.CancelledError) ->
     failure = HandlerCancelledError(f"{handler_name} raised CancelledError, but nothing cancelled it")
     failure.__cause__ = cancelled
     return failure
+
+
+async def cancel_and_wait(tasks: Collection[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them all, shielded (the caller is usually being cancelled
+    itself); their errors are retrieved, so that asyncio does not report them as lost. The listener's
+    ``_together`` and the virtual partitions' use it."""
+    for task in tasks:
+        task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()

@@ -26,6 +26,7 @@ from aiostream_kafka.diagnosis import connection_error
 from aiostream_kafka.messages import AfterBatch, Messages
 from aiostream_kafka.processing.policy import FailurePolicy
 from aiostream_kafka.routing.topology import RoutedTopic, SubscriptionGroup
+from aiostream_kafka.runtime.cancellation import cancel_and_wait
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.context import RuntimeContext
 from aiostream_kafka.runtime.exactly_once import TRANSACTION_BATCHES
@@ -43,7 +44,7 @@ from aiostream_kafka.runtime.rebalance import Rebalance
 from aiostream_kafka.runtime.slow_batches import watch_slow_batches
 from aiostream_kafka.runtime.statistics import Statistics
 from aiostream_kafka.runtime.transactions import PartitionTransactions
-from aiostream_kafka.runtime.virtual_partitions import Splitter, cancel_and_wait
+from aiostream_kafka.runtime.virtual_partitions import Splitter
 
 #: How long the cleanup after a stop (last commit, hooks, leaving the group) may take.
 CLOSE_TIMEOUT = 15.0

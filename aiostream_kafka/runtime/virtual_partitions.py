@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -38,7 +38,7 @@ from aiostream_kafka.instrumentation.monitor import Monitor
 from aiostream_kafka.messages import Message, Messages, SeekTarget, from_records
 from aiostream_kafka.processing.policy import FailurePolicy, is_fatal
 from aiostream_kafka.processing.virtual_partitions import VirtualPartitions
-from aiostream_kafka.runtime.cancellation import being_cancelled, not_cancelled_by_us
+from aiostream_kafka.runtime.cancellation import being_cancelled, cancel_and_wait, not_cancelled_by_us
 from aiostream_kafka.runtime.clients import ConsumerClient
 from aiostream_kafka.runtime.failures import FailureHandler, report_failed, report_retry
 from aiostream_kafka.runtime.in_flight import InFlight
@@ -510,19 +510,6 @@ class VirtualExecutor:
         else:  # each failure was given up, but what followed it in its virtual partition comes again
             consumer.seek(tp, next_offset)
         return False
-
-
-async def cancel_and_wait(tasks: Collection[asyncio.Future[Any]]) -> None:
-    """Cancel ``tasks`` and wait for them all, shielded (the caller is usually being cancelled
-    itself); their errors are retrieved, so that asyncio does not report them as lost. Here
-    and in the listener's ``_together``."""
-    for task in tasks:
-        task.cancel()
-    with anyio.CancelScope(shield=True):
-        await asyncio.wait(tasks)
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()
 
 
 def _poison(error: Exception | None, part: VirtualPartition) -> int | None:
